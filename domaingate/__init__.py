@@ -1,0 +1,1 @@
+"""The domaingate command line."""

@@ -1,0 +1,1 @@
+"""DNS checks: parallel lookups against every configured resolver, with a finding per check."""

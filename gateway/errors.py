@@ -1,0 +1,133 @@
+"""Domain errors: each has a stable `code` and HTTP status that the API's error middleware uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomaingateError(Exception):
+    """Base of every error a client may see; `code` and `status` are part of the API contract."""
+
+    code = "INVALID_REQUEST"
+    status = 400
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+class InvalidRequest(DomaingateError, ValueError):
+    code = "INVALID_REQUEST"
+
+
+class InvalidHostname(DomaingateError, ValueError):
+    code = "INVALID_HOSTNAME"
+
+    def __init__(self, raw: str, reason: str) -> None:
+        shown = raw if len(raw) <= 80 else raw[:80] + "…"
+        super().__init__(f"{shown!r} is not a valid hostname: {reason}")
+        self.reason = reason
+
+
+class WildcardNotSupported(DomaingateError, ValueError):
+    code = "WILDCARD_NOT_SUPPORTED"
+
+    def __init__(self, raw: str) -> None:
+        super().__init__(
+            f"{raw[:80]!r}: wildcard domains are not supported; attach each hostname on its own"
+        )
+
+
+class ReservedHostname(DomaingateError, ValueError):
+    code = "RESERVED_HOSTNAME"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} is in a zone reserved by the platform")
+
+
+class InvalidApp(DomaingateError, ValueError):
+    code = "INVALID_APP"
+
+
+class Unauthorized(DomaingateError, PermissionError):
+    code = "UNAUTHORIZED"
+    status = 401
+
+
+class DomainNotFound(DomaingateError, LookupError):
+    code = "DOMAIN_NOT_FOUND"
+    status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no domain {name[:260]!r} is attached")
+
+
+class HostnameAlreadyRegistered(DomaingateError):
+    code = "HOSTNAME_ALREADY_REGISTERED"
+    status = 409
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} is already attached")
+
+
+class HostnameCooldownActive(DomaingateError):
+    code = "HOSTNAME_COOLDOWN_ACTIVE"
+    status = 409
+
+    def __init__(self, name: str, retry_after: int) -> None:
+        super().__init__(
+            f"{name} was recently detached by another tenant; it can be attached again in "
+            f"{retry_after} s",
+            retry_after=retry_after,
+        )
+        self.retry_after = retry_after
+
+
+class InvalidState(DomaingateError):
+    code = "INVALID_STATE"
+    status = 409
+
+
+class PayloadTooLarge(DomaingateError):
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+
+
+class QuotaExceeded(DomaingateError):
+    code = "QUOTA_EXCEEDED"
+    status = 422
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"this tenant already has {limit} domains, its quota", limit=limit)
+
+
+class VerifyRateLimited(DomaingateError):
+    code = "VERIFY_RATE_LIMITED"
+    status = 429
+
+    def __init__(self, scope: str, retry_after: int) -> None:
+        super().__init__(
+            f"too many verification requests for this {scope}; try again in {retry_after} s",
+            retry_after=retry_after,
+        )
+        self.retry_after = retry_after
+
+
+class TenantExists(DomaingateError):
+    code = "TENANT_EXISTS"
+    status = 409
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a tenant named {name!r} exists already")
+
+
+class TenantNotFound(DomaingateError, LookupError):
+    code = "TENANT_NOT_FOUND"
+    status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no tenant named {name[:80]!r}")

@@ -1,0 +1,1 @@
+"""The internal listener: /tls-ask, /route, health and metrics, answered from memory."""

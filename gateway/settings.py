@@ -1,0 +1,299 @@
+"""Settings: `DOMAINGATE_*` environment variables and an optional TOML file, validated at start.
+
+The environment wins over the file. Every error names the key (and the file, when it came from
+one), so a bad deployment stops at once with a message an operator can act on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "DOMAINGATE_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the key."""
+
+    def __init__(self, key: str, problem: str, source: str = "") -> None:
+        where = f" (in {source})" if source else ""
+        super().__init__(f"setting {ENV_PREFIX}{key}{where}: {problem}")
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    db: Path = Path("./domaingate.db")
+    api_listen: Listen = Listen("127.0.0.1", 8080)
+    internal_listen: Listen = Listen("127.0.0.1", 9123)
+    # The internal listener answers /tls-ask without authentication: binding it anywhere but
+    # loopback must be a deliberate choice.
+    internal_allow_public: bool = False
+    platform_zone: str = "apps.localhost"
+    reserved: tuple[str, ...] = ()
+    upstream_template: str = "{app}.internal:80"
+    edge_ipv4: tuple[str, ...] = ()
+    edge_ipv6: tuple[str, ...] = ()
+    resolvers: tuple[Listen, ...] = (Listen("1.1.1.1", 53), Listen("8.8.8.8", 53))
+    txt_prefix: str = "_domaingate"
+    require_txt: bool = False
+    caddy_storage: Path = Path("/var/lib/caddy/.local/share/caddy")
+    allowed_cas: tuple[str, ...] = ("letsencrypt.org",)
+    expiring_days: float = 14
+    admin_token: str | None = None
+    max_domains_per_tenant: int = 10
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    cert_scan_interval: float = 60
+    pending_fast_interval: float = 60
+    pending_fast_window: float = 900
+    pending_slow_interval: float = 300
+    retry_budget: float = 259200
+    drift_interval: float = 3600
+    drift_grace: float = 259200
+    dns_timeout: float = 5.0
+    check_concurrency: int = 50
+    log_level: str = "INFO"
+
+    @property
+    def reserved_zones(self) -> tuple[str, ...]:
+        return (self.platform_zone, *self.reserved)
+
+    def cname_target(self, app: str) -> str:
+        return f"{app}.{self.platform_zone}"
+
+    def upstream(self, app: str) -> str:
+        return self.upstream_template.replace("{app}", app)
+
+
+def _parse_listen(value: str, default_port: int | None = None) -> Listen:
+    text = value.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise ValueError("unclosed '[' in address")
+        port_text = rest.removeprefix(":") if rest else ""
+    elif text.count(":") > 1:
+        host, port_text = text, ""  # bare IPv6 address
+    else:
+        host, _, port_text = text.partition(":")
+    if not host:
+        raise ValueError("the host is empty")
+    if not port_text:
+        if default_port is None:
+            raise ValueError("expected host:port")
+        return Listen(host, default_port)
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad port {port_text!r}")
+    return Listen(host, int(port_text))
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(item).strip() for item in value if str(item).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _as_positive(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number of seconds")
+    number = float(value)
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def _as_count(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    number = int(str(value).strip()) if not isinstance(value, int | float) else int(value)
+    if number < 1:
+        raise ValueError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
+def _as_zone(value: Any) -> str:
+    zone = str(value).strip().lower().rstrip(".")
+    if not zone or any(not label for label in zone.split(".")):
+        raise ValueError(f"expected a DNS zone such as apps.example.com, got {value!r}")
+    return zone
+
+
+def _as_addresses(version: int) -> Callable[[Any], tuple[str, ...]]:
+    def parse(value: Any) -> tuple[str, ...]:
+        out = []
+        for item in _as_list(value):
+            address = ipaddress.ip_address(item)
+            if address.version != version:
+                raise ValueError(f"{item} is not an IPv{version} address")
+            out.append(str(address))
+        return tuple(out)
+
+    return parse
+
+
+def _as_url(value: Any) -> str | None:
+    text = str(value).strip()
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL, got {text!r}")
+    return text
+
+
+def _as_secret(value: Any) -> str | None:
+    text = str(value).strip()
+    if not text:
+        return None
+    if len(text) < 16:
+        raise ValueError("must be at least 16 characters")
+    return text
+
+
+def _as_template(value: Any) -> str:
+    text = str(value).strip()
+    if "{app}" not in text:
+        raise ValueError("must contain {app}")
+    return text
+
+
+def _as_prefix(value: Any) -> str:
+    text = str(value).strip().strip(".").lower()
+    if not text or any(not label for label in text.split(".")):
+        raise ValueError(f"expected a DNS label such as _domaingate, got {value!r}")
+    return text
+
+
+def _as_log_level(value: Any) -> str:
+    text = str(value).strip().upper()
+    if text not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return text
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "db": lambda v: Path(str(v)),
+    "api_listen": _parse_listen,
+    "internal_listen": _parse_listen,
+    "internal_allow_public": _as_bool,
+    "platform_zone": _as_zone,
+    "reserved": lambda v: tuple(_as_zone(z) for z in _as_list(v)),
+    "upstream_template": _as_template,
+    "edge_ipv4": _as_addresses(4),
+    "edge_ipv6": _as_addresses(6),
+    "resolvers": lambda v: tuple(_parse_listen(r, 53) for r in _as_list(v)) or _raise("is empty"),
+    "txt_prefix": _as_prefix,
+    "require_txt": _as_bool,
+    "caddy_storage": lambda v: Path(str(v)),
+    "allowed_cas": lambda v: tuple(ca.lower() for ca in _as_list(v)),
+    "expiring_days": _as_positive,
+    "admin_token": _as_secret,
+    "max_domains_per_tenant": _as_count,
+    "webhook_url": _as_url,
+    "webhook_secret": _as_secret,
+    "cert_scan_interval": _as_positive,
+    "pending_fast_interval": _as_positive,
+    "pending_fast_window": _as_positive,
+    "pending_slow_interval": _as_positive,
+    "retry_budget": _as_positive,
+    "drift_interval": _as_positive,
+    "drift_grace": _as_positive,
+    "dns_timeout": _as_positive,
+    "check_concurrency": _as_count,
+    "log_level": _as_log_level,
+}
+
+
+def _raise(problem: str) -> Any:
+    raise ValueError(problem)
+
+
+def load_settings(
+    config: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build Settings from a TOML file, then the environment, then keyword overrides (tests)."""
+    env = os.environ if env is None else env
+    known = {f.name for f in fields(Settings)}
+    raw: dict[str, tuple[Any, str]] = {}
+    if config is not None:
+        try:
+            data = tomllib.loads(config.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError("CONFIG", f"cannot read {config}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError("CONFIG", f"{config} is not valid TOML: {exc}") from exc
+        for key, value in data.items():
+            name = key.lower().removeprefix(ENV_PREFIX.lower())
+            if name not in known:
+                raise SettingsError(key.upper(), "unknown setting", str(config))
+            raw[name] = (value, str(config))
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name not in known:
+            # A typo such as DOMAINGATE_RESOLVER would otherwise be silently ignored.
+            raise SettingsError(key[len(ENV_PREFIX) :], "unknown setting", "environment")
+        raw[name] = (value, "environment")
+    values: dict[str, Any] = {}
+    for name, (value, source) in raw.items():
+        try:
+            values[name] = _PARSERS[name](value)
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(name.upper(), str(exc), source) from exc
+    values.update(overrides)
+    settings = Settings(**values)
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(settings: Settings) -> None:
+    if not settings.internal_listen.is_loopback and not settings.internal_allow_public:
+        raise SettingsError(
+            "INTERNAL_LISTEN",
+            f"{settings.internal_listen} is not a loopback address; the internal listener answers "
+            "the TLS gate without authentication. Set DOMAINGATE_INTERNAL_ALLOW_PUBLIC=true to "
+            "bind it there anyway",
+        )
+    if settings.internal_listen == settings.api_listen:
+        raise SettingsError("API_LISTEN", "must differ from INTERNAL_LISTEN")
+    if settings.webhook_url and not settings.webhook_secret:
+        raise SettingsError("WEBHOOK_SECRET", "is required when WEBHOOK_URL is set")

@@ -1,0 +1,1 @@
+"""The store: SQLite connection, migrations and the repository of tenants, domains and events."""

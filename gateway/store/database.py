@@ -1,0 +1,156 @@
+"""The SQLite database: connections, pragmas, migrations and write transactions.
+
+One writer connection per process, serialised by an asyncio lock and `BEGIN IMMEDIATE` (which also
+serialises against other processes through SQLite's own lock), and a separate reader connection so
+that a read never sees another task's uncommitted write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+
+import aiosqlite
+
+Clock = Callable[[], float]
+
+_MIGRATION_NAME = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
+BUSY_TIMEOUT_MS = 5000
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) for every file in the `sql` package, in order."""
+    found = []
+    for entry in importlib.resources.files("gateway.sql").iterdir():
+        match = _MIGRATION_NAME.fullmatch(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [version for version, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise MigrationError(f"migrations must be numbered 001, 002, … without gaps: {versions}")
+    return found
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    # isolation_level=None: transactions are explicit, never opened behind our back.
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    # FULL: an acknowledged write survives power loss, not only a process crash.
+    await conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+async def migrate(conn: aiosqlite.Connection) -> int:
+    """Apply pending migrations; returns the schema version. Safe to run from several processes."""
+    await conn.execute("PRAGMA journal_mode = WAL")
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        async with conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        current = int(row[0]) if row else 0
+        known = migrations()
+        if current > len(known):
+            raise MigrationError(
+                f"the database is at schema version {current}, newer than this domaingate "
+                f"({len(known)}); upgrade domaingate"
+            )
+        for version, _name, sql in known[current:]:
+            for statement in _statements(sql):
+                await conn.execute(statement)
+            await conn.execute(f"PRAGMA user_version = {version}")
+            current = version
+        await conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise
+    return current
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT on its own; split on complete statements instead so the whole
+    # migration runs in our transaction.
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not buffer.strip().startswith("--"):
+        statements.append(buffer.strip())
+    return statements
+
+
+class Database:
+    """The process's connections to one SQLite file."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await _connect(path)
+        try:
+            await migrate(writer)
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(path, writer, reader)
+
+    async def close(self) -> None:
+        await self._reader.close()
+        await self._writer.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        return self._reader
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction: commits on success, rolls back on any exception."""
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+                await self._writer.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT (disk full, say) leaves the transaction open: end it here so the
+                # connection is usable again.
+                if self._writer.in_transaction:
+                    await self._writer.execute("ROLLBACK")
+                raise
+
+
+async def open_connection(path: Path) -> aiosqlite.Connection:
+    """A plain connection with the project's pragmas, for watchers and tools."""
+    return await _connect(path)

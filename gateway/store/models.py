@@ -1,0 +1,104 @@
+"""Value objects read from the store: tenants, domains and domain events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from gateway.hostnames import Kind
+from gateway.states import Status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tenant:
+    id: int
+    name: str
+    created_at: float
+    revoked_at: float | None
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Tenant:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            created_at=row["created_at"],
+            revoked_at=row["revoked_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Domain:
+    id: int
+    hostname: str
+    tenant_id: int
+    tenant: str
+    app: str
+    status: Status
+    kind: Kind
+    method: str
+    txt_token: str
+    created_at: float
+    updated_at: float
+    verified_at: float | None
+    last_checked_at: float | None
+    next_check_at: float | None
+    last_check_code: str | None
+    last_check_message: str | None
+    failure_count: int
+    failing_since: float | None
+    dns_provider: str | None
+    cert_expires_at: float | None
+    cert_issuer: str | None
+    removed_at: float | None
+
+    def __post_init__(self) -> None:
+        if self.method not in {"cname", "txt"}:
+            raise ValueError(f"unknown verification method {self.method!r}")
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Domain:
+        values: dict[str, Any] = {name: row[name] for name in _DOMAIN_COLUMNS}
+        values["status"] = Status(values["status"])
+        values["kind"] = Kind(values["kind"])
+        return cls(**values)
+
+
+_DOMAIN_COLUMNS = tuple(name for name in Domain.__dataclass_fields__ if name != "tenant") + (
+    "tenant",
+)
+
+# SELECT list for Domain.from_row: every domain column plus the tenant's name.
+DOMAIN_SELECT = (
+    "SELECT "
+    + ", ".join(f"d.{name}" for name in _DOMAIN_COLUMNS if name != "tenant")
+    + ", t.name AS tenant FROM domains d JOIN tenants t ON t.id = d.tenant_id"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DomainEvent:
+    id: int
+    event_id: str
+    domain_id: int
+    type: str
+    from_status: Status | None
+    to_status: Status
+    reason: str | None
+    message: str | None
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> DomainEvent:
+        return cls(
+            id=row["id"],
+            event_id=row["event_id"],
+            domain_id=row["domain_id"],
+            type=row["type"],
+            from_status=Status(row["from_status"]) if row["from_status"] else None,
+            to_status=Status(row["to_status"]),
+            reason=row["reason"],
+            message=row["message"],
+            created_at=row["created_at"],
+        )

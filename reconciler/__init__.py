@@ -1,0 +1,1 @@
+"""The reconciler daemon: DNS schedule, certificate scan, state moves, clean-up and webhooks."""
