@@ -1,0 +1,176 @@
+"""Certificates found in Caddy's file_system storage: an incremental scan of every issuer.
+
+Caddy keeps a certificate at `{root}/certificates/{issuer-key}/{name}/{name}.crt`, the leaf first
+and the chain after it. The scan reads every issuer directory, keeps the certificate that ends
+latest for each name, and parses a file again only when its (mtime_ns, size) changed; a file that
+cannot be read or parsed is logged once per version and left out.
+
+Wildcard directories (`wildcard_.example.com`) are ignored: domaingate never attaches wildcards, so
+such a certificate was configured by the operator outside the gate and says nothing about whether a
+tenant's own certificate exists. Clean-up never touches them either.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+log = logging.getLogger(__name__)
+
+_PEM_CERT = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
+)
+WILDCARD_PREFIX = "wildcard_"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CertFact:
+    """The leaf certificate stored for `name`: its validity and who issued it."""
+
+    name: str
+    not_before: float
+    not_after: float
+    issuer: str
+    issuer_key: str
+    path: Path
+
+    def __post_init__(self) -> None:
+        if self.not_after < self.not_before:
+            raise ValueError(f"{self.path}: the certificate ends before it begins")
+
+
+class CertError(ValueError):
+    """A stored certificate file that cannot be used."""
+
+
+def certificates_dir(storage: Path) -> Path:
+    return storage / "certificates"
+
+
+def issuer_dirs(storage: Path) -> Iterator[Path]:
+    """Every issuer directory under the storage root (none when the root does not exist yet)."""
+    try:
+        entries = list(os.scandir(certificates_dir(storage)))
+    except FileNotFoundError:
+        return
+    for entry in sorted(entries, key=lambda e: e.name):
+        if entry.is_dir(follow_symlinks=False):
+            yield Path(entry.path)
+
+
+def parse_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> CertFact:
+    """The first PEM block of a `.crt` file as a CertFact, or CertError."""
+    match = _PEM_CERT.search(data)
+    if match is None:
+        raise CertError(f"{path}: no PEM certificate in the file")
+    try:
+        cert = x509.load_pem_x509_certificate(match.group(0))
+    except ValueError as exc:
+        raise CertError(f"{path}: the leaf certificate does not parse: {exc}") from exc
+    if not _covers(cert, name):
+        raise CertError(f"{path}: the certificate does not name {name} among its DNS names")
+    return CertFact(
+        name=name,
+        not_before=cert.not_valid_before_utc.timestamp(),
+        not_after=cert.not_valid_after_utc.timestamp(),
+        issuer=_issuer_label(cert) or issuer_key,
+        issuer_key=issuer_key,
+        path=path,
+    )
+
+
+def _covers(cert: x509.Certificate, name: str) -> bool:
+    # Caddy names the directory after the SAN it asked for; a file that disagrees was put there by
+    # hand or is half-written, and must not make a domain active.
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return name in (dns.lower().rstrip(".") for dns in san.get_values_for_type(x509.DNSName))
+
+
+def _issuer_label(cert: x509.Certificate) -> str | None:
+    for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME):
+        for attribute in cert.issuer.get_attributes_for_oid(oid):
+            value = attribute.value
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            if text.strip():
+                return text.strip()
+    return None
+
+
+_Stamp = tuple[int, int]
+
+
+class CertScanner:
+    """Scans one storage root; remembers what it parsed so an unchanged file costs one stat()."""
+
+    def __init__(self, storage: Path) -> None:
+        self.storage = storage
+        self.parsed = 0  # files parsed since creation: tests and metrics read it
+        self._cache: dict[Path, tuple[_Stamp, CertFact | None]] = {}
+
+    def scan(self) -> dict[str, CertFact]:
+        """The latest certificate per name. Blocking file I/O: run it in a thread."""
+        latest: dict[str, CertFact] = {}
+        seen: set[Path] = set()
+        for issuer_dir in issuer_dirs(self.storage):
+            for path, name in _crt_files(issuer_dir):
+                seen.add(path)
+                fact = self._fact(path, name, issuer_dir.name)
+                if fact is None:
+                    continue
+                known = latest.get(name)
+                if known is None or fact.not_after > known.not_after:
+                    latest[name] = fact
+        # Forget deleted files, so the cache stays the size of the storage.
+        for gone in self._cache.keys() - seen:
+            del self._cache[gone]
+        return latest
+
+    def _fact(self, path: Path, name: str, issuer_key: str) -> CertFact | None:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            log.warning("cannot stat %s: %s", path, exc.strerror or exc)
+            self._cache.pop(path, None)
+            return None
+        stamp = (st.st_mtime_ns, st.st_size)
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        fact: CertFact | None
+        self.parsed += 1
+        try:
+            fact = parse_leaf(path.read_bytes(), name=name, issuer_key=issuer_key, path=path)
+        except OSError as exc:
+            log.warning("cannot read %s: %s", path, exc.strerror or exc)
+            fact = None
+        except CertError as exc:
+            # Cached as None too: a broken file is reported once, not at every scan.
+            log.warning("skipping certificate: %s", exc)
+            fact = None
+        self._cache[path] = (stamp, fact)
+        return fact
+
+
+def _crt_files(issuer_dir: Path) -> Iterator[tuple[Path, str]]:
+    try:
+        entries = list(os.scandir(issuer_dir))
+    except OSError as exc:
+        log.warning("cannot list %s: %s", issuer_dir, exc.strerror or exc)
+        return
+    for entry in sorted(entries, key=lambda e: e.name):
+        name = entry.name
+        if name.startswith(WILDCARD_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        path = Path(entry.path) / f"{name}.crt"
+        if path.is_file():
+            yield path, name.lower()

@@ -1,0 +1,70 @@
+"""Removal clean-up: delete a removed domain's certificates from Caddy's storage, in every issuer.
+
+Caddy serves a certificate it finds in storage after a restart without asking the gate, so a removed
+domain's certificate directories must go. They are kept when the hostname is live again (re-attached
+by its old tenant, or by another after the cool-down): that domain's certificate is then the one in
+storage. The liveness check, the deletion and `certs_cleaned_at` share one write transaction, so an
+attach cannot slip in between the check and the deletion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.store import reconcile as store
+from gateway.store.database import Clock, Database
+from reconciler.certs import issuer_dirs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, kw_only=True)
+class CleanupResult:
+    cleaned: int = 0
+    kept_live: int = 0
+    deleted_dirs: int = 0
+    errors: int = 0
+
+
+def cert_dirs(storage: Path, hostname: str) -> list[Path]:
+    """The directories holding `hostname`'s certificate in every issuer directory."""
+    if not hostname or hostname in {".", ".."} or "/" in hostname or "\\" in hostname:
+        # Hostnames are normalised before they are stored; this guards the rmtree below anyway.
+        raise ValueError(f"refusing to build a storage path from {hostname!r}")
+    return [d / hostname for d in issuer_dirs(storage) if (d / hostname).is_dir()]
+
+
+def delete_cert_dirs(storage: Path, hostname: str) -> int:
+    """Delete them; returns how many. Blocking: run it in a thread."""
+    found = cert_dirs(storage, hostname)
+    for path in found:
+        if path.is_symlink():
+            path.unlink()
+        else:
+            shutil.rmtree(path)
+        log.info("deleted %s from Caddy's storage", path)
+    return len(found)
+
+
+async def clean_removed(db: Database, storage: Path, clock: Clock) -> CleanupResult:
+    result = CleanupResult()
+    for domain in await store.uncleaned_removals(db):
+        try:
+            async with db.write() as conn:
+                if await store.hostname_is_live(conn, domain.hostname):
+                    result.kept_live += 1
+                else:
+                    result.deleted_dirs += await asyncio.to_thread(
+                        delete_cert_dirs, storage, domain.hostname
+                    )
+                await store.mark_certs_cleaned(conn, domain.id, clock())
+            result.cleaned += 1
+        except (OSError, ValueError) as exc:
+            # Left unmarked, so the next run tries again (after the operator fixes permissions).
+            result.errors += 1
+            log.warning("cannot delete the certificates of %s: %s", domain.hostname, exc)
+    return result

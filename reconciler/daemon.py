@@ -1,0 +1,242 @@
+"""The daemon: wires the reconciler's jobs into an APScheduler 3.x `AsyncIOScheduler` and runs them.
+
+Jobs: the lease (renewed every third of its ttl), due DNS checks (polled every second or the
+shortest check interval, whichever is smaller), the certificate scan (`CERT_SCAN_INTERVAL`), removal
+clean-up, and webhook delivery. Every job but the lease does nothing unless this process holds the
+lease. Shutdown is graceful: no new runs start, running jobs and DNS checks get a few seconds to
+write their results, then everything opened here is closed in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from gateway.dns.checker import DnsChecker
+from gateway.settings import Settings
+from gateway.store import reconcile as store
+from gateway.store.database import Clock, Database
+from reconciler.apply import apply_cert_changes
+from reconciler.certs import CertScanner
+from reconciler.cleanup import clean_removed
+from reconciler.lease import Lease
+from reconciler.plan import plan_certs
+from reconciler.schedule import Checker, DnsSchedule
+from reconciler.webhooks import Backoff, WebhookSender
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tuning:
+    """Internals that are not operator settings: fixed in production, shortened by tests."""
+
+    lease_ttl: float = 30.0
+    webhook_interval: float = 1.0
+    cleanup_interval: float = 30.0
+    webhook_backoff: Backoff = field(default_factory=Backoff)
+    # How long running jobs and DNS checks may take to write their results at shutdown.
+    shutdown_grace: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("lease_ttl", "webhook_interval", "cleanup_interval", "shutdown_grace"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+
+
+class Reconciler:
+    """One reconciler process's jobs over an open database. `start()`, later `close()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        checker: Checker | None = None,
+        session: aiohttp.ClientSession | None = None,
+        clock: Clock = time.time,
+        tuning: Tuning | None = None,
+        holder: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self.tuning = tuning or Tuning()
+        self.lease = Lease(db, clock, ttl=self.tuning.lease_ttl, holder=holder)
+        self.dns = DnsSchedule(db, settings, checker or DnsChecker.from_settings(settings), clock)
+        self.scanner = CertScanner(settings.caddy_storage)
+        self.webhooks: WebhookSender | None = None
+        if settings.webhook_url and settings.webhook_secret and session is not None:
+            self.webhooks = WebhookSender(
+                db,
+                session,
+                url=settings.webhook_url,
+                secret=settings.webhook_secret,
+                clock=clock,
+                backoff=self.tuning.webhook_backoff,
+            )
+        self.runs: Counter[str] = Counter()  # work jobs that ran (not skipped for the lease)
+        self.skipped: Counter[str] = Counter()  # work jobs skipped: another process holds the lease
+        self._scheduler: Any = None  # AsyncIOScheduler is untyped; kept private
+        self._running: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+
+    # The jobs. Each is also callable on its own (tests, `domaingate` commands).
+    async def check_dns(self) -> int:
+        return await self.dns.poll()
+
+    async def scan_certs(self) -> int:
+        certs = await asyncio.to_thread(self.scanner.scan)
+        domains = await store.live_domains(self.db)
+        changes = plan_certs(domains, certs, self.clock(), self.settings.expiring_days)
+        result = await apply_cert_changes(self.db, changes, self.clock)
+        return result.applied
+
+    async def clean_up(self) -> int:
+        result = await clean_removed(self.db, self.settings.caddy_storage, self.clock)
+        return result.cleaned
+
+    async def deliver_webhooks(self) -> int:
+        if self.webhooks is None:
+            return 0
+        return (await self.webhooks.deliver_due()).delivered
+
+    async def start(self) -> None:
+        # Try the lease before the first tick, so a lone reconciler works from its first second.
+        await self.lease.renew()
+        settings = self.settings
+        dns_poll = min(
+            1.0,
+            settings.pending_fast_interval,
+            settings.pending_slow_interval,
+            settings.drift_interval,
+        )
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        self._add(scheduler, "lease", self.lease.renew, self.lease.renew_every, guarded=False)
+        self._add(scheduler, "dns", self.check_dns, dns_poll)
+        self._add(scheduler, "certs", self.scan_certs, settings.cert_scan_interval)
+        cleanup_every = min(self.tuning.cleanup_interval, settings.cert_scan_interval)
+        self._add(scheduler, "cleanup", self.clean_up, cleanup_every)
+        if self.webhooks is not None:
+            self._add(scheduler, "webhooks", self.deliver_webhooks, self.tuning.webhook_interval)
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def _add(
+        self, scheduler: Any, name: str, job: Job, every: float, *, guarded: bool = True
+    ) -> None:
+        scheduler.add_job(
+            functools.partial(self._run_job, name, job, guarded),
+            "interval",
+            seconds=every,
+            id=name,
+            name=name,
+            # One run at a time per job; runs missed while busy collapse into one, never pile up.
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),
+        )
+
+    async def _run_job(self, name: str, job: Job, guarded: bool) -> None:
+        if self._stopping:
+            return
+        if guarded and not self.lease.held():
+            self.skipped[name] += 1
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            await job()
+            if guarded:
+                self.runs[name] += 1
+        except Exception:
+            # Logged here, once, with the job's name; the scheduler keeps the job for its next run.
+            log.exception("reconciler job %s failed", name)
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    async def close(self) -> None:
+        """Stop the jobs, let running ones finish within the grace time, release the lease."""
+        self._stopping = True
+        if self._scheduler is not None:
+            self._scheduler.pause()
+        grace = self.tuning.shutdown_grace
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace)
+        await self.dns.close(grace=grace)
+        if self._scheduler is not None:
+            # Cancels whatever outlived the grace; wait=False because asyncio jobs cannot be joined.
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+            # AsyncIOScheduler.shutdown() only schedules itself with call_soon: let it run now,
+            # while the loop is certainly still alive.
+            await asyncio.sleep(0)
+            leftovers = set(self._running)
+            if leftovers:
+                await asyncio.gather(*leftovers, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.lease.release()
+
+
+async def run(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    clock: Clock = time.time,
+    checker: Checker | None = None,
+    tuning: Tuning | None = None,
+    holder: str | None = None,
+) -> None:
+    """Run the reconciler on `settings` until `stop` is set, then shut down gracefully."""
+    async with contextlib.AsyncExitStack() as stack:
+        db = await Database.open(settings.db)
+        stack.push_async_callback(db.close)
+        session: aiohttp.ClientSession | None = None
+        if settings.webhook_url:
+            session = aiohttp.ClientSession()
+            stack.push_async_callback(session.close)
+        reconciler = Reconciler(
+            settings,
+            db,
+            checker=checker,
+            session=session,
+            clock=clock,
+            tuning=tuning,
+            holder=holder,
+        )
+        stack.push_async_callback(reconciler.close)
+        await reconciler.start()
+        log.info("reconciler started on %s (holder %s)", settings.db, reconciler.lease.holder)
+        await stop.wait()
+        log.info("reconciler stopping")
+
+
+async def serve(settings: Settings) -> None:
+    """`run()` with SIGTERM and SIGINT wired to a graceful stop (`python -m reconciler`)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # Handlers only set the event: the shutdown itself runs in `run()`, in the normal flow.
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await run(settings, stop)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,130 @@
+"""The DNS schedule: run the checks that are due, at most `check_concurrency` at a time.
+
+Each domain carries its own `next_check_at`, written by `gateway.lifecycle.plan_check` (the fast and
+slow pending intervals, the drift interval, the retry budget and the drift grace all live there), so
+this module only has to poll for due rows often and start their checks. Checks run as tasks that
+outlive the poll, so one slow resolver does not hold back domains that fall due a second later; a
+domain already in flight is not selected again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import Protocol
+
+from gateway.dns.checker import Expectation
+from gateway.dns.findings import CheckReport
+from gateway.errors import InvalidState
+from gateway.lifecycle import Policy, plan_check
+from gateway.settings import Settings
+from gateway.store import domains as domain_store
+from gateway.store import reconcile as store
+from gateway.store.database import Clock, Database
+from gateway.store.models import Domain
+
+log = logging.getLogger(__name__)
+
+
+class Checker(Protocol):
+    async def check(self, expectation: Expectation) -> CheckReport: ...
+
+
+def expectation_for(domain: Domain, settings: Settings) -> Expectation:
+    return Expectation(
+        hostname=domain.hostname,
+        kind=domain.kind,
+        cname_target=settings.cname_target(domain.app),
+        txt_name=f"{settings.txt_prefix}.{domain.hostname}",
+        txt_value=domain.txt_token,
+        # The method was fixed at attach time (apex, or REQUIRE_TXT then): keep asking for what the
+        # tenant was told to publish.
+        require_txt=domain.method == "txt",
+        edge_ipv4=settings.edge_ipv4,
+        edge_ipv6=settings.edge_ipv6,
+    )
+
+
+class DnsSchedule:
+    def __init__(self, db: Database, settings: Settings, checker: Checker, clock: Clock) -> None:
+        self._db = db
+        self._settings = settings
+        self._checker = checker
+        self._clock = clock
+        self._policy = Policy.from_settings(settings)
+        self._semaphore = asyncio.Semaphore(settings.check_concurrency)
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self.checks_run = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def poll(self) -> int:
+        """Start the checks that are due now; returns how many were started."""
+        # Select at most two rounds of the concurrency ahead: the rest stays due in the table,
+        # where a restart or another reconciler finds it.
+        room = 2 * self._settings.check_concurrency - len(self._in_flight)
+        if room <= 0:
+            return 0
+        due = await store.due_domains(
+            self._db, self._clock(), room, exclude=frozenset(self._in_flight)
+        )
+        for domain in due:
+            task = asyncio.create_task(self._guarded(domain), name=f"check {domain.hostname}")
+            self._in_flight[domain.id] = task
+            task.add_done_callback(functools.partial(self._finished, domain.id))
+        return len(due)
+
+    def _finished(self, domain_id: int, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(domain_id, None)
+
+    async def run_due(self) -> int:
+        """Start the due checks and wait for them (and any already in flight) to finish."""
+        started = await self.poll()
+        await self.drain()
+        return started
+
+    async def drain(self) -> None:
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Let running checks finish (they write their results), cancel the rest after `grace` s."""
+        tasks = list(self._in_flight.values())
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _guarded(self, domain: Domain) -> None:
+        async with self._semaphore:
+            try:
+                await self.check_one(domain)
+            except Exception:
+                log.exception("checking %s failed", domain.hostname)
+                # Without this the row stays due and would be retried (and logged) every poll.
+                await store.postpone_check(
+                    self._db, domain, self._clock() + self._policy.fast_interval
+                )
+
+    async def check_one(self, domain: Domain) -> Domain | None:
+        """Check one domain now and write the outcome; None if it changed status meanwhile."""
+        report = await self._checker.check(expectation_for(domain, self._settings))
+        now = self._clock()
+        plan = plan_check(domain, report, now, self._policy)
+        self.checks_run += 1
+        try:
+            updated = await domain_store.apply_check(self._db, domain, plan, now)
+        except InvalidState:
+            updated = None
+        if updated is None:
+            log.info("%s changed status during its check; checked again later", domain.hostname)
+        elif plan.target is not None:
+            log.info(
+                "%s: %s → %s (%s)", domain.hostname, domain.status, plan.target, plan.reason or "ok"
+            )
+        return updated

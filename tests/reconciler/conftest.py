@@ -1,0 +1,266 @@
+"""Fixtures for the reconciler tests: a real SQLite store on tmp_path, tenants, domains in any
+status, certificates made with `cryptography` in a Caddy-shaped storage tree, a controllable clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from gateway import hostnames
+from gateway.settings import Settings, load_settings
+from gateway.states import Status
+from gateway.store import domains as domain_store
+from gateway.store import tenants
+from gateway.store.database import Database
+from gateway.store.models import Domain, Tenant
+
+if importlib.util.find_spec("gateway.sql") is None:
+    # An uninstalled checkout: pyproject maps the `sql/` directory to `gateway.sql` only when the
+    # project is installed (`pip install -e .`). Mirror that mapping so the migrations are found.
+    sys.modules["gateway.sql"] = importlib.import_module("sql")
+
+DAY = 86400.0
+T0 = 1_750_000_000.0  # a fixed "now" for tests that drive the clock by hand
+
+
+class FakeClock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Path:
+    root = tmp_path / "caddy"
+    (root / "certificates").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path, storage: Path) -> Settings:
+    return load_settings(
+        env={}, db=tmp_path / "x.db", caddy_storage=storage, platform_zone="apps.example.net"
+    )
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    async with await Database.open(settings.db) as database:
+        yield database
+
+
+@pytest.fixture
+async def tenant(db: Database, clock: FakeClock) -> Tenant:
+    created, _token = await tenants.create(db, "acme", clock)
+    return created
+
+
+# The shortest path from pending to each status, through the state table.
+PATHS: dict[Status, tuple[Status, ...]] = {
+    Status.PENDING: (),
+    Status.VERIFIED: (Status.VERIFIED,),
+    Status.ACTIVE: (Status.VERIFIED, Status.ACTIVE),
+    Status.EXPIRING: (Status.VERIFIED, Status.ACTIVE, Status.EXPIRING),
+    Status.FAILED: (Status.FAILED,),
+    Status.REMOVED: (Status.REMOVED,),
+}
+
+
+async def attach(
+    db: Database,
+    tenant: Tenant,
+    name: str,
+    clock: Callable[[], float],
+    *,
+    status: Status = Status.PENDING,
+    first_check_in: float = 3600.0,
+    app: str = "shop",
+) -> Domain:
+    """Attach `name` and walk it to `status` through real transitions."""
+    host = hostnames.parse(name, ("apps.example.net",))
+    policy = domain_store.AttachPolicy(require_txt=False, quota=100, first_check_in=first_check_in)
+    domain = await domain_store.attach(db, tenant, host, app, policy, clock)
+    return await walk(db, domain, PATHS[status], clock)
+
+
+async def walk(
+    db: Database, domain: Domain, path: Sequence[Status], clock: Callable[[], float]
+) -> Domain:
+    for target in path:
+        async with db.write() as conn:
+            assert await domain_store.transition(
+                conn, domain, target, reason="test", message="set up by the test", now=clock()
+            )
+        if target is Status.VERIFIED:
+            # What apply_check writes with a passing check: the failure run is over.
+            async with db.write() as conn:
+                await conn.execute(
+                    "UPDATE domains SET failing_since = NULL, failure_count = 0 WHERE id = ?",
+                    (domain.id,),
+                )
+        domain = await domain_store.get_by_id(db, domain.id)
+    return domain
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    key: ec.EllipticCurvePrivateKey
+    name: x509.Name
+    cert: x509.Certificate
+
+
+def make_issuer(common_name: str | None, organization: str | None = None) -> Issuer:
+    attributes = []
+    if organization:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    if common_name:
+        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    if not attributes:
+        attributes.append(x509.NameAttribute(NameOID.COUNTRY_NAME, "ZZ"))
+    name = x509.Name(attributes)
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=3650 * 3))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return Issuer(key=key, name=name, cert=cert)
+
+
+def make_leaf_pem(
+    issuer: Issuer, names: Sequence[str], not_before: float, not_after: float
+) -> bytes:
+    """A leaf for `names`, followed by its issuer, as Caddy stores a chain."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(issuer.name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(dt.datetime.fromtimestamp(not_before, dt.UTC))
+        .not_valid_after(dt.datetime.fromtimestamp(not_after, dt.UTC))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=True)
+        .sign(issuer.key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return leaf.public_bytes(pem) + issuer.cert.public_bytes(pem)
+
+
+def store_cert(storage: Path, issuer_key: str, name: str, data: bytes) -> Path:
+    directory = storage / "certificates" / issuer_key / name
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.key").write_bytes(b"-----BEGIN EC PRIVATE KEY-----\nnot used\n")
+    (directory / f"{name}.json").write_text(f'{{"sans": ["{name}"]}}')
+    path = directory / f"{name}.crt"
+    path.write_bytes(data)
+    return path
+
+
+SECRET = "test-webhook-secret-0123456789"
+
+
+@dataclass(slots=True)
+class Received:
+    event_id: str
+    body: dict[str, object]
+    signed: bool
+    answered: int
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1 that checks signatures and can refuse the first attempts."""
+
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
+        self.fail_first = 0  # answer 500 to this many attempts of each event id
+        self.failing = False  # answer 500 to everything while set
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    def accepted(self) -> list[Received]:
+        return [r for r in self.requests if r.answered == 200]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        signed = hmac.compare_digest(request.headers.get("X-Domaingate-Signature", ""), expected)
+        body = json.loads(raw)
+        event_id = request.headers.get("X-Domaingate-Event-Id", "")
+        assert body["id"] == event_id
+        tries = sum(1 for r in self.requests if r.event_id == event_id)
+        status = 500 if self.failing or tries < self.fail_first or not signed else 200
+        self.requests.append(Received(event_id, body, signed, status))
+        return web.Response(status=status, text="ok" if status == 200 else "try again")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hooks", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/hooks"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    hooks = Receiver()
+    await hooks.start()
+    try:
+        yield hooks
+    finally:
+        await hooks.close()
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0) -> None:
+    """Poll `predicate` until it holds; fail the test after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = predicate()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.02)

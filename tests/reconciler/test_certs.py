@@ -1,0 +1,259 @@
+"""The certificate scan against a Caddy-shaped storage tree of real certificates, then the state
+moves it causes, the incremental re-scan and the removal clean-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import Settings
+from gateway.states import Status
+from gateway.store import domains as domain_store
+from gateway.store import events
+from gateway.store.database import Database
+from gateway.store.models import Tenant
+from reconciler.apply import apply_cert_changes
+from reconciler.certs import CertScanner
+from reconciler.cleanup import clean_removed
+from reconciler.daemon import Reconciler
+from reconciler.plan import plan_certs
+
+from .conftest import DAY, FakeClock, Issuer, attach, make_issuer, make_leaf_pem, store_cert
+
+LE = "acme-v02.api.letsencrypt.org-directory"
+ZEROSSL = "acme.zerossl.com-v2-dv90"
+LOCAL = "local"
+PEBBLE = "127.0.0.1-14000-dir"
+
+
+@pytest.fixture
+def issuers() -> dict[str, Issuer]:
+    return {
+        LE: make_issuer("R11", "Let's Encrypt"),
+        ZEROSSL: make_issuer(None, "ZeroSSL"),
+        LOCAL: make_issuer("Caddy Local Authority - ECC Intermediate"),
+        PEBBLE: make_issuer(None),  # neither CN nor O: the issuer key names it
+    }
+
+
+async def test_scan_moves_states_and_records_certificates(
+    db: Database,
+    tenant: Tenant,
+    settings: Settings,
+    storage: Path,
+    clock: FakeClock,
+    issuers: dict[str, Issuer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = clock()
+    d = {
+        name: await attach(db, tenant, f"{name}.acme.test", clock, status=status)
+        for name, status in [
+            ("fresh", Status.VERIFIED),
+            ("two", Status.VERIFIED),
+            ("soon", Status.ACTIVE),
+            ("ended", Status.ACTIVE),
+            ("corrupt", Status.VERIFIED),
+            ("truncated", Status.ACTIVE),
+            ("renewed", Status.EXPIRING),
+            ("wrongsan", Status.ACTIVE),
+            ("pebble", Status.VERIFIED),
+            ("waiting", Status.PENDING),
+        ]
+    }
+
+    def put(
+        key: str, label: str, ends_in_days: float, *, san: str = "", began: float = 30
+    ) -> bytes:
+        name = f"{label}.acme.test"
+        pem = make_leaf_pem(
+            issuers[key], [san or name], now - began * DAY, now + ends_in_days * DAY
+        )
+        store_cert(storage, key, name, pem)
+        return pem
+
+    put(LE, "fresh", 60)
+    # Two issuers hold a certificate for one name: the one that ends last counts.
+    put(LE, "two", 30)
+    put(ZEROSSL, "two", 80)
+    put(LOCAL, "soon", 5)
+    put(PEBBLE, "ended", -1)
+    # Corrupt: the PEM armour is intact but the DER inside is garbage.
+    lines = put(LE, "corrupt", 60).split(b"\n")
+    lines[3] = b"A" * len(lines[3])
+    store_cert(storage, LE, "corrupt.acme.test", b"\n".join(lines))
+    # Truncated mid-write: the leaf's end marker is missing.
+    truncated = put(LE, "truncated", 60)
+    store_cert(storage, LE, "truncated.acme.test", truncated[: len(truncated) // 4])
+    put(LE, "renewed", 89, began=1)
+    put(LE, "wrongsan", 60, san="other.acme.test")
+    put(PEBBLE, "pebble", 60)
+    put(LE, "waiting", 60)
+    # A wildcard certificate the operator configured: never a tenant's, never parsed.
+    put(LE, "wildcard_", 60, san="*.acme.test")
+
+    reconciler = Reconciler(settings, db, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="reconciler.certs"):
+        await reconciler.scan_certs()
+    assert reconciler.scanner.parsed == 11
+
+    expected = {
+        "fresh": (Status.ACTIVE, now + 60 * DAY, "R11"),
+        "two": (Status.ACTIVE, now + 80 * DAY, "ZeroSSL"),
+        "soon": (Status.EXPIRING, now + 5 * DAY, "Caddy Local Authority - ECC Intermediate"),
+        "ended": (Status.EXPIRING, now - DAY, PEBBLE),
+        "corrupt": (Status.VERIFIED, None, None),
+        "truncated": (Status.VERIFIED, None, None),
+        "renewed": (Status.ACTIVE, now + 89 * DAY, "R11"),
+        "wrongsan": (Status.VERIFIED, None, None),
+        "pebble": (Status.ACTIVE, now + 60 * DAY, PEBBLE),
+        "waiting": (Status.PENDING, now + 60 * DAY, "R11"),
+    }
+    for name, (status, expires_at, issuer) in expected.items():
+        got = await domain_store.get_by_id(db, d[name].id)
+        assert (got.status, got.cert_expires_at, got.cert_issuer) == (
+            status,
+            pytest.approx(expires_at) if expires_at else None,
+            issuer,
+        ), name
+
+    # Broken files are reported, once each.
+    warned = [r.getMessage() for r in caplog.records]
+    assert sum("corrupt.acme.test.crt" in m for m in warned) == 1
+    assert sum("truncated.acme.test.crt" in m for m in warned) == 1
+    assert sum("wrongsan.acme.test.crt" in m for m in warned) == 1
+
+    # Every move is in the event log with its reason.
+    soon_events = await events.for_domain(db, d["soon"].id)
+    assert [(e.type, e.reason) for e in soon_events][-1] == (
+        "domain.expiring",
+        "certificate_expiring",
+    )
+    fresh_events = await events.for_domain(db, d["fresh"].id)
+    assert [(e.type, e.reason) for e in fresh_events][-1] == ("domain.active", "certificate_found")
+
+    # Nothing changed on disk: nothing is parsed, and nothing is written.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="reconciler.certs"):
+        assert await reconciler.scan_certs() == 0
+    assert reconciler.scanner.parsed == 11
+    assert caplog.records == []
+
+
+async def test_verified_with_a_cert_inside_the_window_moves_twice(
+    db: Database, tenant: Tenant, settings: Settings, storage: Path, clock: FakeClock
+) -> None:
+    now = clock()
+    domain = await attach(db, tenant, "late.acme.test", clock, status=Status.VERIFIED)
+    issuer = make_issuer("R10")
+    store_cert(
+        storage,
+        LE,
+        "late.acme.test",
+        make_leaf_pem(issuer, ["late.acme.test"], now - DAY, now + 3 * DAY),
+    )
+    await Reconciler(settings, db, clock=clock).scan_certs()
+    log = await events.for_domain(db, domain.id)
+    assert [e.type for e in log][-2:] == ["domain.active", "domain.expiring"]
+    assert (await domain_store.get_by_id(db, domain.id)).status is Status.EXPIRING
+
+
+async def test_incremental_scan_parses_only_changed_files(storage: Path, clock: FakeClock) -> None:
+    now = clock()
+    issuer = make_issuer("R11")
+    paths = [
+        store_cert(
+            storage,
+            LE,
+            f"n{i}.acme.test",
+            make_leaf_pem(issuer, [f"n{i}.acme.test"], now - DAY, now + 50 * DAY),
+        )
+        for i in range(5)
+    ]
+    scanner = CertScanner(storage)
+    first = scanner.scan()
+    assert scanner.parsed == 5
+    assert scanner.scan() == first
+    assert scanner.parsed == 5
+
+    # A renewal rewrites one file: only that one is parsed again, and the new expiry is seen.
+    paths[2].write_bytes(make_leaf_pem(issuer, ["n2.acme.test"], now, now + 90 * DAY))
+    stat = paths[2].stat()
+    os.utime(paths[2], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    renewed = scanner.scan()
+    assert scanner.parsed == 6
+    assert renewed["n2.acme.test"].not_after == pytest.approx(now + 90 * DAY)
+
+    # A deleted certificate disappears from the result.
+    paths[0].unlink()
+    assert "n0.acme.test" not in scanner.scan()
+    assert scanner.parsed == 6
+
+
+def test_scan_of_missing_storage_is_empty(tmp_path: Path) -> None:
+    assert CertScanner(tmp_path / "nothing-here").scan() == {}
+
+
+async def test_removed_domain_certificates_are_deleted_in_every_issuer(
+    db: Database, tenant: Tenant, settings: Settings, storage: Path, clock: FakeClock
+) -> None:
+    now = clock()
+    issuer = make_issuer("R11")
+
+    def pem(name: str) -> bytes:
+        return make_leaf_pem(issuer, [name], now - DAY, now + 60 * DAY)
+
+    gone = await attach(db, tenant, "gone.acme.test", clock, status=Status.ACTIVE)
+    back = await attach(db, tenant, "back.acme.test", clock, status=Status.ACTIVE)
+    kept = await attach(db, tenant, "kept.acme.test", clock, status=Status.ACTIVE)
+    for key in (LE, ZEROSSL, LOCAL, PEBBLE):
+        store_cert(storage, key, "gone.acme.test", pem("gone.acme.test"))
+        store_cert(storage, key, "kept.acme.test", pem("kept.acme.test"))
+    store_cert(storage, LE, "back.acme.test", pem("back.acme.test"))
+    store_cert(storage, LE, "wildcard_.acme.test", pem("*.acme.test"))
+
+    await domain_store.remove(db, gone, clock)
+    await domain_store.remove(db, back, clock)
+    # Re-attached by its tenant straight away: its certificate is the live domain's now.
+    await attach(db, tenant, "back.acme.test", clock)
+
+    result = await clean_removed(db, storage, clock)
+    assert (result.cleaned, result.kept_live, result.deleted_dirs, result.errors) == (2, 1, 4, 0)
+    certificates = storage / "certificates"
+    assert not list(certificates.glob("*/gone.acme.test"))
+    assert len(list(certificates.glob("*/kept.acme.test/kept.acme.test.crt"))) == 4
+    assert (certificates / LE / "back.acme.test" / "back.acme.test.crt").exists()
+    assert (certificates / LE / "wildcard_.acme.test").exists()
+    async with db.reader.execute(
+        "SELECT hostname, certs_cleaned_at FROM domains WHERE status = 'removed' ORDER BY id"
+    ) as cursor:
+        rows = [(r[0], r[1]) async for r in cursor]
+    assert rows == [("gone.acme.test", now), ("back.acme.test", now)]
+
+    # Done once: the next run finds nothing to do.
+    again = await clean_removed(db, storage, clock)
+    assert again.cleaned == 0
+    assert kept.status is Status.ACTIVE
+
+
+async def test_a_change_planned_for_a_domain_moved_meanwhile_is_not_applied(
+    db: Database, tenant: Tenant, storage: Path, clock: FakeClock
+) -> None:
+    now = clock()
+    domain = await attach(db, tenant, "race.acme.test", clock, status=Status.VERIFIED)
+    store_cert(
+        storage,
+        LE,
+        "race.acme.test",
+        make_leaf_pem(make_issuer("R11"), ["race.acme.test"], now - DAY, now + 60 * DAY),
+    )
+    changes = plan_certs([domain], CertScanner(storage).scan(), now, 14)
+    assert [m.target for m in changes[0].moves] == [Status.ACTIVE]
+    await domain_store.remove(db, domain, clock)  # detached between the plan and the apply
+    result = await apply_cert_changes(db, changes, clock)
+    assert (result.applied, result.skipped) == (0, 1)
+    row = await domain_store.get_by_id(db, domain.id)
+    assert (row.status, row.cert_expires_at) == (Status.REMOVED, None)

@@ -1,0 +1,97 @@
+"""The lease: one reconciler works on a database, a second stands by and takes over."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+
+from gateway.settings import Settings, load_settings
+from gateway.states import Status
+from gateway.store import reconcile as store
+from gateway.store.database import Database
+from gateway.store.models import Tenant
+from reconciler.daemon import Reconciler, Tuning
+from reconciler.lease import Lease
+from reconciler.webhooks import Backoff
+
+from .conftest import SECRET, FakeClock, Receiver, attach, wait_for
+
+WORK = {"dns", "certs", "cleanup", "webhooks"}
+
+
+async def test_lease_is_exclusive_until_released_or_expired(
+    db: Database, settings: Settings, clock: FakeClock
+) -> None:
+    async with await Database.open(settings.db) as other_db:
+        first = Lease(db, clock, ttl=10, holder="first")
+        second = Lease(other_db, clock, ttl=10, holder="second")
+        assert await first.renew()
+        assert not await second.renew()
+        assert first.held() and not second.held()
+
+        clock.advance(9)  # renewed before it lapses: still the first's
+        assert await first.renew()
+        clock.advance(9)
+        assert not await second.renew()
+        assert await store.lease_holder(db, "reconciler", clock()) == "first"
+
+        clock.advance(10)  # the first stopped renewing (hung, or killed): the lease lapses
+        assert not first.held()
+        assert await second.renew()
+        assert not await first.renew()
+        assert await store.lease_holder(db, "reconciler", clock()) == "second"
+
+        await second.release()  # a clean shutdown hands over at once
+        assert not second.held()
+        assert await first.renew()
+
+
+async def test_two_reconcilers_on_one_database_only_one_works(
+    db: Database, tenant: Tenant, settings: Settings, receiver: Receiver
+) -> None:
+    hooked = load_settings(
+        env={},
+        db=settings.db,
+        caddy_storage=settings.caddy_storage,
+        resolvers=settings.resolvers,
+        webhook_url=receiver.url,
+        webhook_secret=SECRET,
+        cert_scan_interval=0.1,
+    )
+    tuning = Tuning(
+        lease_ttl=0.6,
+        webhook_interval=0.05,
+        cleanup_interval=0.1,
+        webhook_backoff=Backoff(base=0.05, cap=0.1),
+    )
+    for name in ("one", "two", "three"):
+        await attach(db, tenant, f"{name}.acme.test", time.time, status=Status.VERIFIED)
+
+    async with (
+        await Database.open(settings.db) as db_a,
+        await Database.open(settings.db) as db_b,
+        aiohttp.ClientSession() as session_a,
+        aiohttp.ClientSession() as session_b,
+    ):
+        a = Reconciler(hooked, db_a, session=session_a, tuning=tuning, holder="a")
+        b = Reconciler(hooked, db_b, session=session_b, tuning=tuning, holder="b")
+        await a.start()
+        await b.start()
+        try:
+            await wait_for(lambda: len(receiver.accepted()) == 3)
+            await wait_for(lambda: all(a.runs[job] >= 3 for job in WORK))
+            assert a.lease.held() and not b.lease.held()
+            assert not set(a.skipped) & WORK
+            assert not b.runs
+            assert all(b.skipped[job] >= 1 for job in WORK)
+            await a.close()
+            # The holder left cleanly: the other takes over within a renewal period and works.
+            await wait_for(lambda: b.lease.held(), timeout=3)
+            await wait_for(lambda: all(b.runs[job] >= 1 for job in WORK), timeout=3)
+        finally:
+            await a.close()  # idempotent
+            await b.close()
+
+    ids = [r.event_id for r in receiver.accepted()]
+    assert len(ids) == len(set(ids)) == 3

@@ -1,0 +1,77 @@
+"""`python -m reconciler`: settings errors, logging, and a graceful stop on SIGTERM."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reconciler.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
+# In an uninstalled checkout `gateway.sql` is the `sql/` package aliased by conftest.py; the
+# child process needs the same alias.
+PRELUDE = "import importlib, sys; " + (
+    "sys.modules['gateway.sql'] = importlib.import_module('sql'); "
+    if importlib.import_module("gateway.sql").__name__ == "sql"
+    else ""
+)
+
+
+def test_a_bad_setting_stops_the_start_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DOMAINGATE_CERT_SCAN_INTERVAL", "-5")
+    assert main([]) == 2
+    assert "DOMAINGATE_CERT_SCAN_INTERVAL" in capsys.readouterr().err
+
+
+def test_sigterm_stops_the_daemon_gracefully(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "DOMAINGATE_DB": str(tmp_path / "x.db"),
+        "DOMAINGATE_CADDY_STORAGE": str(tmp_path / "caddy"),
+        "DOMAINGATE_RESOLVERS": "127.0.0.1:9",
+        "DOMAINGATE_LOG_LEVEL": "INFO",
+    }
+    code = f"{PRELUDE}from reconciler.__main__ import main; sys.exit(main([]))"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 15
+    try:
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "reconciler started" in line:
+                break
+        assert any("reconciler started" in line for line in lines), "".join(lines)
+        process.send_signal(signal.SIGTERM)
+        _out, rest = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    lines += rest.splitlines(keepends=True)
+    assert process.returncode == 0, "".join(lines)
+    text = "".join(lines)
+    assert "reconciler stopping" in text
+    assert "released the reconciler lease" in text
+    assert "Traceback" not in text
+    # One record per line, level first, no timestamp (journald adds its own).
+    assert all(line.split(" ", 1)[0] in {"INFO", "WARNING"} for line in lines), text
