@@ -1,1 +1,1 @@
-"""domaingate's gateway and core: settings, hostname rules, store, DNS checks, the gate and the API."""
+"""domaingate's gateway and core: settings, hostname rules, store, DNS checks, gate and API."""

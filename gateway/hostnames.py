@@ -62,7 +62,7 @@ def _psl() -> PublicSuffixList:
 
 
 def normalize(raw: str) -> str:
-    """Return the canonical A-label form of `raw`, or raise `InvalidHostname`/`WildcardNotSupported`.
+    """The canonical A-label form of `raw`; raises InvalidHostname or WildcardNotSupported.
 
     Does not apply the reserved-zone rule; see `parse()`.
     """
@@ -125,7 +125,9 @@ def _label_to_ascii(raw: str, label: str) -> str:
     try:
         encoded = idna.alabel(label).decode("ascii")
     except (idna.IDNAError, UnicodeError) as exc:
-        raise InvalidHostname(raw, f"the label {label!r} is not allowed in a hostname ({exc})") from exc
+        raise InvalidHostname(
+            raw, f"the label {label!r} is not allowed in a hostname ({exc})"
+        ) from exc
     if len(encoded) > MAX_LABEL_OCTETS:
         raise InvalidHostname(raw, f"the label {label!r} is longer than 63 octets once encoded")
     return encoded

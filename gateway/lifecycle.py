@@ -162,4 +162,6 @@ def plan_check(
             last_code=Code.DNS_MOVED.value,
             last_message=moved,
         )
-    return plan(None, next_at=min(now + policy.drift_interval, deadline), failures=failures, since=since)
+    return plan(
+        None, next_at=min(now + policy.drift_interval, deadline), failures=failures, since=since
+    )

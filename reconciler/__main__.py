@@ -7,32 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.logs import configure_logging
 from gateway.settings import SettingsError, load_settings
 from reconciler.daemon import serve
-
-
-class OneLineFormatter(logging.Formatter):
-    """Keeps a traceback in the same journal record instead of one entry per line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return super().format(record).replace("\n", " | ")
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # APScheduler logs every job run at INFO (the DNS poll alone runs every second) and a WARNING
-    # whenever a run is skipped because the previous one is still busy, which coalescing makes
-    # harmless by design. Its errors still show.
-    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

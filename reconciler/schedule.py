@@ -17,6 +17,7 @@ from typing import Protocol
 from gateway.dns.checker import Expectation
 from gateway.dns.findings import CheckReport
 from gateway.errors import InvalidState
+from gateway.instructions import expectation_for
 from gateway.lifecycle import Policy, plan_check
 from gateway.settings import Settings
 from gateway.store import domains as domain_store
@@ -29,21 +30,6 @@ log = logging.getLogger(__name__)
 
 class Checker(Protocol):
     async def check(self, expectation: Expectation) -> CheckReport: ...
-
-
-def expectation_for(domain: Domain, settings: Settings) -> Expectation:
-    return Expectation(
-        hostname=domain.hostname,
-        kind=domain.kind,
-        cname_target=settings.cname_target(domain.app),
-        txt_name=f"{settings.txt_prefix}.{domain.hostname}",
-        txt_value=domain.txt_token,
-        # The method was fixed at attach time (apex, or REQUIRE_TXT then): keep asking for what the
-        # tenant was told to publish.
-        require_txt=domain.method == "txt",
-        edge_ipv4=settings.edge_ipv4,
-        edge_ipv6=settings.edge_ipv6,
-    )
 
 
 class DnsSchedule:

@@ -13,7 +13,6 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -21,16 +20,12 @@ import aiohttp
 from gateway.store import reconcile as store
 from gateway.store.database import Clock, Database
 from gateway.store.reconcile import OutboxItem
+from gateway.times import rfc3339
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Domaingate-Signature"
 EVENT_ID_HEADER = "X-Domaingate-Event-Id"
-
-
-def rfc3339(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def payload(item: OutboxItem) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiosqlite
@@ -60,8 +61,16 @@ class Allowlist:
 class AllowlistSync:
     """Loads the allowlist and follows the database's changes."""
 
-    def __init__(self, path: Path, allowlist: Allowlist, poll_interval: float = POLL_INTERVAL):
+    def __init__(
+        self,
+        path: Path,
+        allowlist: Allowlist,
+        *,
+        poll_interval: float = POLL_INTERVAL,
+        on_error: Callable[[], object] | None = None,
+    ):
         self._path = path
+        self._on_error = on_error
         self._allowlist = allowlist
         self._poll_interval = poll_interval
         self._conn: aiosqlite.Connection | None = None
@@ -119,7 +128,7 @@ class AllowlistSync:
             "SELECT id, hostname, app, status, seq FROM domains WHERE seq > ? ORDER BY seq",
             (self._allowlist.last_seq,),
         ) as cursor:
-            rows = await cursor.fetchall()
+            rows = list(await cursor.fetchall())
         for domain_id, hostname, app, status, seq in rows:
             self._allowlist.apply(domain_id, hostname, app, status)
             self._allowlist.last_seq = seq
@@ -136,5 +145,6 @@ class AllowlistSync:
                 await self.poll()
             except Exception:
                 self.errors += 1
+                if self._on_error is not None:
+                    self._on_error()
                 log.exception("could not read domain changes from %s", self._path)
-

@@ -209,9 +209,7 @@ async def transition(
     return True
 
 
-async def apply_check(
-    db: Database, domain: Domain, plan: CheckPlan, now: float
-) -> Domain | None:
+async def apply_check(db: Database, domain: Domain, plan: CheckPlan, now: float) -> Domain | None:
     """Write a check plan; None if the domain changed status since it was read (nothing written)."""
     async with db.write() as conn:
         cursor = await conn.execute(

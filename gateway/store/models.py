@@ -65,9 +65,7 @@ class Domain:
         return cls(**values)
 
 
-_DOMAIN_COLUMNS = tuple(name for name in Domain.__dataclass_fields__ if name != "tenant") + (
-    "tenant",
-)
+_DOMAIN_COLUMNS = tuple(Domain.__dataclass_fields__)
 
 # SELECT list for Domain.from_row: every domain column plus the tenant's name.
 DOMAIN_SELECT = (

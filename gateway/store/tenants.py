@@ -10,7 +10,7 @@ from gateway.errors import InvalidRequest, TenantExists, TenantNotFound
 from gateway.store.database import Clock, Database
 from gateway.store.models import Tenant
 
-TOKEN_PREFIX = "dgt_"
+TOKEN_PREFIX = "dgt_"  # noqa: S105 (a prefix, not a secret)
 _TENANT_NAME = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
 
 
@@ -34,7 +34,7 @@ def check_tenant_name(name: str) -> str:
 
 
 async def create(db: Database, name: str, clock: Clock) -> tuple[Tenant, str]:
-    """Create a tenant; returns it and its API token, which is not stored and cannot be shown again."""
+    """Create a tenant; returns it and its API token (not stored: it cannot be shown again)."""
     check_tenant_name(name)
     token = new_token()
     async with db.write() as conn:

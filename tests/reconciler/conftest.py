@@ -8,10 +8,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
-import importlib
-import importlib.util
 import json
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +27,6 @@ from gateway.store import domains as domain_store
 from gateway.store import tenants
 from gateway.store.database import Database
 from gateway.store.models import Domain, Tenant
-
-if importlib.util.find_spec("gateway.sql") is None:
-    # An uninstalled checkout: pyproject maps the `sql/` directory to `gateway.sql` only when the
-    # project is installed (`pip install -e .`). Mirror that mapping so the migrations are found.
-    sys.modules["gateway.sql"] = importlib.import_module("sql")
 
 DAY = 86400.0
 T0 = 1_750_000_000.0  # a fixed "now" for tests that drive the clock by hand

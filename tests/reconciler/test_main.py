@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import subprocess
@@ -15,13 +14,7 @@ import pytest
 from reconciler.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[2]
-# In an uninstalled checkout `gateway.sql` is the `sql/` package aliased by conftest.py; the
-# child process needs the same alias.
-PRELUDE = "import importlib, sys; " + (
-    "sys.modules['gateway.sql'] = importlib.import_module('sql'); "
-    if importlib.import_module("gateway.sql").__name__ == "sql"
-    else ""
-)
+PRELUDE = "import sys; "
 
 
 def test_a_bad_setting_stops_the_start_naming_the_key(

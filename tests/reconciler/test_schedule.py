@@ -9,12 +9,13 @@ import pytest
 
 from gateway.dns.checker import Expectation
 from gateway.dns.findings import CheckReport, Code, Finding
+from gateway.instructions import expectation_for
 from gateway.settings import Settings, load_settings
 from gateway.states import Status
 from gateway.store import domains as domain_store
 from gateway.store.database import Database
 from gateway.store.models import Tenant
-from reconciler.schedule import DnsSchedule, expectation_for
+from reconciler.schedule import DnsSchedule
 
 from .conftest import attach
 

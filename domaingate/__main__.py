@@ -1,0 +1,7 @@
+"""`python -m domaingate …`, the same as the `domaingate` console script."""
+
+import sys
+
+from domaingate.cli import main
+
+sys.exit(main())

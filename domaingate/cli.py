@@ -1,0 +1,79 @@
+"""The `domaingate` command: run the daemons, manage tenants and domains, check a name's DNS."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from domaingate import commands, supervisor
+from gateway.errors import DomaingateError
+from gateway.settings import Settings, SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="domaingate",
+        description="Custom domains over Caddy's on-demand TLS. Settings come from DOMAINGATE_* "
+        "environment variables and --config (the environment wins).",
+    )
+    parser.add_argument("--config", type=Path, help="TOML settings file")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("up", help="run the gateway and the reconciler together (Ctrl-C stops both)")
+    sub.add_parser("serve", help="run the gateway (API and internal listeners)")
+    sub.add_parser("reconcile", help="run the reconciler daemon")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+
+    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    tenant.add_parser("create", help="create a tenant; prints its API token").add_argument("name")
+    tenant.add_parser("list", help="list tenants")
+    tenant.add_parser("revoke", help="revoke a tenant's token").add_argument("name")
+
+    domains = sub.add_parser("domains", help="operator view of every tenant's domains")
+    actions = domains.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="list domains")
+    listing.add_argument("--tenant")
+    listing.add_argument("--status")
+    listing.add_argument("--app")
+    for action, text in (
+        ("show", "show one domain as JSON"),
+        ("verify", "check DNS now and apply the result"),
+        ("remove", "detach a domain"),
+    ):
+        actions.add_parser(action, help=text).add_argument("hostname")
+
+    check = sub.add_parser("check", help="run every DNS check for a name and say what to fix")
+    check.add_argument("hostname")
+    check.add_argument("--app", help="the app to expect a CNAME to, for a name not attached")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(config=args.config)
+    except SettingsError as exc:
+        print(f"domaingate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _dispatch(args, settings)
+    except DomaingateError as exc:
+        print(f"domaingate: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "up":
+        return supervisor.up(args.config)
+    if args.command == "serve":
+        return commands.serve(settings)
+    if args.command == "reconcile":
+        return commands.reconcile(settings)
+    result: int = asyncio.run(commands.run(args, settings))
+    return result

@@ -1,0 +1,152 @@
+"""What each `domaingate` sub-command does: daemons, migrations, tenants, domains, checks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from gateway import hostnames
+from gateway.api import views
+from gateway.dns.checker import DnsChecker, Expectation
+from gateway.dns.findings import CheckReport
+from gateway.errors import DomainNotFound, InvalidRequest
+from gateway.instructions import expectation_for
+from gateway.logs import configure_logging
+from gateway.server import serve as serve_gateway
+from gateway.settings import Settings
+from gateway.states import Status
+from gateway.store import domains as domain_store
+from gateway.store import tenants
+from gateway.store.database import Database
+from gateway.store.models import Domain
+from gateway.times import rfc3339
+from gateway.verification import verify_now
+from reconciler.daemon import serve as serve_reconciler
+
+
+def serve(settings: Settings) -> int:
+    configure_logging(settings.log_level)
+    asyncio.run(serve_gateway(settings))
+    return 0
+
+
+def reconcile(settings: Settings) -> int:
+    configure_logging(settings.log_level)
+    asyncio.run(serve_reconciler(settings))
+    return 0
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    async with await Database.open(settings.db) as db:
+        if args.command == "migrate":
+            async with db.reader.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            print(f"{settings.db}: schema version {row[0] if row else 0}")
+            return 0
+        if args.command == "tenant":
+            return await _tenant(args, db)
+        if args.command == "domains":
+            return await _domains(args, db, settings)
+        if args.command == "check":
+            return await _check(args, db, settings)
+    raise InvalidRequest(f"unknown command {args.command}")
+
+
+async def _tenant(args: argparse.Namespace, db: Database) -> int:
+    if args.action == "create":
+        _, token = await tenants.create(db, args.name, time.time)
+        # The token alone on stdout, so `TOKEN=$(domaingate tenant create acme)` works.
+        print(token)
+        return 0
+    if args.action == "revoke":
+        tenant = await tenants.revoke(db, args.name, time.time)
+        print(f"revoked {tenant.name}")
+        return 0
+    for tenant in await tenants.list_all(db):
+        state = "revoked" if tenant.revoked_at is not None else "active"
+        print(f"{tenant.name}\t{state}\tcreated {rfc3339(tenant.created_at)}")
+    return 0
+
+
+async def _domains(args: argparse.Namespace, db: Database, settings: Settings) -> int:
+    if args.action == "list":
+        tenant_id = (await tenants.get_by_name(db, args.tenant)).id if args.tenant else None
+        try:
+            status = Status(args.status) if args.status else None
+        except ValueError:
+            raise InvalidRequest(f"--status: unknown status {args.status!r}") from None
+        after = 0
+        while page := await domain_store.list_page(
+            db, tenant_id=tenant_id, app=args.app, status=status, limit=500, after_id=after
+        ):
+            for domain in page:
+                error = domain.last_check_code or "-"
+                print(f"{domain.hostname}\t{domain.status}\t{domain.tenant}\t{domain.app}\t{error}")
+            after = page[-1].id
+        return 0
+    domain = await domain_store.get(db, hostnames.normalize(args.hostname), None)
+    if args.action == "show":
+        print(json.dumps(views.domain_json(domain, settings, time.time()), indent=2))
+        return 0
+    if args.action == "remove":
+        await domain_store.remove(db, domain, time.time)
+        print(f"removed {domain.hostname}")
+        return 0
+    checker = DnsChecker.from_settings(settings)
+    updated, report = await verify_now(db, checker, settings, domain, time.time)
+    _print_report(report)
+    print(f"status: {updated.status}")
+    return 0 if report.ok else 1
+
+
+async def _check(args: argparse.Namespace, db: Database, settings: Settings) -> int:
+    host = hostnames.parse(args.hostname, settings.reserved_zones)
+    domain: Domain | None
+    try:
+        domain = await domain_store.get(db, host.name, None)
+    except DomainNotFound:
+        domain = None
+    if domain is not None:
+        expectation = expectation_for(domain, settings)
+        print(
+            f"{host.name}: {host.kind} attached by {domain.tenant} for app {domain.app}, "
+            f"status {domain.status}"
+        )
+    else:
+        if not args.app:
+            raise InvalidRequest(f"{host.name} is not attached: name the app with --app")
+        app = args.app
+        expectation = Expectation(
+            hostname=host.name,
+            kind=host.kind,
+            cname_target=settings.cname_target(app),
+            txt_name=f"{settings.txt_prefix}.{host.name}",
+            txt_value="",
+            # The ownership token exists only once the name is attached.
+            require_txt=False,
+            edge_ipv4=settings.edge_ipv4,
+            edge_ipv6=settings.edge_ipv6,
+        )
+        print(
+            f"{host.name}: {host.kind}, not attached (the ownership TXT record is checked "
+            "once it is)"
+        )
+    report = await DnsChecker.from_settings(settings).check(expectation)
+    _print_report(report)
+    return 0 if report.ok else 1
+
+
+def _print_report(report: CheckReport) -> None:
+    for finding in report.findings:
+        mark = "ok  " if finding.ok else "FAIL"
+        code = f" [{finding.code}]" if finding.code else ""
+        print(f"  {mark} {finding.check}{code}: {finding.message}")
+    print(f"  DNS provider: {report.provider or 'unknown'}")
+    if report.ok:
+        print("result: DNS is right; the domain can be verified")
+    elif report.transient:
+        print("result: the resolvers could not give a definite answer; try again shortly")
+    else:
+        print("result: fix the records marked FAIL, then verify again")

@@ -1,0 +1,78 @@
+"""Who is calling: a tenant's token, or the admin token acting for a named tenant or for all."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.errors import InvalidRequest, TenantNotFound, Unauthorized
+from gateway.keys import DB, SETTINGS
+from gateway.store import tenants
+from gateway.store.models import Tenant
+
+TENANT_HEADER = "X-Domaingate-Tenant"
+MAX_TOKEN_LENGTH = 512
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Principal:
+    tenant: Tenant | None  # None only for the admin acting across all tenants
+    admin: bool
+
+    @property
+    def tenant_id(self) -> int | None:
+        return self.tenant.id if self.tenant is not None else None
+
+    def require_tenant(self) -> Tenant:
+        if self.tenant is None:
+            raise InvalidRequest(f"the admin token must name a tenant in {TENANT_HEADER} for this")
+        return self.tenant
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def _bearer(request: web.Request) -> str:
+    values = request.headers.getall("Authorization", [])
+    if len(values) != 1:
+        raise Unauthorized("send one 'Authorization: Bearer <token>' header")
+    scheme, _, token = values[0].partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthorized("send one 'Authorization: Bearer <token>' header")
+    return token
+
+
+async def authenticate(request: web.Request) -> Principal:
+    token = _bearer(request)
+    settings = request.app[SETTINGS]
+    db = request.app[DB]
+    named = request.headers.get(TENANT_HEADER)
+    admin = settings.admin_token
+    if admin is not None and hmac.compare_digest(token.encode(), admin.encode()):
+        if named is None:
+            return Principal(tenant=None, admin=True)
+        try:
+            tenant = await tenants.get_by_name(db, named)
+        except TenantNotFound as exc:
+            raise InvalidRequest(f"{TENANT_HEADER} names no tenant: {exc.message}") from exc
+        if tenant.revoked_at is not None:
+            raise InvalidRequest(f"{TENANT_HEADER}: tenant {named!r} is revoked")
+        return Principal(tenant=tenant, admin=True)
+    holder = await tenants.authenticate(db, token)
+    if holder is None:
+        raise Unauthorized("the token is unknown or revoked")
+    if named is not None and named != holder.name:
+        raise InvalidRequest(f"{TENANT_HEADER} is for the admin token only")
+    return Principal(tenant=holder, admin=False)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path not in PUBLIC_PATHS and request.path.startswith("/api/"):
+        request[PRINCIPAL] = await authenticate(request)
+    return await handler(request)

@@ -1,0 +1,114 @@
+"""The routes of the domain resource: attach, list, inspect, verify now, events, detach."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway import hostnames
+from gateway.api import inputs, views
+from gateway.api.auth import PRINCIPAL
+from gateway.keys import ALLOWLIST, CHECKER, CLOCK, DB, SETTINGS
+from gateway.store import domains as store
+from gateway.store import events
+from gateway.store.models import Domain
+from gateway.times import rfc3339
+from gateway.verification import verify_now
+
+PREFIX = "/api/v1"
+
+
+def _reflect(request: web.Request, domain: Domain) -> None:
+    # A change made here holds at this process's gate at once, before the watcher sees it.
+    request.app[ALLOWLIST].apply(domain.id, domain.hostname, domain.app, domain.status.value)
+
+
+async def _lookup(request: web.Request) -> Domain:
+    name = inputs.path_hostname(request)
+    return await store.get(request.app[DB], name, request[PRINCIPAL].tenant_id)
+
+
+async def attach(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL]
+    tenant = principal.require_tenant()
+    attach_request = inputs.parse_attach(await inputs.read_json_object(request))
+    settings = request.app[SETTINGS]
+    host = hostnames.parse(attach_request.domain, settings.reserved_zones)
+    policy = store.AttachPolicy(
+        require_txt=settings.require_txt,
+        quota=settings.max_domains_per_tenant,
+        first_check_in=settings.pending_fast_interval,
+    )
+    clock = request.app[CLOCK]
+    domain = await store.attach(request.app[DB], tenant, host, attach_request.app, policy, clock)
+    body = views.domain_json(domain, settings, clock())
+    return web.json_response(
+        body, status=201, headers={"Location": f"{PREFIX}/domains/{domain.hostname}"}
+    )
+
+
+async def list_domains(request: web.Request) -> web.Response:
+    query = inputs.parse_list_query(request.query)
+    page = await store.list_page(
+        request.app[DB],
+        tenant_id=request[PRINCIPAL].tenant_id,
+        app=query.app,
+        status=query.status,
+        limit=query.limit + 1,
+        after_id=query.after_id,
+    )
+    more = len(page) > query.limit
+    page = page[: query.limit]
+    settings = request.app[SETTINGS]
+    now = request.app[CLOCK]()
+    return web.json_response(
+        {
+            "domains": [views.domain_json(domain, settings, now) for domain in page],
+            "next_cursor": inputs.encode_cursor(page[-1].id) if more else None,
+            "now": rfc3339(now),
+        }
+    )
+
+
+async def show(request: web.Request) -> web.Response:
+    domain = await _lookup(request)
+    return web.json_response(views.domain_json(domain, request.app[SETTINGS], request.app[CLOCK]()))
+
+
+async def verify(request: web.Request) -> web.Response:
+    domain = await _lookup(request)
+    db = request.app[DB]
+    clock = request.app[CLOCK]
+    settings = request.app[SETTINGS]
+    await store.consume_verify_allowance(db, domain.tenant_id, domain.hostname, clock)
+    updated, report = await verify_now(db, request.app[CHECKER], settings, domain, clock)
+    now = clock()
+    _reflect(request, updated)
+    return web.json_response(views.verify_json(updated, report, now))
+
+
+async def list_events(request: web.Request) -> web.Response:
+    domain = await _lookup(request)
+    found = await events.for_domain(request.app[DB], domain.id)
+    return web.json_response(
+        {
+            "domain": domain.hostname,
+            "events": [views.event_json(event) for event in found],
+            "now": rfc3339(request.app[CLOCK]()),
+        }
+    )
+
+
+async def detach(request: web.Request) -> web.Response:
+    domain = await _lookup(request)
+    removed = await store.remove(request.app[DB], domain, request.app[CLOCK])
+    _reflect(request, removed)
+    return web.Response(status=204)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post(f"{PREFIX}/domains", attach)
+    app.router.add_get(f"{PREFIX}/domains", list_domains)
+    app.router.add_get(f"{PREFIX}/domains/{{domain}}", show)
+    app.router.add_delete(f"{PREFIX}/domains/{{domain}}", detach)
+    app.router.add_post(f"{PREFIX}/domains/{{domain}}/verify", verify)
+    app.router.add_get(f"{PREFIX}/domains/{{domain}}/events", list_events)

@@ -1,0 +1,122 @@
+"""Parsing and validating what clients send: JSON bodies, query parameters, cursors, names."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gateway.errors import InvalidApp, InvalidHostname, InvalidRequest
+from gateway.hostnames import normalize
+from gateway.states import Status
+
+MAX_BODY = 64 * 1024
+MAX_HOSTNAME_INPUT = 1024
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+# An app name becomes a DNS label of the CNAME target `{app}.{PLATFORM_ZONE}`.
+_APP = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttachRequest:
+    domain: str
+    app: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListQuery:
+    app: str | None
+    status: Status | None
+    limit: int
+    after_id: int
+
+
+def check_app(value: object) -> str:
+    if not isinstance(value, str) or not _APP.fullmatch(value):
+        shown = value[:80] if isinstance(value, str) else type(value).__name__
+        raise InvalidApp(
+            f"app {shown!r} must be 1-63 lower-case letters, digits or inner hyphens "
+            "(it becomes a DNS label)"
+        )
+    return value
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    body = await request.read()  # raises 413 past client_max_size
+    if len(body) > MAX_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return data
+
+
+def parse_attach(data: Mapping[str, Any]) -> AttachRequest:
+    unknown = sorted(set(data) - {"domain", "app"})
+    if unknown:
+        raise InvalidRequest(f"unknown fields: {', '.join(unknown)[:200]}", fields=unknown[:20])
+    missing = [name for name in ("domain", "app") if name not in data]
+    if missing:
+        raise InvalidRequest(f"missing fields: {', '.join(missing)}", fields=missing)
+    domain = data["domain"]
+    if not isinstance(domain, str):
+        raise InvalidRequest("domain must be a string", fields=["domain"])
+    if len(domain) > MAX_HOSTNAME_INPUT:
+        raise InvalidHostname(domain, f"it is longer than {MAX_HOSTNAME_INPUT} characters")
+    return AttachRequest(domain=domain, app=check_app(data["app"]))
+
+
+def path_hostname(request: web.Request) -> str:
+    raw = request.match_info["domain"]
+    if len(raw) > MAX_HOSTNAME_INPUT:
+        raise InvalidHostname(raw, f"it is longer than {MAX_HOSTNAME_INPUT} characters")
+    return normalize(raw)
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"d:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        prefix, _, number = raw.partition(":")
+        if prefix != "d" or not number.isdigit() or len(number) > 18:
+            raise ValueError(raw)
+        return int(number)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidRequest("cursor is not one this API returned", fields=["cursor"]) from exc
+
+
+def parse_list_query(query: Mapping[str, str]) -> ListQuery:
+    unknown = sorted(set(query) - {"app", "status", "limit", "cursor"})
+    if unknown:
+        raise InvalidRequest(f"unknown query parameters: {', '.join(unknown)[:200]}")
+    app = check_app(query["app"]) if "app" in query else None
+    status = None
+    if "status" in query:
+        try:
+            status = Status(query["status"])
+        except ValueError:
+            status = None
+        if status is None or status is Status.REMOVED:
+            choices = ", ".join(s.value for s in Status if s is not Status.REMOVED)
+            raise InvalidRequest(f"status must be one of {choices}", fields=["status"])
+    limit = DEFAULT_LIMIT
+    if "limit" in query:
+        text = query["limit"]
+        if not text.isdigit() or not 1 <= int(text[:6]) <= MAX_LIMIT:
+            raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        limit = int(text)
+    after_id = decode_cursor(query["cursor"]) if "cursor" in query else 0
+    return ListQuery(app=app, status=status, limit=limit, after_id=after_id)

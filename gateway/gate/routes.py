@@ -1,0 +1,114 @@
+"""The internal listener's routes: the TLS gate, forward_auth routing, health and metrics.
+
+`/tls-ask` and `/route` read only the in-memory allowlist. Their only path to 200 is an explicit
+allow; anything unexpected denies (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from gateway.hostnames import gate_key
+from gateway.keys import ALLOWLIST, API_APP, DB, METRICS, SETTINGS
+
+log = logging.getLogger(__name__)
+
+# Readiness: the gate is only trusted while its view of the database is this fresh.
+MAX_SYNC_AGE = 5.0
+_PORT = re.compile(r":[0-9]{1,5}$")
+
+
+async def tls_ask(request: web.Request) -> web.Response:
+    allowlist = request.app[ALLOWLIST]
+    metrics = request.app[METRICS]
+    try:
+        values = request.query.getall("domain", [])
+        # Exactly one name: with several, which one Caddy meant is unknowable.
+        if len(values) == 1 and allowlist.loaded:
+            key = gate_key(values[0])
+            if key is not None and key in allowlist:
+                metrics.ask_allowed.inc()
+                return web.Response(text="allowed\n")
+    except Exception:
+        log.exception("tls-ask failed; denying")
+    metrics.ask_denied.inc()
+    return web.Response(status=403, text="denied\n")
+
+
+def _strip_port(host: str) -> str:
+    # Caddy sends the client's Host with its port; IPv6 literals never reach an allowed name.
+    return _PORT.sub("", host, count=1) if not host.endswith("]") else host
+
+
+async def route(request: web.Request) -> web.Response:
+    allowlist = request.app[ALLOWLIST]
+    metrics = request.app[METRICS]
+    try:
+        forwarded = request.headers.getall("X-Forwarded-Host", [])
+        if len(forwarded) == 1 and allowlist.loaded:
+            key = gate_key(_strip_port(forwarded[0]))
+            app = allowlist.app_for(key) if key is not None else None
+            if app is not None:
+                metrics.route_allowed.inc()
+                return web.Response(
+                    status=200,
+                    headers={
+                        "X-Domaingate-App": app,
+                        "X-Domaingate-Upstream": request.app[SETTINGS].upstream(app),
+                    },
+                )
+    except Exception:
+        log.exception("route failed; refusing")
+    metrics.route_denied.inc()
+    return web.Response(status=404, text="unknown host\n")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def _sync_age(request: web.Request) -> float:
+    allowlist = request.app[ALLOWLIST]
+    return time.monotonic() - allowlist.synced_at if allowlist.loaded else float("inf")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    allowlist = request.app[ALLOWLIST]
+    age = _sync_age(request)
+    ready = allowlist.loaded and age <= MAX_SYNC_AGE
+    body = {
+        "ready": ready,
+        "allowed_hostnames": len(allowlist),
+        "sync_age_seconds": round(age, 3) if age != float("inf") else None,
+    }
+    return web.json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[METRICS]
+    registry.allowlist_size.set(len(request.app[ALLOWLIST]))
+    age = _sync_age(request)
+    registry.sync_lag.set(age if age != float("inf") else -1)
+    api = request.app[API_APP]
+    try:
+        async with api[DB].reader.execute(
+            "SELECT status, count(*) FROM domains GROUP BY status"
+        ) as cursor:
+            registry.set_domain_counts({row[0]: row[1] async for row in cursor})
+    except Exception:
+        # Counts are a convenience; the gate's own figures must still be scrapeable.
+        log.exception("could not count domains for /metrics")
+    return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/tls-ask", tls_ask)
+    app.router.add_get("/route", route)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

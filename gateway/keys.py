@@ -1,0 +1,21 @@
+"""Typed application keys for the resources the gateway's two applications share."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.dns.checker import DnsChecker
+from gateway.gate.allowlist import Allowlist, AllowlistSync
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.store.database import Clock, Database
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+DB = web.AppKey("db", Database)
+ALLOWLIST = web.AppKey("allowlist", Allowlist)
+SYNC = web.AppKey("sync", AllowlistSync)
+CHECKER = web.AppKey("checker", DnsChecker)
+METRICS = web.AppKey("metrics", Metrics)
+# The internal app reads the database through the API app, which owns it.
+API_APP = web.AppKey("api_app", web.Application)

@@ -1,0 +1,27 @@
+"""Verify now: check a domain's DNS and apply what the check means, for the API and the CLI."""
+
+from __future__ import annotations
+
+from gateway.dns.checker import DnsChecker
+from gateway.dns.findings import CheckReport
+from gateway.errors import InvalidState
+from gateway.instructions import expectation_for
+from gateway.lifecycle import Policy, plan_check
+from gateway.settings import Settings
+from gateway.store import domains as store
+from gateway.store.database import Clock, Database
+from gateway.store.models import Domain
+
+
+async def verify_now(
+    db: Database, checker: DnsChecker, settings: Settings, domain: Domain, clock: Clock
+) -> tuple[Domain, CheckReport]:
+    report = await checker.check(expectation_for(domain, settings))
+    now = clock()
+    plan = plan_check(domain, report, now, Policy.from_settings(settings), requested=True)
+    updated = await store.apply_check(db, domain, plan, now)
+    if updated is None:
+        raise InvalidState(
+            f"{domain.hostname} changed while it was being checked; fetch it and retry"
+        )
+    return updated, report
