@@ -20,33 +20,44 @@ def _parser() -> argparse.ArgumentParser:
         "environment variables and --config (the environment wins).",
     )
     parser.add_argument("--config", type=Path, help="TOML settings file")
+    # `--config` is also accepted after the command (`domaingate serve --config F`); SUPPRESS
+    # keeps an absent one from overwriting a value given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML settings file")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("up", help="run the gateway and the reconciler together (Ctrl-C stops both)")
-    sub.add_parser("serve", help="run the gateway (API and internal listeners)")
-    sub.add_parser("reconcile", help="run the reconciler daemon")
-    sub.add_parser("migrate", help="apply database migrations and exit")
+    for name, text in (
+        ("up", "run the gateway and the reconciler together (Ctrl-C stops both)"),
+        ("serve", "run the gateway (API and internal listeners)"),
+        ("reconcile", "run the reconciler daemon"),
+        ("migrate", "apply database migrations and exit"),
+    ):
+        sub.add_parser(name, help=text, parents=[common])
 
-    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
-    tenant.add_parser("create", help="create a tenant; prints its API token").add_argument("name")
-    tenant.add_parser("list", help="list tenants")
-    tenant.add_parser("revoke", help="revoke a tenant's token").add_argument("name")
+    tenant = sub.add_parser("tenant", help="manage tenants", parents=[common])
+    tenant_actions = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
+        ("create", "create a tenant; prints its API token alone on stdout"),
+        ("revoke", "revoke a tenant's token"),
+    ):
+        tenant_actions.add_parser(name, help=text, parents=[common]).add_argument("name")
+    tenant_actions.add_parser("list", help="list tenants", parents=[common])
 
     domains = sub.add_parser("domains", help="operator view of every tenant's domains")
     actions = domains.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="list domains")
+    listing = actions.add_parser("list", help="list domains", parents=[common])
     listing.add_argument("--tenant")
     listing.add_argument("--status")
     listing.add_argument("--app")
-    for action, text in (
+    for name, text in (
         ("show", "show one domain as JSON"),
         ("verify", "check DNS now and apply the result"),
         ("remove", "detach a domain"),
     ):
-        actions.add_parser(action, help=text).add_argument("hostname")
+        actions.add_parser(name, help=text, parents=[common]).add_argument("hostname")
 
-    check = sub.add_parser("check", help="run every DNS check for a name and say what to fix")
+    check = sub.add_parser(
+        "check", help="run every DNS check for a name and say what to fix", parents=[common]
+    )
     check.add_argument("hostname")
     check.add_argument("--app", help="the app to expect a CNAME to, for a name not attached")
     return parser

@@ -112,6 +112,16 @@ def _parse_listen(value: str, default_port: int | None = None) -> Listen:
     return Listen(host, int(port_text))
 
 
+def _as_resolver(value: str) -> Listen:
+    listen = _parse_listen(value, 53)
+    try:
+        ipaddress.ip_address(listen.host)
+    except ValueError:
+        # Resolving the resolvers' own names would need a resolver: take addresses only.
+        raise ValueError(f"{value!r}: give resolvers as IP addresses, host or host:port") from None
+    return listen
+
+
 def _as_list(value: Any) -> list[str]:
     if isinstance(value, list):
         return [str(item).strip() for item in value if str(item).strip()]
@@ -217,7 +227,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "upstream_template": _as_template,
     "edge_ipv4": _as_addresses(4),
     "edge_ipv6": _as_addresses(6),
-    "resolvers": lambda v: tuple(_parse_listen(r, 53) for r in _as_list(v)) or _raise("is empty"),
+    "resolvers": lambda v: tuple(_as_resolver(r) for r in _as_list(v)) or _raise("is empty"),
     "txt_prefix": _as_prefix,
     "require_txt": _as_bool,
     "caddy_storage": lambda v: Path(str(v)),
