@@ -13,8 +13,9 @@ from gateway.states import Status
 from gateway.store import domains as domain_store
 from gateway.store.database import Database
 from gateway.store.models import Tenant
+from gateway.times import rfc3339
 from reconciler.daemon import Tuning, run
-from reconciler.webhooks import Backoff, WebhookSender, rfc3339
+from reconciler.webhooks import Backoff, WebhookSender
 
 from .conftest import SECRET, Receiver, attach, wait_for
 
