@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ UNITS = {
     "domaingate-reconciler.service": "reconcile",
 }
 INSTALLED_BINARY = "/opt/domaingate/venv/bin/domaingate"
+CONFIG = "/etc/domaingate/domaingate.toml"
 
 CADDY = shutil.which("caddy")
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -196,6 +198,35 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(UNITS))
+def test_unit_command_line_is_accepted_by_the_cli(tmp_path: Path, name: str) -> None:
+    """The shipped ExecStart, run through the real `domaingate` entry point with only the binary
+    and the config path swapped: the CLI parses it and reads that file. The file names an unknown
+    key on purpose, so the daemon stops at once with the key and the file in its message (exit 2)
+    instead of starting; a command line the CLI did not accept would end in a usage error."""
+    settings = _unit_settings((ROOT / "systemd" / name).read_text(encoding="utf-8"))
+    (exec_start,) = settings["ExecStart"]
+    argv = exec_start.split()
+    assert argv[0] == INSTALLED_BINARY
+    assert argv.count(CONFIG) == 1
+    config = tmp_path / "domaingate.toml"
+    config.write_text("e2e_probe_unknown_key = 1\n", encoding="utf-8")
+    args = [str(config) if arg == CONFIG else arg for arg in argv[1:]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "domaingate", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert "usage:" not in result.stderr
+    assert f"DOMAINGATE_E2E_PROBE_UNKNOWN_KEY (in {config})" in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(UNITS))
 def test_units_are_sandboxed(name: str) -> None:
     settings = _unit_settings((ROOT / "systemd" / name).read_text(encoding="utf-8"))
 
@@ -205,9 +236,8 @@ def test_units_are_sandboxed(name: str) -> None:
         assert len(values) == 1, f"{name}: {key}= repeated"
         return values[0]
 
-    assert one("ExecStart") == (
-        f"{INSTALLED_BINARY} {UNITS[name]} --config /etc/domaingate/domaingate.toml"
-    )
+    # `--config` is a global option of the CLI: it goes before the sub-command.
+    assert one("ExecStart") == f"{INSTALLED_BINARY} --config {CONFIG} {UNITS[name]}"
     assert one("User") == "domaingate"
     assert one("Group") == "domaingate"
     assert one("DynamicUser") == "no"
