@@ -14,7 +14,6 @@ from gateway.dns.findings import CheckReport
 from gateway.errors import DomainNotFound, InvalidRequest
 from gateway.instructions import expectation_for
 from gateway.logs import configure_logging
-from gateway.server import serve as serve_gateway
 from gateway.settings import Settings
 from gateway.states import Status
 from gateway.store import domains as domain_store
@@ -23,16 +22,21 @@ from gateway.store.database import Database
 from gateway.store.models import Domain
 from gateway.times import rfc3339
 from gateway.verification import verify_now
-from reconciler.daemon import serve as serve_reconciler
 
 
 def serve(settings: Settings) -> int:
+    # Imported here: the daemons pull in aiohttp and APScheduler, which the short commands
+    # (`tenant create`, `domains list`, …) do not need and should not pay for at every start.
+    from gateway.server import serve as serve_gateway
+
     configure_logging(settings.log_level)
     asyncio.run(serve_gateway(settings))
     return 0
 
 
 def reconcile(settings: Settings) -> int:
+    from reconciler.daemon import serve as serve_reconciler
+
     configure_logging(settings.log_level)
     asyncio.run(serve_reconciler(settings))
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -90,7 +91,10 @@ class Settings:
         return self.upstream_template.replace("{app}", app)
 
 
-def _parse_listen(value: str, default_port: int | None = None) -> Listen:
+def _parse_listen(value: Any, default_port: int | None = None) -> Listen:
+    if not isinstance(value, str):
+        # TOML can give a number or a list here; say so instead of crashing.
+        raise TypeError(f"expected a string such as 127.0.0.1:8080, got {value!r}")
     text = value.strip()
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
@@ -157,9 +161,15 @@ def _as_count(value: Any) -> int:
     return number
 
 
+_ZONE_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_PREFIX_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
 def _as_zone(value: Any) -> str:
     zone = str(value).strip().lower().rstrip(".")
-    if not zone or any(not label for label in zone.split(".")):
+    # Letters, digits and inner hyphens per label (A-labels for IDN): the zone becomes part of
+    # every CNAME target, so "apps example.com" or "*.example.com" must stop the start.
+    if not zone or not all(_ZONE_LABEL.fullmatch(label) for label in zone.split(".")):
         raise ValueError(f"expected a DNS zone such as apps.example.com, got {value!r}")
     return zone
 
@@ -205,7 +215,7 @@ def _as_template(value: Any) -> str:
 
 def _as_prefix(value: Any) -> str:
     text = str(value).strip().strip(".").lower()
-    if not text or any(not label for label in text.split(".")):
+    if not text or not all(_PREFIX_LABEL.fullmatch(label) for label in text.split(".")):
         raise ValueError(f"expected a DNS label such as _domaingate, got {value!r}")
     return text
 
@@ -217,8 +227,15 @@ def _as_log_level(value: Any) -> str:
     return text
 
 
+def _as_path(value: Any) -> Path:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("expected a file path, got an empty value")
+    return Path(text)
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
-    "db": lambda v: Path(str(v)),
+    "db": _as_path,
     "api_listen": _parse_listen,
     "internal_listen": _parse_listen,
     "internal_allow_public": _as_bool,
@@ -230,7 +247,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "resolvers": lambda v: tuple(_as_resolver(r) for r in _as_list(v)) or _raise("is empty"),
     "txt_prefix": _as_prefix,
     "require_txt": _as_bool,
-    "caddy_storage": lambda v: Path(str(v)),
+    "caddy_storage": _as_path,
     "allowed_cas": lambda v: tuple(ca.lower() for ca in _as_list(v)),
     "expiring_days": _as_positive,
     "admin_token": _as_secret,

@@ -53,12 +53,16 @@ async def authenticate(request: web.Request) -> Principal:
     db = request.app[DB]
     named = request.headers.get(TENANT_HEADER)
     admin = settings.admin_token
-    if admin is not None and hmac.compare_digest(token.encode(), admin.encode()):
+    # surrogateescape: header bytes that are not UTF-8 arrive as lone surrogates.
+    if admin is not None and hmac.compare_digest(
+        token.encode("utf-8", "surrogateescape"), admin.encode()
+    ):
         if named is None:
             return Principal(tenant=None, admin=True)
         try:
-            tenant = await tenants.get_by_name(db, named)
-        except TenantNotFound as exc:
+            # A name that cannot exist (bytes that are not UTF-8 among them) names no tenant.
+            tenant = await tenants.get_by_name(db, tenants.check_tenant_name(named))
+        except (TenantNotFound, InvalidRequest) as exc:
             raise InvalidRequest(f"{TENANT_HEADER} names no tenant: {exc.message}") from exc
         if tenant.revoked_at is not None:
             raise InvalidRequest(f"{TENANT_HEADER}: tenant {named!r} is revoked")

@@ -54,8 +54,10 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and integers past Python's
+        # digit limit (`{"domain": 1111…}` with thousands of digits).
+        raise InvalidRequest(f"the body is not valid JSON: {str(exc)[:200]}") from exc
     if not isinstance(data, dict):
         raise InvalidRequest("the body must be a JSON object")
     return data
@@ -115,7 +117,8 @@ def parse_list_query(query: Mapping[str, str]) -> ListQuery:
     limit = DEFAULT_LIMIT
     if "limit" in query:
         text = query["limit"]
-        if not text.isdigit() or not 1 <= int(text[:6]) <= MAX_LIMIT:
+        # isascii: str.isdigit() also accepts '²' (which int() refuses) and other scripts' digits.
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text[:6]) <= MAX_LIMIT:
             raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(text)
     after_id = decode_cursor(query["cursor"]) if "cursor" in query else 0
