@@ -1,0 +1,401 @@
+"""Run every benchmark and write bench/RESULTS.md.
+
+    python -m bench.run [--quick] [--only gate,dns,certs] [--candidate /path/to/patched/repo]
+
+`--candidate` also measures the gate's start-up and memory, its throughput ratio and the
+certificate scan with another checkout (for example a private copy with an optimisation applied),
+so both figures come from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python bench/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import certbench, common, dnsbench, gatebench, gatedb, profiling
+from bench.common import WORK
+from bench.findings import FINDINGS
+
+RESULTS = common.REPO / "bench" / "RESULTS.md"
+
+
+class Report:
+    def __init__(self) -> None:
+        self.sections: list[str] = []
+
+    def add(self, title: str, *lines: str) -> None:
+        self.sections.append("\n".join([f"## {title}", "", *lines, ""]))
+        print(f"== {title}", *lines, sep="\n", flush=True)
+
+
+def verdict(ok: bool) -> str:
+    return "meets" if ok else "**misses**"
+
+
+def _env(repo: Path) -> dict[str, str]:
+    # The checkout under test first (it is also the working directory), then this one for `bench`.
+    return dict(os.environ, PYTHONPATH=f"{repo}:{common.REPO}")
+
+
+def py(module: str, *args: str, repo: Path = common.REPO, timeout: float = 900) -> dict[str, Any]:
+    env = _env(repo)
+    out = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True, text=True, timeout=timeout, check=True, cwd=repo, env=env,
+    ).stdout  # fmt: skip
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def spy_command(out: Path, module: str, *args: str, repo: Path = common.REPO) -> str:
+    """Run `python -m module args` under py-spy; returns the profile summary."""
+    if not profiling.available():
+        return "py-spy not installed: no profile."
+    env = _env(repo)
+    subprocess.run(
+        ["py-spy", "record", "--rate", "250", "--format", "raw", "--output", str(out), "--",
+         sys.executable, "-m", module, *args],
+        capture_output=True, timeout=900, check=True, cwd=repo, env=env,
+    )  # fmt: skip
+    return profiling.summarise(out)
+
+
+# --- 1-3: the gate -------------------------------------------------------------------------------
+
+
+def gate_section(report: Report, quick: bool, candidate: Path | None) -> None:
+    count, due = 1_000_000, 10_000
+    db, built = gatedb.cached(WORK / "gate.db", count, due)
+    allowed = gatedb.allowed_names(count, due)
+    paths = WORK / "paths.txt"
+    gatedb.write_paths(paths, allowed)
+    report.add(
+        "Setup: the gate's database",
+        f"{count:,} domains, {len(allowed):,} in allowed statuses (verified/active/expiring), "
+        f"{due:,} pending names in the knot zone (due for a check), the rest pending/failed. "
+        + (f"Built in {built:.1f} s." if built is not None else "Reused the cached build.")
+        + " Schema from the project's migrations; the two `seq` triggers were dropped for the bulk "
+        "insert and recreated, with `seq` set to the row id (what the triggers would produce).",
+        f"Request paths: {paths} (20,000 lines, half allowed names, half random unknown names), "
+        "picked at random by a wrk Lua script.",
+    )
+    rounds, seconds = (1, 5) if quick else (2, 10)
+    gate = gatebench.start_gate(db)
+    baseline = gatebench.start_baseline(db)
+    try:
+        tp = gatebench.throughput(gate, baseline, paths, rounds=rounds, seconds=seconds)
+        lines = [
+            "| run | req/s | p50 ms | p99 ms | requests | wrk notes |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for g, b in tp.runs:
+            lines += [g.row(), b.row()]
+        lines += ["", "| pair | throughput ratio (≥ 0.9) | p99 ratio (≤ 1.2) |", "|---|---:|---:|"]
+        for n, (rps, p99) in enumerate(tp.ratios(), 1):
+            lines.append(
+                f"| {n} | {rps:.2f} {verdict(rps >= 0.9)} | {p99:.2f} {verdict(p99 <= 1.2)} |"
+            )
+        lines.append("")
+        lines.append("Non-2xx responses are the 403 denials of the unknown half: expected.")
+        report.add("1. Gate throughput: /tls-ask vs a bare aiohttp set lookup", *lines)
+
+        report.add(
+            "2. Memory and start-up with 1,000,000 domains",
+            "| process | start-up s (exec → /readyz 200) | VmRSS MiB | VmHWM MiB |",
+            "|---|---:|---:|---:|",
+            f"| gateway | {gate.startup:.2f} {verdict(gate.startup < 5)} | "
+            f"{gate.rss_mb:.0f} {verdict(gate.rss_mb <= 300)} | {gate.hwm_mb:.0f} |",
+            f"| baseline (set only) | {baseline.startup:.2f} | {baseline.rss_mb:.0f} | "
+            f"{baseline.hwm_mb:.0f} |",
+        )
+        prof = gatebench.profile_gate(gate, paths, WORK / "gate-profile.txt")
+        report.add("Profile: the gateway under wrk load (py-spy, 8 s)", prof)
+
+        changes = 20 if quick else 100
+        targets = gatedb.pending_ids(count, due, changes)
+        fresh = gatebench.freshness(gate, db, targets, paths)
+        report.add(
+            "3. Freshness under load",
+            f"{changes} pending domains set to `verified` one at a time by a second sqlite3 "
+            "connection while wrk loads the gate; /tls-ask polled every 10 ms until 200.",
+            "",
+            "| changes | seen | timeouts (5 s) | p50 ms | max ms | wrk req/s meanwhile |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| {changes} | {len(fresh.delays)} | {fresh.timeouts} | {fresh.p50 * 1000:.0f} | "
+            f"{fresh.max * 1000:.0f} {verdict(fresh.max <= 1.0 and not fresh.timeouts)} | "
+            f"{fresh.load_rps:,.0f} |",
+        )
+    finally:
+        common.stop(gate.process)
+        common.stop(baseline.process)
+    if candidate is not None:
+        candidate_gate(report, candidate, db, paths, seconds)
+
+
+def candidate_gate(report: Report, candidate: Path, db: Path, paths: Path, seconds: int) -> None:
+    lines = [
+        f"Same database, `{candidate}` (PYTHONPATH) against this checkout, alternating.",
+        "",
+        "| checkout | start-up s | VmRSS MiB | VmHWM MiB |",
+        "|---|---:|---:|---:|",
+    ]
+    for _ in range(2):
+        for label, repo in (("this checkout", common.REPO), ("candidate", candidate)):
+            server = gatebench.start_gate(db, repo=repo)
+            common.stop(server.process)
+            lines.append(
+                f"| {label} | {server.startup:.2f} | {server.rss_mb:.0f} | {server.hwm_mb:.0f} |"
+            )
+    report.add("Candidate: gate start-up and memory", *lines)
+
+    servers = {
+        "this checkout": gatebench.start_gate(db),
+        "candidate": gatebench.start_gate(db, repo=candidate),
+        "baseline": gatebench.start_baseline(db),
+    }
+    try:
+        for server in servers.values():
+            common.wrk("warm-up", server.port, paths, seconds=2)
+        rows: list[tuple[str, common.WrkResult]] = []
+        for n in range(1, 3):
+            for label, server in servers.items():
+                rows.append(
+                    (label, common.wrk(f"{label} #{n}", server.port, paths, seconds=seconds))
+                )
+    finally:
+        for server in servers.values():
+            common.stop(server.process)
+    table = [
+        "| run | req/s | p50 ms | p99 ms | requests | wrk notes |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    table += [r.row() for _, r in rows]
+    means = {label: sum(r.rps for lab, r in rows if lab == label) / 2 for label in servers}
+    p99s = {label: max(r.p99_ms for lab, r in rows if lab == label) for label in servers}
+    base = means["baseline"]
+    table += [
+        "",
+        "| checkout | mean req/s | ratio vs baseline | worst p99 ms | p99 ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    table += [
+        f"| {label} | {means[label]:,.0f} | {means[label] / base:.2f} | {p99s[label]:.2f} | "
+        f"{p99s[label] / p99s['baseline']:.2f} |"
+        for label in servers
+    ]
+    report.add(
+        "Candidate: gate throughput (this checkout, candidate, baseline; alternating)", *table
+    )
+
+
+# --- 4: the reconciler ---------------------------------------------------------------------------
+
+
+def dns_section(report: Report, quick: bool, candidate: Path | None) -> None:
+    from tests.knot import Knot
+
+    n = 2_000 if quick else 10_000
+    with Knot(dnsbench.zones(n)) as knot:
+        port = str(knot.port)
+        counted = py("bench.dnsbench", "count", port, "200")
+        runs: list[tuple[str, dict[str, Any]]] = []
+        for _ in range(1 if quick else 2):
+            runs.append(("bare dnspython", py("bench.dnsbench", "bare", port, str(n))))
+            runs.append(("DnsChecker.check", py("bench.dnsbench", "checker", port, str(n))))
+        lines = [
+            f"knot 127.0.0.1:{port} serving `bench.test` ({n:,} CNAMEs to web.apps.localhost), "
+            "`apps.localhost` (the target) and `test.` (the harness's delegating parent). "
+            f"Concurrency {dnsbench.CONCURRENCY} domains (CHECK_CONCURRENCY default).",
+            f"Queries per domain sent by DnsChecker.check (counted over 200): "
+            f"{counted['per_domain']} — the bare client sends the same 7 (A, AAAA, NS, CAA at "
+            "the name, at its CNAME target, at bench.test and test).",
+            "",
+            "| run | seconds | domains/s | checks passed |",
+            "|---|---:|---:|---:|",
+        ]
+        for label, r in runs:
+            lines.append(f"| {label} | {r['seconds']:.2f} | {r['rate']:,.0f} | {r['ok']:,} |")
+        pairs = [(runs[i + 1][1]["rate"] / runs[i][1]["rate"]) for i in range(0, len(runs), 2)]
+        lines += ["", "Ratio checker/bare (≥ 0.7): " + ", ".join(
+            f"{r:.2f} {verdict(r >= 0.7)}" for r in pairs)]  # fmt: skip
+
+        sched_lines = [
+            "",
+            "The real `DnsSchedule` (poll → check → `apply_check` write, SQLite FULL sync) over "
+            f"{n:,} due pending domains in a fresh database:",
+            "",
+            "| poll period | seconds (bounded) | checks | domains/s | ratio vs bare |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        bare_rate = sum(r["rate"] for label, r in runs if label.startswith("bare")) / len(pairs)
+        variants = [
+            ("schedule", "1.0", "20", common.REPO),
+            ("schedule", "0.05", "120", common.REPO),
+            ("schedule-canned", "0.05", "120", common.REPO),
+        ]
+        if candidate is not None:
+            variants.append(("schedule", "1.0", "120", candidate))
+        for mode, poll, limit, repo in variants:
+            db = WORK / "schedule.db"
+            gatedb.build(db, n, n)
+            r = py("bench.dnsbench", mode, port, str(n), str(db), poll, limit, repo=repo)
+            ratio = r["rate"] / bare_rate
+            note = " (the daemon's)" if poll == "1.0" else ""
+            if mode == "schedule-canned":
+                note = ", canned DNS answers: the write path alone"
+            if repo != common.REPO:
+                note = ", candidate (tops up as checks finish)"
+            sched_lines.append(
+                f"| {poll} s{note} | {r['seconds']:.1f} | "
+                f"{r['checks']:,} | {r['rate']:,.0f} | {ratio:.2f} {verdict(ratio >= 0.7)} |"
+            )
+        report.add("4. Reconciler: full DNS check pass vs bare dnspython", *lines, *sched_lines)
+        prof = spy_command(WORK / "dns-profile.txt", "bench.dnsbench", "checker", port, str(n))
+        report.add("Profile: DnsChecker.check pass (py-spy)", prof)
+        if not quick:
+            # knot's threads join wrk and the reconciler on core 0: core 1 stays the gate's.
+            knot_pid = int((knot.workdir / "run" / "knot.pid").read_text().strip())
+            gate_under_reconciler(report, knot_pid, port, n)
+
+
+def gate_under_reconciler(report: Report, knot_pid: int, port: str, n: int) -> None:
+    db, _ = gatedb.cached(WORK / "gate.db", 1_000_000, 10_000)
+    paths = WORK / "paths.txt"
+    common.pin(knot_pid, int(common.LOAD_CORE))
+    gate = gatebench.start_gate(db)
+    pid = gate.process.pid
+    usage: list[str] = []
+
+    def measured(label: str) -> common.WrkResult:
+        before, started = common.cpu_seconds(pid), time.monotonic()
+        result = common.wrk(label, gate.port, paths, seconds=10)
+        share = (common.cpu_seconds(pid) - before) / (time.monotonic() - started)
+        usage.append(f"{label}: gateway CPU {100 * share:.0f}% of its core")
+        return result
+
+    try:
+        common.wrk("warm-up", gate.port, paths, seconds=2)
+        idle = measured("gate idle")
+        env = dict(os.environ, PYTHONPATH=str(common.REPO))
+        with (WORK / "reconciler.log").open("ab") as log:
+            recon = subprocess.Popen(
+                ["taskset", "-c", common.LOAD_CORE, sys.executable, "-m", "bench.dnsbench",
+                 "schedule", port, str(n), str(db), "0.05", "25"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=common.REPO, env=env,
+            )  # fmt: skip
+        try:
+            time.sleep(2)
+            loaded = measured("gate + reconciler pass")
+        finally:
+            common.stop(recon)
+        after = measured("gate idle again")
+    finally:
+        common.stop(gate.process)
+    ratio = loaded.rps / ((idle.rps + after.rps) / 2)
+    report.add(
+        "4b. Gate throughput while a reconciler pass runs",
+        "The reconciler pass (`DnsSchedule`, 0.05 s poll, over the 10,000 due names in the gate's "
+        "own 1M database) runs pinned to core 0 with wrk and knot; the gate keeps core 1.",
+        "",
+        "| run | req/s | p50 ms | p99 ms | requests | wrk notes |",
+        "|---|---:|---:|---:|---:|---|",
+        idle.row(),
+        loaded.row(),
+        after.row(),
+        "",
+        f"Ratio loaded / mean idle (≥ 0.8): {ratio:.2f} {verdict(ratio >= 0.8)}",
+        "",
+        "; ".join(usage) + ". A gateway below 100% while loaded means the load generator, which "
+        "shares core 0 with the reconciler and knot, is what slowed down.",
+    )
+
+
+# --- 5: certificates -----------------------------------------------------------------------------
+
+
+def certs_section(report: Report, quick: bool, candidate: Path | None) -> None:
+    n = 10_000 if quick else 100_000
+    storage, built = certbench.cached(WORK, n)
+    results = [("this checkout", py("bench.certbench", str(storage), "3"))]
+    if candidate is not None:
+        results.append(("candidate", py("bench.certbench", str(storage), "3", repo=candidate)))
+        results.append(("this checkout", py("bench.certbench", str(storage), "3")))
+        results.append(("candidate", py("bench.certbench", str(storage), "3", repo=candidate)))
+    lines = [
+        f"{n:,} certificates under one issuer directory, one P-256 key, each leaf naming its "
+        "directory. "
+        + (f"Generated in {built:.0f} s (process pool)." if built else "Reused the cached tree.")
+        + " Page cache warm (the tree fits in memory).",
+        "",
+        "| checkout | first scan s (≤ 60) | unchanged rescans s (≤ 2) | found | parsed |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for label, r in results:
+        rescans = ", ".join(f"{s:.2f}" for s in r["rescans"])
+        ok = max(r["rescans"]) <= 2
+        lines.append(
+            f"| {label} | {r['first']:.2f} {verdict(r['first'] <= 60)} | {rescans} {verdict(ok)} "
+            f"| {r['found']:,} | {r['parsed']:,} |"
+        )
+    report.add("5. Certificate scan", *lines)
+    prof = spy_command(WORK / "certs-profile.txt", "bench.certbench", str(storage), "6")
+    report.add("Profile: CertScanner, first scan + 6 rescans (py-spy)", prof)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter runs, fewer domains")
+    parser.add_argument("--only", default="gate,dns,certs")
+    parser.add_argument("--candidate", type=Path, help="a patched checkout to compare")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    only = set(args.only.split(","))
+    info = common.machine()
+    started = datetime.datetime.now(datetime.UTC)
+    report = Report()
+    command = "python -m bench.run " + " ".join(sys.argv[1:])
+    if "gate" in only:
+        gate_section(report, args.quick, args.candidate)
+    if "dns" in only:
+        dns_section(report, args.quick, args.candidate)
+    if "certs" in only:
+        certs_section(report, args.quick, args.candidate)
+    took = (datetime.datetime.now(datetime.UTC) - started).seconds
+    header = [
+        "# domaingate benchmarks (issue 5)",
+        "",
+        "Written by `bench/run.py`. Every figure is compared with a baseline measured in the same "
+        "run; absolute numbers move with the machine's load.",
+        "",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC, took {took} s",
+        f"- machine: {info['nproc']} cores, {info['cpu']}, {info['memory']}, "
+        f"Python {info['python']}, Linux {info['kernel']}",
+        f"- load average before: {info['load']}, after: {common.load()}",
+        f"- command: `{command.strip()}` (from the repository root)",
+        "- gateway: `DOMAINGATE_DB=… DOMAINGATE_INTERNAL_LISTEN=127.0.0.1:<port> "
+        "DOMAINGATE_API_LISTEN=127.0.0.1:<port> taskset -c 1 python -m domaingate serve`; "
+        "baseline: `taskset -c 1 python -m bench.baseline_server DB PORT`; load: "
+        "`taskset -c 0 wrk -t1 -c50 -d10s --latency -s paths.lua http://127.0.0.1:<port> "
+        "-- paths.txt`",
+        "- DNS: `python -m bench.dnsbench bare|checker|count|schedule|schedule-canned …` against "
+        "knot (tests/knot.py `Knot`); certificates: `python -m bench.certbench STORAGE 3`; "
+        f"work files in {WORK}",
+        "",
+    ]
+    body = "\n".join(header) + "\n" + FINDINGS + "\n" + "\n".join(report.sections)
+    RESULTS.write_text(body, encoding="utf-8")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
