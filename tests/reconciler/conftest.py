@@ -27,25 +27,10 @@ from gateway.store import domains as domain_store
 from gateway.store import tenants
 from gateway.store.database import Database
 from gateway.store.models import Domain, Tenant
+from tests.conftest import T0 as T0
+from tests.conftest import FakeClock as FakeClock
 
 DAY = 86400.0
-T0 = 1_750_000_000.0  # a fixed "now" for tests that drive the clock by hand
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
