@@ -69,7 +69,10 @@ def create_app(
 
 
 def create_internal_app(api_app: web.Application) -> web.Application:
-    app = web.Application(middlewares=[timing_middleware("internal")])
+    # No middleware on the gate's listener: the timing middleware (and the per-request wrapper
+    # aiohttp adds once an app has any) cost ~20% of /tls-ask throughput; the gate's routes
+    # time themselves into the same histogram.
+    app = web.Application()
     app[API_APP] = api_app
     app[SETTINGS] = api_app[SETTINGS]
     app[ALLOWLIST] = api_app[ALLOWLIST]

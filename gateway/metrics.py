@@ -35,6 +35,9 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        # The gate's routes observe their own latency (no middleware on the internal listener).
+        self.ask_latency = self.latency.labels("internal", "/tls-ask")
+        self.route_latency = self.latency.labels("internal", "/route")
         self.domains = Gauge(
             "domaingate_domains", "Domains by status", ["status"], registry=self.registry
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat as stat_mode
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,12 +116,14 @@ class CertScanner:
     def __init__(self, storage: Path) -> None:
         self.storage = storage
         self.parsed = 0  # files parsed since creation: tests and metrics read it
-        self._cache: dict[Path, tuple[_Stamp, CertFact | None]] = {}
+        # Keyed by the path as a string: building a Path per file per scan cost more than the
+        # stat() itself.
+        self._cache: dict[str, tuple[_Stamp, CertFact | None]] = {}
 
     def scan(self) -> dict[str, CertFact]:
         """The latest certificate per name. Blocking file I/O: run it in a thread."""
         latest: dict[str, CertFact] = {}
-        seen: set[Path] = set()
+        seen: set[str] = set()
         for issuer_dir in issuer_dirs(self.storage):
             for path, name in _crt_files(issuer_dir):
                 seen.add(path)
@@ -135,11 +138,18 @@ class CertScanner:
             del self._cache[gone]
         return latest
 
-    def _fact(self, path: Path, name: str, issuer_key: str) -> CertFact | None:
+    def _fact(self, path: str, name: str, issuer_key: str) -> CertFact | None:
+        # One stat() per file and scan: it also says whether the .crt exists and is a file.
         try:
-            st = path.stat()
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._cache.pop(path, None)
+            return None
         except OSError as exc:
             log.warning("cannot stat %s: %s", path, exc.strerror or exc)
+            self._cache.pop(path, None)
+            return None
+        if not stat_mode.S_ISREG(st.st_mode):
             self._cache.pop(path, None)
             return None
         stamp = (st.st_mtime_ns, st.st_size)
@@ -149,7 +159,9 @@ class CertScanner:
         fact: CertFact | None
         self.parsed += 1
         try:
-            fact = parse_leaf(path.read_bytes(), name=name, issuer_key=issuer_key, path=path)
+            with open(path, "rb") as file:
+                data = file.read()
+            fact = parse_leaf(data, name=name, issuer_key=issuer_key, path=Path(path))
         except OSError as exc:
             log.warning("cannot read %s: %s", path, exc.strerror or exc)
             fact = None
@@ -161,7 +173,7 @@ class CertScanner:
         return fact
 
 
-def _crt_files(issuer_dir: Path) -> Iterator[tuple[Path, str]]:
+def _crt_files(issuer_dir: Path) -> Iterator[tuple[str, str]]:
     try:
         entries = list(os.scandir(issuer_dir))
     except OSError as exc:
@@ -171,6 +183,5 @@ def _crt_files(issuer_dir: Path) -> Iterator[tuple[Path, str]]:
         name = entry.name
         if name.startswith(WILDCARD_PREFIX) or not entry.is_dir(follow_symlinks=False):
             continue
-        path = Path(entry.path) / f"{name}.crt"
-        if path.is_file():
-            yield path, name.lower()
+        # Whether the .crt exists is left to the caller's single stat().
+        yield f"{entry.path}/{name}.crt", name.lower()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.dns.checker import Expectation
 from gateway.dns.findings import CheckReport
@@ -42,6 +42,12 @@ class DnsSchedule:
         self._semaphore = asyncio.Semaphore(settings.check_concurrency)
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self.checks_run = 0
+        # Topping up: when a poll filled its room, more is probably due; start the next poll as
+        # soon as half the room is free instead of waiting for the daemon's next tick.
+        self._poll_lock = asyncio.Lock()
+        self._more_due = False
+        self._closing = False
+        self._top_up: asyncio.Task[int] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -51,12 +57,17 @@ class DnsSchedule:
         """Start the checks that are due now; returns how many were started."""
         # Select at most two rounds of the concurrency ahead: the rest stays due in the table,
         # where a restart or another reconciler finds it.
+        async with self._poll_lock:  # two polls at once could select the same rows
+            return await self._poll()
+
+    async def _poll(self) -> int:
         room = 2 * self._settings.check_concurrency - len(self._in_flight)
         if room <= 0:
             return 0
         due = await store.due_domains(
             self._db, self._clock(), room, exclude=frozenset(self._in_flight)
         )
+        self._more_due = len(due) == room
         for domain in due:
             task = asyncio.create_task(self._guarded(domain), name=f"check {domain.hostname}")
             self._in_flight[domain.id] = task
@@ -65,6 +76,15 @@ class DnsSchedule:
 
     def _finished(self, domain_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(domain_id, None)
+        if (
+            self._more_due
+            and not self._closing
+            and (self._top_up is None or self._top_up.done())
+            and len(self._in_flight) <= self._settings.check_concurrency
+        ):
+            self._more_due = False
+            self._top_up = asyncio.get_running_loop().create_task(self.poll(), name="dns top-up")
+            self._top_up.add_done_callback(_log_failure)
 
     async def run_due(self) -> int:
         """Start the due checks and wait for them (and any already in flight) to finish."""
@@ -73,11 +93,18 @@ class DnsSchedule:
         return started
 
     async def drain(self) -> None:
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        """Wait until no check is in flight, counting those a top-up starts meanwhile."""
+        while self._in_flight or (self._top_up is not None and not self._top_up.done()):
+            waiting: list[asyncio.Task[Any]] = [*self._in_flight.values()]
+            if self._top_up is not None:
+                waiting.append(self._top_up)
+            await asyncio.gather(*waiting, return_exceptions=True)
 
     async def close(self, grace: float = 10.0) -> None:
         """Let running checks finish (they write their results), cancel the rest after `grace` s."""
+        self._closing = True
+        if self._top_up is not None:
+            await asyncio.gather(self._top_up, return_exceptions=True)
         tasks = list(self._in_flight.values())
         if not tasks:
             return
@@ -114,3 +141,8 @@ class DnsSchedule:
                 "%s: %s → %s (%s)", domain.hostname, domain.status, plan.target, plan.reason or "ok"
             )
         return updated
+
+
+def _log_failure(task: asyncio.Task[int]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("topping up DNS checks failed", exc_info=task.exception())

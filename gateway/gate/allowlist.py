@@ -23,6 +23,7 @@ from gateway.store.database import open_connection
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.1
+_LOAD_CHUNK = 10_000
 _ALLOWED_VALUES = tuple(status.value for status in ALLOWED)
 
 
@@ -100,8 +101,12 @@ class AllowlistSync:
                 f"SELECT id, hostname, app, status FROM domains WHERE status IN ({placeholders})",
                 _ALLOWED_VALUES,
             ) as cursor:
-                for domain_id, hostname, app, status in await cursor.fetchall():
-                    self._allowlist.apply(domain_id, hostname, app, status)
+                # Plain tuples, a chunk at a time: a million sqlite3.Row objects held at once
+                # cost a second and leave ~200 MB of freed-but-kept memory behind.
+                cursor.row_factory = None
+                while rows := await cursor.fetchmany(_LOAD_CHUNK):
+                    for domain_id, hostname, app, status in rows:
+                        self._allowlist.apply(domain_id, hostname, app, status)
         finally:
             await conn.execute("COMMIT")
         self._allowlist.last_seq = last_seq

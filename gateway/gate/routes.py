@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.hostnames import gate_key
 from gateway.keys import ALLOWLIST, API_APP, DB, METRICS, SETTINGS
+from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,16 @@ _PORT = re.compile(r":[0-9]{1,5}$")
 
 
 async def tls_ask(request: web.Request) -> web.Response:
-    allowlist = request.app[ALLOWLIST]
+    started = time.perf_counter()
     metrics = request.app[METRICS]
+    try:
+        return _tls_ask(request, metrics)
+    finally:
+        metrics.ask_latency.observe(time.perf_counter() - started)
+
+
+def _tls_ask(request: web.Request, metrics: Metrics) -> web.Response:
+    allowlist = request.app[ALLOWLIST]
     try:
         values = request.query.getall("domain", [])
         # Exactly one name: with several, which one Caddy meant is unknowable.
@@ -46,8 +55,16 @@ def _strip_port(host: str) -> str:
 
 
 async def route(request: web.Request) -> web.Response:
-    allowlist = request.app[ALLOWLIST]
+    started = time.perf_counter()
     metrics = request.app[METRICS]
+    try:
+        return _route(request, metrics)
+    finally:
+        metrics.route_latency.observe(time.perf_counter() - started)
+
+
+def _route(request: web.Request, metrics: Metrics) -> web.Response:
+    allowlist = request.app[ALLOWLIST]
     try:
         forwarded = request.headers.getall("X-Forwarded-Host", [])
         if len(forwarded) == 1 and allowlist.loaded:

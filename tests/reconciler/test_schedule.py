@@ -127,8 +127,11 @@ async def test_checks_run_at_most_check_concurrency_at_once(
     await asyncio.sleep(0.1)
     assert checker.running == 3
     checker.release.set()
+    # The first poll filled its room, so the rest is topped up as checks finish, without
+    # waiting for the daemon's next poll.
     await schedule.drain()
-    assert await schedule.run_due() == 4
+    assert len(checker.seen) == 10
+    assert await schedule.run_due() == 0
     assert checker.peak == 3
     assert sorted(e.hostname for e in checker.seen) == sorted(names)
 
