@@ -8,7 +8,7 @@ from gateway.errors import InvalidState
 from gateway.instructions import expectation_for
 from gateway.lifecycle import Policy, plan_check
 from gateway.settings import Settings
-from gateway.store import domains as store
+from gateway.store.checks import CheckOutcome, apply_check
 from gateway.store.database import Clock, Database
 from gateway.store.models import Domain
 
@@ -19,7 +19,7 @@ async def verify_now(
     report = await checker.check(expectation_for(domain, settings))
     now = clock()
     plan = plan_check(domain, report, now, Policy.from_settings(settings), requested=True)
-    updated = await store.apply_check(db, domain, plan, now)
+    updated = await apply_check(db, CheckOutcome(domain=domain, plan=plan, now=now))
     if updated is None:
         raise InvalidState(
             f"{domain.hostname} changed while it was being checked; fetch it and retry"

@@ -16,14 +16,14 @@ from typing import Any, Protocol
 
 from gateway.dns.checker import Expectation
 from gateway.dns.findings import CheckReport
-from gateway.errors import InvalidState
 from gateway.instructions import expectation_for
 from gateway.lifecycle import Policy, plan_check
 from gateway.settings import Settings
-from gateway.store import domains as domain_store
 from gateway.store import reconcile as store
+from gateway.store.checks import CheckOutcome
 from gateway.store.database import Clock, Database
 from gateway.store.models import Domain
+from reconciler.writer import CheckWriter
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class DnsSchedule:
         self._policy = Policy.from_settings(settings)
         self._semaphore = asyncio.Semaphore(settings.check_concurrency)
         self._in_flight: dict[int, asyncio.Task[None]] = {}
-        self.checks_run = 0
+        self._writer = CheckWriter(db)
+        self.checks_run = 0  # checks whose outcome was written (or found stale)
         # Topping up: when a poll filled its room, more is probably due; start the next poll as
         # soon as half the room is free instead of waiting for the daemon's next tick.
         self._poll_lock = asyncio.Lock()
@@ -107,40 +108,43 @@ class DnsSchedule:
             await asyncio.gather(self._top_up, return_exceptions=True)
         tasks = list(self._in_flight.values())
         if not tasks:
+            await self._writer.close()
             return
         _done, pending = await asyncio.wait(tasks, timeout=grace)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        await self._writer.close()
 
     async def _guarded(self, domain: Domain) -> None:
-        async with self._semaphore:
+        try:
+            await self.check_one(domain)
+        except Exception:
+            log.exception("checking %s failed", domain.hostname)
+            # Without this the row stays due and would be retried (and logged) every poll.
             try:
-                await self.check_one(domain)
-            except Exception:
-                log.exception("checking %s failed", domain.hostname)
-                # Without this the row stays due and would be retried (and logged) every poll.
                 await store.postpone_check(
                     self._db, domain, self._clock() + self._policy.fast_interval
                 )
+            except Exception:
+                log.exception("could not postpone the check of %s", domain.hostname)
 
-    async def check_one(self, domain: Domain) -> Domain | None:
-        """Check one domain now and write the outcome; None if it changed status meanwhile."""
-        report = await self._checker.check(expectation_for(domain, self._settings))
+    async def check_one(self, domain: Domain) -> bool:
+        """Check one domain now and write the outcome; False if it changed status meanwhile."""
+        # The bound is on DNS work; the write joins the writer's next batch outside it.
+        async with self._semaphore:
+            report = await self._checker.check(expectation_for(domain, self._settings))
         now = self._clock()
         plan = plan_check(domain, report, now, self._policy)
+        written = await self._writer.write(CheckOutcome(domain=domain, plan=plan, now=now))
         self.checks_run += 1
-        try:
-            updated = await domain_store.apply_check(self._db, domain, plan, now)
-        except InvalidState:
-            updated = None
-        if updated is None:
+        if not written:
             log.info("%s changed status during its check; checked again later", domain.hostname)
         elif plan.target is not None:
             log.info(
                 "%s: %s → %s (%s)", domain.hostname, domain.status, plan.target, plan.reason or "ok"
             )
-        return updated
+        return written
 
 
 def _log_failure(task: asyncio.Task[int]) -> None:

@@ -1,4 +1,4 @@
-"""The domain repository: attach, read, list, apply check plans, move states, remove.
+"""The domain repository: attach, read, list, move states, remove.
 
 Every state move goes through `transition()`, which checks the move against `states.TRANSITIONS`,
 writes it with a compare-and-set on the old status, and logs its event in the same transaction.
@@ -18,12 +18,10 @@ from gateway.errors import (
     DomainNotFound,
     HostnameAlreadyRegistered,
     HostnameCooldownActive,
-    InvalidState,
     QuotaExceeded,
     VerifyRateLimited,
 )
 from gateway.hostnames import Hostname, Kind
-from gateway.lifecycle import CheckPlan
 from gateway.states import Status, check_move
 from gateway.store import events
 from gateway.store.database import Clock, Database
@@ -83,17 +81,21 @@ async def attach(
             raise HostnameAlreadyRegistered(host.name) from exc
         domain_id = cursor.lastrowid
         assert domain_id is not None
-        await events.record(
+        await events.record_many(
             conn,
-            domain_id=domain_id,
-            source=None,
-            target=Status.PENDING,
-            reason=None,
-            message="domain attached",
-            now=now,
-            kind="domain.created",
+            [
+                events.NewEvent(
+                    domain_id=domain_id,
+                    source=None,
+                    target=Status.PENDING,
+                    reason=None,
+                    message="domain attached",
+                    now=now,
+                    kind="domain.created",
+                )
+            ],
         )
-        return await _get_by_id(conn, domain_id)
+        return await get_by_id_in(conn, domain_id)
 
 
 async def _check_claimable(
@@ -114,7 +116,8 @@ async def _check_claimable(
         raise HostnameCooldownActive(hostname, retry_after=max(1, math.ceil(free_at - now)))
 
 
-async def _get_by_id(conn: aiosqlite.Connection, domain_id: int) -> Domain:
+async def get_by_id_in(conn: aiosqlite.Connection, domain_id: int) -> Domain:
+    """The domain with row id `domain_id`, read on `conn` (inside its transaction)."""
     async with conn.execute(f"{DOMAIN_SELECT} WHERE d.id = ?", (domain_id,)) as cursor:
         row = await cursor.fetchone()
     if row is None:
@@ -123,7 +126,7 @@ async def _get_by_id(conn: aiosqlite.Connection, domain_id: int) -> Domain:
 
 
 async def get_by_id(db: Database, domain_id: int) -> Domain:
-    return await _get_by_id(db.reader, domain_id)
+    return await get_by_id_in(db.reader, domain_id)
 
 
 async def get(db: Database, hostname: str, tenant_id: int | None) -> Domain:
@@ -169,6 +172,43 @@ async def list_page(
         return [Domain.from_row(row) async for row in cursor]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Move:
+    """One state move of `domain` (as it was read) to `target`, with its event's reason."""
+
+    domain: Domain
+    target: Status
+    reason: str | None
+    message: str | None
+    now: float
+
+    def __post_init__(self) -> None:
+        check_move(self.domain.status, self.target)
+
+    def statement(self) -> str:
+        sets = "status = ?, updated_at = ?"
+        if self.target is Status.VERIFIED:
+            sets += ", verified_at = ?"
+        elif self.target is Status.REMOVED:
+            sets += ", removed_at = ?, next_check_at = NULL"
+        # The compare-and-set: only from the status the domain was read with.
+        return f"UPDATE domains SET {sets} WHERE id = ? AND status = ?"
+
+    def params(self) -> tuple[Any, ...]:
+        when = (self.now,) if self.target in (Status.VERIFIED, Status.REMOVED) else ()
+        return (self.target.value, self.now, *when, self.domain.id, self.domain.status.value)
+
+    def event(self) -> events.NewEvent:
+        return events.NewEvent(
+            domain_id=self.domain.id,
+            source=self.domain.status,
+            target=self.target,
+            reason=self.reason,
+            message=self.message,
+            now=self.now,
+        )
+
+
 async def transition(
     conn: aiosqlite.Connection,
     domain: Domain,
@@ -182,60 +222,26 @@ async def transition(
 
     Returns False (and changes nothing) when another writer moved it first.
     """
-    check_move(domain.status, target)
-    sets = ["status = ?", "updated_at = ?"]
-    params: list[Any] = [target.value, now]
-    if target is Status.VERIFIED:
-        sets.append("verified_at = ?")
-        params.append(now)
-    elif target is Status.REMOVED:
-        sets += ["removed_at = ?", "next_check_at = NULL"]
-        params.append(now)
-    cursor = await conn.execute(
-        f"UPDATE domains SET {', '.join(sets)} WHERE id = ? AND status = ?",
-        (*params, domain.id, domain.status.value),
-    )
+    move = Move(domain=domain, target=target, reason=reason, message=message, now=now)
+    cursor = await conn.execute(move.statement(), move.params())
     if cursor.rowcount != 1:
         return False
-    await events.record(
-        conn,
-        domain_id=domain.id,
-        source=domain.status,
-        target=target,
-        reason=reason,
-        message=message,
-        now=now,
-    )
+    await events.record_many(conn, [move.event()])
     return True
 
 
-async def apply_check(db: Database, domain: Domain, plan: CheckPlan, now: float) -> Domain | None:
-    """Write a check plan; None if the domain changed status since it was read (nothing written)."""
-    async with db.write() as conn:
-        cursor = await conn.execute(
-            "UPDATE domains SET last_checked_at = ?, next_check_at = ?, last_check_code = ?,"
-            " last_check_message = ?, failure_count = ?, failing_since = ?, dns_provider = ?,"
-            " updated_at = ? WHERE id = ? AND status = ?",
-            (
-                now,
-                plan.next_check_at,
-                plan.last_check_code,
-                plan.last_check_message,
-                plan.failure_count,
-                plan.failing_since,
-                plan.dns_provider,
-                now,
-                domain.id,
-                domain.status.value,
-            ),
-        )
-        if cursor.rowcount != 1:
-            return None
-        if plan.target is not None and not await transition(
-            conn, domain, plan.target, reason=plan.reason, message=plan.message, now=now
-        ):
-            raise InvalidState(f"{domain.hostname} changed status during the check")
-        return await _get_by_id(conn, domain.id)
+async def move_many(conn: aiosqlite.Connection, moves: list[Move]) -> None:
+    """Make moves whose domains the caller has seen, in this transaction, in their old status.
+
+    No compare-and-set result per row (executemany has none): the caller's read inside the
+    same write transaction is what guarantees each update matches.
+    """
+    by_statement: dict[str, list[tuple[Any, ...]]] = {}
+    for move in moves:
+        by_statement.setdefault(move.statement(), []).append(move.params())
+    for statement, rows in by_statement.items():
+        await conn.executemany(statement, rows)
+    await events.record_many(conn, [move.event() for move in moves])
 
 
 async def remove(db: Database, domain: Domain, clock: Clock) -> Domain:
@@ -244,7 +250,7 @@ async def remove(db: Database, domain: Domain, clock: Clock) -> Domain:
             conn, domain, Status.REMOVED, reason=None, message="domain detached", now=clock()
         ):
             raise DomainNotFound(domain.hostname)
-        return await _get_by_id(conn, domain.id)
+        return await get_by_id_in(conn, domain.id)
 
 
 async def consume_verify_allowance(

@@ -7,6 +7,8 @@ can never disagree.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aiosqlite
 
@@ -15,40 +17,50 @@ from gateway.store.database import Database
 from gateway.store.models import DomainEvent
 
 
-async def record(
-    conn: aiosqlite.Connection,
-    *,
-    domain_id: int,
-    source: Status | None,
-    target: Status,
-    reason: str | None,
-    message: str | None,
-    now: float,
-    kind: str | None = None,
-) -> str:
-    """Append an event (and its outbox row, for webhook types); returns the event id."""
-    event_id = str(uuid.uuid4())
-    await conn.execute(
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewEvent:
+    """An event to append: a move of a domain from `source` to `target` (or its creation)."""
+
+    domain_id: int
+    source: Status | None
+    target: Status
+    reason: str | None
+    message: str | None
+    now: float
+    # Set for events that are not state moves of the webhook kind (the creation of a domain).
+    kind: str | None = None
+
+
+async def record_many(conn: aiosqlite.Connection, new: Sequence[NewEvent]) -> list[str]:
+    """Append events (and their outbox rows, for webhook types); returns their event ids."""
+    ids = [str(uuid.uuid4()) for _ in new]
+    await conn.executemany(
         "INSERT INTO domain_events"
         " (event_id, domain_id, type, from_status, to_status, reason, message, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            event_id,
-            domain_id,
-            kind or event_type(target),
-            source.value if source else None,
-            target.value,
-            reason,
-            message,
-            now,
-        ),
+        [
+            (
+                event_id,
+                event.domain_id,
+                event.kind or event_type(event.target),
+                event.source.value if event.source else None,
+                event.target.value,
+                event.reason,
+                event.message,
+                event.now,
+            )
+            for event_id, event in zip(ids, new, strict=True)
+        ],
     )
-    if kind is None and target in WEBHOOK_STATUSES:
-        await conn.execute(
-            "INSERT INTO webhook_outbox (event_id, next_attempt_at) VALUES (?, ?)",
-            (event_id, now),
-        )
-    return event_id
+    await conn.executemany(
+        "INSERT INTO webhook_outbox (event_id, next_attempt_at) VALUES (?, ?)",
+        [
+            (event_id, event.now)
+            for event_id, event in zip(ids, new, strict=True)
+            if event.kind is None and event.target in WEBHOOK_STATUSES
+        ],
+    )
+    return ids
 
 
 async def for_domain(db: Database, domain_id: int) -> list[DomainEvent]:
