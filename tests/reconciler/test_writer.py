@@ -36,7 +36,9 @@ def plan(target: Status | None, *, code: str | None = None, next_at: float = 9e9
 def row(db: Database, domain: Domain) -> sqlite3.Row:
     with sqlite3.connect(db.path) as conn:
         conn.row_factory = sqlite3.Row
-        found = conn.execute("SELECT * FROM domains WHERE id = ?", (domain.id,)).fetchone()
+        found: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM domains WHERE id = ?", (domain.id,)
+        ).fetchone()
     assert found is not None
     return found
 
