@@ -70,9 +70,10 @@ def normalize(raw: str) -> str:
     if not name:
         raise InvalidHostname(raw, "the hostname is empty")
     for char in name:
-        if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES or _vanishes(char):
             raise InvalidHostname(raw, f"it contains the invisible character U+{ord(char):04X}")
-    if "*" in name:
+    # NFKC: the full-width and small asterisks, which UTS 46 maps to "*", spell a wildcard too.
+    if "*" in unicodedata.normalize("NFKC", name):
         raise WildcardNotSupported(raw)
     if name.startswith("[") or _is_ip_literal(name.rstrip(".")):
         raise InvalidHostname(raw, "IP addresses cannot be attached; use a hostname")
@@ -99,6 +100,18 @@ def normalize(raw: str) -> str:
     if _psl().is_public(name):
         raise InvalidHostname(raw, f"{name} is a public suffix, not a domain someone can own")
     return name
+
+
+def _vanishes(char: str) -> bool:
+    # UTS 46 also maps characters outside those categories to nothing (variation selectors, the
+    # combining grapheme joiner, Hangul fillers): "shop\ufe0f.acme.com" would silently become
+    # "shop.acme.com". Refused for the same reason as the invisible categories.
+    if char.isascii():
+        return False
+    try:
+        return idna.uts46_remap(char, std3_rules=True, transitional=False) == ""
+    except idna.IDNAError:
+        return False  # disallowed: refused with its own reason further on
 
 
 def _label_to_ascii(raw: str, label: str) -> str:

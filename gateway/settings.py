@@ -80,6 +80,12 @@ class Settings:
     check_concurrency: int = 50
     log_level: str = "INFO"
 
+    def __post_init__(self) -> None:
+        # Here rather than in load_settings() alone: a Settings built or copied in code
+        # (dataclasses.replace, bench/) reaches server.run() too, and must not bind the
+        # unauthenticated gate to a public address without consent either.
+        _check_consistency(self)
+
     @property
     def reserved_zones(self) -> tuple[str, ...]:
         return (self.platform_zone, *self.reserved)
@@ -307,9 +313,7 @@ def load_settings(
         except (ValueError, TypeError) as exc:
             raise SettingsError(name.upper(), str(exc), source) from exc
     values.update(overrides)
-    settings = Settings(**values)
-    _check_consistency(settings)
-    return settings
+    return Settings(**values)
 
 
 def _check_consistency(settings: Settings) -> None:

@@ -1,0 +1,1 @@
+"""Hardening: hostile input, tenant isolation, crashes and faults."""
