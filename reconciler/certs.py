@@ -159,6 +159,7 @@ class CertScanner:
             try:
                 files = _crt_files(issuer_dir)
             except FileNotFoundError:
+                self._failing.discard(str(issuer_dir))
                 continue  # removed since the storage root was listed: its files are gone
             except OSError as exc:
                 self._unreadable(str(issuer_dir), "cannot list", exc)
@@ -194,6 +195,7 @@ class CertScanner:
             st = os.stat(path)
         except FileNotFoundError:
             self._cache.pop(path, None)
+            self._failing.discard(path)
             return None
         except OSError as exc:
             self._unreadable(path, "cannot stat", exc)

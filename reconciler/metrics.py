@@ -39,6 +39,7 @@ JOB_RESULTS = ("ok", "failed", "skipped")
 # Resolver trouble is logged at most this often (the first occurrence at once): during an
 # outage every check of every domain fails the same way.
 RESOLVER_LOG_EVERY = 60.0
+_RESOLVER_TROUBLE = frozenset({Code.DNS_TIMEOUT.value, Code.DNS_ERROR.value})
 
 
 class ReconcilerMetrics:
@@ -121,9 +122,10 @@ class ReconcilerMetrics:
 class CountedChecker:
     """A Checker that counts each check's outcome and logs resolver trouble (rate-limited).
 
-    A check whose every failure is transient (timeout, SERVFAIL, garbage, resolvers disagreeing)
-    says nothing about the tenant's records and moves no domain, so without this line a resolver
-    outage would leave no trace in the log.
+    A check that fails only because resolvers time out or answer SERVFAIL or garbage says nothing
+    about the tenant's records and moves no domain, so without this line a resolver outage would
+    leave no trace in the log. (Resolvers that disagree are DNS changes spreading: counted, not
+    logged.)
     """
 
     def __init__(
@@ -146,7 +148,7 @@ class CountedChecker:
         error = report.error
         outcome = "ok" if error is None or error.code is None else error.code.value
         self._metrics.dns_checks.labels(outcome).inc()
-        if error is not None and report.transient:
+        if error is not None and report.transient and outcome in _RESOLVER_TROUBLE:
             self._unlogged[outcome] += 1
             now = self._clock()
             if now >= self._next_log:

@@ -128,21 +128,28 @@ async def test_check_outcomes_are_counted_and_resolver_trouble_logged_once_a_min
         _report(Code.CNAME_MISSING, Code.DNS_TIMEOUT),  # definitive: the tenant's to fix
         _report(Code.DNS_TIMEOUT, None),
         _report(Code.DNS_ERROR, Code.DNS_TIMEOUT),
+        _report(Code.RESOLVER_DISAGREEMENT),  # a change spreading: not resolver trouble
         _report(Code.DNS_TIMEOUT),
         _report(Code.DNS_TIMEOUT),
     )
     checker = CountedChecker(replay, metrics, clock=clock, log_every=60)
     with caplog.at_level(logging.WARNING, logger="reconciler.metrics"):
-        for step in (0, 0, 0, 10, 30, 25):
+        for step in (0, 0, 0, 10, 20, 20, 25):
             clock.advance(step)
             await checker.check(EXPECTATION)
     text = metrics.render().decode()
     counted = {
         outcome: sample(text, "domaingate_reconciler_dns_checks_total", outcome=outcome)
-        for outcome in ("ok", "cname_missing", "dns_timeout", "dns_error")
+        for outcome in ("ok", "cname_missing", "dns_timeout", "dns_error", "resolver_disagreement")
     }
-    assert counted == {"ok": 1, "cname_missing": 1, "dns_timeout": 3, "dns_error": 1}
-    # The first inconclusive check at once; the next three wait for the minute to pass.
+    assert counted == {
+        "ok": 1,
+        "cname_missing": 1,
+        "dns_timeout": 3,
+        "dns_error": 1,
+        "resolver_disagreement": 1,
+    }
+    # The first inconclusive check at once; the next ones wait for the minute to pass.
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2, lines
     assert "(1 dns_timeout since the last report)" in lines[0]
