@@ -72,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return _dispatch(args, settings)
+    except SettingsError as exc:
+        # A setting found wrong only when a daemon starts (a listener address already taken).
+        print(f"domaingate: {exc}", file=sys.stderr)
+        return 2
     except DomaingateError as exc:
         print(f"domaingate: {exc.message}", file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricF
 from prometheus_client.registry import Collector
 
 from gateway.states import Status
+from gateway.store.database import FAILURE_CAUSES
 
 # The gate answers in microseconds; the API in milliseconds. Buckets cover both.
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
@@ -108,6 +109,14 @@ class Metrics:
             "Failed reads of domain changes by the gate's watcher",
             registry=self.registry,
         )
+        self.store_errors = Counter(
+            "domaingate_store_errors",
+            "API requests answered 503 STORE_UNAVAILABLE, by cause (locked, full, other)",
+            ["cause"],
+            registry=self.registry,
+        )
+        for cause in FAILURE_CAUSES:
+            self.store_errors.labels(cause)  # shown at 0 before the first failure
         self.sync_lag = Gauge(
             "domaingate_gate_sync_age_seconds",
             "Seconds since the gate last read the database successfully",

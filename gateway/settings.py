@@ -54,6 +54,8 @@ class Settings:
     # The internal listener answers /tls-ask without authentication: binding it anywhere but
     # loopback must be a deliberate choice.
     internal_allow_public: bool = False
+    # The reconciler's own listener (/metrics, /healthz): loopback under the same rule.
+    reconciler_listen: Listen = Listen("127.0.0.1", 9124)
     platform_zone: str = "apps.localhost"
     reserved: tuple[str, ...] = ()
     upstream_template: str = "{app}.internal:80"
@@ -245,6 +247,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "api_listen": _parse_listen,
     "internal_listen": _parse_listen,
     "internal_allow_public": _as_bool,
+    "reconciler_listen": _parse_listen,
     "platform_zone": _as_zone,
     "reserved": lambda v: tuple(_as_zone(z) for z in _as_list(v)),
     "upstream_template": _as_template,
@@ -324,7 +327,17 @@ def _check_consistency(settings: Settings) -> None:
             "the TLS gate without authentication. Set DOMAINGATE_INTERNAL_ALLOW_PUBLIC=true to "
             "bind it there anyway",
         )
+    if not settings.reconciler_listen.is_loopback and not settings.internal_allow_public:
+        raise SettingsError(
+            "RECONCILER_LISTEN",
+            f"{settings.reconciler_listen} is not a loopback address; the reconciler's metrics "
+            "listener has no authentication. Set DOMAINGATE_INTERNAL_ALLOW_PUBLIC=true to bind it "
+            "there anyway",
+        )
     if settings.internal_listen == settings.api_listen:
         raise SettingsError("API_LISTEN", "must differ from INTERNAL_LISTEN")
+    # Both daemons run on the same machine (they share the SQLite file).
+    if settings.reconciler_listen in (settings.internal_listen, settings.api_listen):
+        raise SettingsError("RECONCILER_LISTEN", "must differ from INTERNAL_LISTEN and API_LISTEN")
     if settings.webhook_url and not settings.webhook_secret:
         raise SettingsError("WEBHOOK_SECRET", "is required when WEBHOOK_URL is set")

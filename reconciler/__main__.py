@@ -26,7 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"domaingate reconciler: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except SettingsError as exc:  # found only when starting, e.g. RECONCILER_LISTEN taken
+        print(f"domaingate reconciler: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -3,7 +3,14 @@
 Caddy keeps a certificate at `{root}/certificates/{issuer-key}/{name}/{name}.crt`, the leaf first
 and the chain after it. The scan reads every issuer directory, keeps the certificate that ends
 latest for each name, and parses a file again only when its (mtime_ns, size) changed; a file that
-cannot be read or parsed is logged once per version and left out.
+does not hold a usable certificate is logged once per version and left out.
+
+What the scan cannot see is never taken as gone. Caddy rewrites a certificate file in place, so a
+scan can meet one empty or cut short: its name is *unknown* for that scan, as is a name whose file
+cannot be stat'ed or read, and the plan leaves such domains as they are. A storage or issuer
+directory that cannot be listed hides every name, so the scan stops with `StorageUnreadable` and
+nothing is planned from it. Each problem goes to `on_error` with its cause, `unreadable` or
+`corrupt`; an unreadable path is logged when it starts failing, not at every scan.
 
 Wildcard directories (`wildcard_.example.com`) are ignored: domaingate never attaches wildcards, so
 such a certificate was configured by the operator outside the gate and says nothing about whether a
@@ -16,7 +23,7 @@ import logging
 import os
 import re
 import stat as stat_mode
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +35,7 @@ log = logging.getLogger(__name__)
 _PEM_CERT = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
 )
+_PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 WILDCARD_PREFIX = "wildcard_"
 
 
@@ -51,6 +59,15 @@ class CertError(ValueError):
     """A stored certificate file that cannot be used."""
 
 
+class CertIncomplete(CertError):
+    """A file that is empty or holds the start of a certificate without its end: how a file looks
+    while Caddy rewrites it. Says nothing about the certificate it will hold."""
+
+
+class StorageUnreadable(OSError):
+    """A directory of the storage could not be listed: which names it holds is unknown."""
+
+
 def certificates_dir(storage: Path) -> Path:
     return storage / "certificates"
 
@@ -70,6 +87,9 @@ def parse_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> CertFa
     """The first PEM block of a `.crt` file as a CertFact, or CertError."""
     match = _PEM_CERT.search(data)
     if match is None:
+        head = data.lstrip()[: len(_PEM_BEGIN)]
+        if _PEM_BEGIN.startswith(head) or head.startswith(_PEM_BEGIN):
+            raise CertIncomplete(f"{path}: the certificate is empty or cut short (being written?)")
         raise CertError(f"{path}: no PEM certificate in the file")
     try:
         cert = x509.load_pem_x509_certificate(match.group(0))
@@ -108,26 +128,46 @@ def _issuer_label(cert: x509.Certificate) -> str | None:
 
 
 _Stamp = tuple[int, int]
+ErrorHook = Callable[[str], object]
 
 
 class CertScanner:
     """Scans one storage root; remembers what it parsed so an unchanged file costs one stat()."""
 
-    def __init__(self, storage: Path) -> None:
+    def __init__(self, storage: Path, *, on_error: ErrorHook | None = None) -> None:
         self.storage = storage
         self.parsed = 0  # files parsed since creation: tests and metrics read it
+        # Names the last scan could not judge (see the module docstring).
+        self.unknown: frozenset[str] = frozenset()
+        self._on_error = on_error
         # Keyed by the path as a string: building a Path per file per scan cost more than the
-        # stat() itself.
-        self._cache: dict[str, tuple[_Stamp, CertFact | None]] = {}
+        # stat() itself. The flag marks a file found incomplete: its name stays unknown until
+        # the file changes.
+        self._cache: dict[str, tuple[_Stamp, CertFact | None, bool]] = {}
+        # Paths failing with an OSError now, so each is logged when it starts, not every scan.
+        self._failing: set[str] = set()
 
     def scan(self) -> dict[str, CertFact]:
-        """The latest certificate per name. Blocking file I/O: run it in a thread."""
+        """The latest certificate per name. Blocking file I/O: run it in a thread.
+
+        Raises StorageUnreadable (logged and reported already) when a directory cannot be listed.
+        """
         latest: dict[str, CertFact] = {}
         seen: set[str] = set()
-        for issuer_dir in issuer_dirs(self.storage):
-            for path, name in _crt_files(issuer_dir):
+        unknown: set[str] = set()
+        for issuer_dir in self._issuer_dirs():
+            try:
+                files = _crt_files(issuer_dir)
+            except FileNotFoundError:
+                self._failing.discard(str(issuer_dir))
+                continue  # removed since the storage root was listed: its files are gone
+            except OSError as exc:
+                self._unreadable(str(issuer_dir), "cannot list", exc)
+                raise StorageUnreadable(exc.errno, f"cannot list {issuer_dir}") from exc
+            self._readable(str(issuer_dir))
+            for path, name in files:
                 seen.add(path)
-                fact = self._fact(path, name, issuer_dir.name)
+                fact = self._fact(path, name, issuer_dir.name, unknown)
                 if fact is None:
                     continue
                 known = latest.get(name)
@@ -136,18 +176,31 @@ class CertScanner:
         # Forget deleted files, so the cache stays the size of the storage.
         for gone in self._cache.keys() - seen:
             del self._cache[gone]
+        self.unknown = frozenset(unknown)
         return latest
 
-    def _fact(self, path: str, name: str, issuer_key: str) -> CertFact | None:
+    def _issuer_dirs(self) -> list[Path]:
+        root = certificates_dir(self.storage)
+        try:
+            found = list(issuer_dirs(self.storage))
+        except OSError as exc:
+            self._unreadable(str(root), "cannot list", exc)
+            raise StorageUnreadable(exc.errno, f"cannot list {root}") from exc
+        self._readable(str(root))
+        return found
+
+    def _fact(self, path: str, name: str, issuer_key: str, unknown: set[str]) -> CertFact | None:
         # One stat() per file and scan: it also says whether the .crt exists and is a file.
         try:
             st = os.stat(path)
         except FileNotFoundError:
             self._cache.pop(path, None)
+            self._failing.discard(path)
             return None
         except OSError as exc:
-            log.warning("cannot stat %s: %s", path, exc.strerror or exc)
+            self._unreadable(path, "cannot stat", exc)
             self._cache.pop(path, None)
+            unknown.add(name)
             return None
         if not stat_mode.S_ISREG(st.st_mode):
             self._cache.pop(path, None)
@@ -155,33 +208,58 @@ class CertScanner:
         stamp = (st.st_mtime_ns, st.st_size)
         cached = self._cache.get(path)
         if cached is not None and cached[0] == stamp:
+            if cached[2]:
+                unknown.add(name)
             return cached[1]
-        fact: CertFact | None
         self.parsed += 1
         try:
             with open(path, "rb") as file:
                 data = file.read()
-            fact = parse_leaf(data, name=name, issuer_key=issuer_key, path=Path(path))
         except OSError as exc:
-            log.warning("cannot read %s: %s", path, exc.strerror or exc)
-            fact = None
+            # Not cached: once it can be read again (a permission put back leaves the stamp as
+            # it was) it is read at the next scan.
+            self._unreadable(path, "cannot read", exc)
+            self._cache.pop(path, None)
+            unknown.add(name)
+            return None
+        self._readable(path)
+        fact: CertFact | None = None
+        incomplete = False
+        try:
+            fact = parse_leaf(data, name=name, issuer_key=issuer_key, path=Path(path))
         except CertError as exc:
-            # Cached as None too: a broken file is reported once, not at every scan.
+            # Cached too: a broken file is reported once, not at every scan.
+            incomplete = isinstance(exc, CertIncomplete)
             log.warning("skipping certificate: %s", exc)
-            fact = None
-        self._cache[path] = (stamp, fact)
+            self._report("corrupt")
+        if incomplete:
+            unknown.add(name)
+        self._cache[path] = (stamp, fact, incomplete)
         return fact
 
+    def _unreadable(self, path: str, what: str, exc: OSError) -> None:
+        self._report("unreadable")
+        if path not in self._failing:
+            self._failing.add(path)
+            log.warning("%s %s: %s", what, path, exc.strerror or exc)
 
-def _crt_files(issuer_dir: Path) -> Iterator[tuple[str, str]]:
-    try:
-        entries = list(os.scandir(issuer_dir))
-    except OSError as exc:
-        log.warning("cannot list %s: %s", issuer_dir, exc.strerror or exc)
-        return
-    for entry in sorted(entries, key=lambda e: e.name):
+    def _readable(self, path: str) -> None:
+        if self._failing and path in self._failing:
+            self._failing.discard(path)
+            log.info("%s can be read again", path)
+
+    def _report(self, cause: str) -> None:
+        if self._on_error is not None:
+            self._on_error(cause)
+
+
+def _crt_files(issuer_dir: Path) -> list[tuple[str, str]]:
+    """(path of the .crt, name) for every name directory; OSError if it cannot be listed."""
+    files = []
+    for entry in sorted(os.scandir(issuer_dir), key=lambda e: e.name):
         name = entry.name
         if name.startswith(WILDCARD_PREFIX) or not entry.is_dir(follow_symlinks=False):
             continue
         # Whether the .crt exists is left to the caller's single stat().
-        yield f"{entry.path}/{name}.crt", name.lower()
+        files.append((f"{entry.path}/{name}.crt", name.lower()))
+    return files

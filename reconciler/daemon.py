@@ -3,8 +3,10 @@
 Jobs: the lease (renewed every third of its ttl), due DNS checks (polled every second or the
 shortest check interval, whichever is smaller), the certificate scan (`CERT_SCAN_INTERVAL`), removal
 clean-up, and webhook delivery. Every job but the lease does nothing unless this process holds the
-lease. Shutdown is graceful: no new runs start, running jobs and DNS checks get a few seconds to
-write their results, then everything opened here is closed in reverse order.
+lease. The metrics listener (`RECONCILER_LISTEN`) opens before the lease is first tried, so a
+second reconciler on the same address stops at once. Shutdown is graceful: no new runs start,
+running jobs and DNS checks get a few seconds to write their results, then everything opened here
+is closed in reverse order.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import contextlib
 import functools
 import logging
 import signal
+import sqlite3
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,9 +32,16 @@ from gateway.settings import Settings
 from gateway.store import reconcile as store
 from gateway.store.database import Clock, Database
 from reconciler.apply import apply_cert_changes
-from reconciler.certs import CertScanner
+from reconciler.certs import CertScanner, StorageUnreadable
 from reconciler.cleanup import clean_removed
 from reconciler.lease import Lease
+from reconciler.metrics import (
+    JOB_RESULTS,
+    CountedChecker,
+    ReconcilerMetrics,
+    create_app,
+    start_listener,
+)
 from reconciler.plan import plan_certs
 from reconciler.schedule import Checker, DnsSchedule
 from reconciler.webhooks import Backoff, WebhookSender
@@ -71,14 +81,24 @@ class Reconciler:
         clock: Clock = time.time,
         tuning: Tuning | None = None,
         holder: str | None = None,
+        metrics: ReconcilerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.clock = clock
         self.tuning = tuning or Tuning()
+        self.metrics = metrics or ReconcilerMetrics()
         self.lease = Lease(db, clock, ttl=self.tuning.lease_ttl, holder=holder)
-        self.dns = DnsSchedule(db, settings, checker or DnsChecker.from_settings(settings), clock)
-        self.scanner = CertScanner(settings.caddy_storage)
+        self.dns = DnsSchedule(
+            db,
+            settings,
+            CountedChecker(checker or DnsChecker.from_settings(settings), self.metrics),
+            clock,
+            on_error=self.metrics.check_errors.inc,
+        )
+        self.scanner = CertScanner(settings.caddy_storage, on_error=self.metrics.cert_scan_error)
+        self.metrics.lease_held.set_function(lambda: float(self.lease.held()))
+        self.metrics.checks_in_flight.set_function(lambda: self.dns.in_flight)
         self.webhooks: WebhookSender | None = None
         if settings.webhook_url and settings.webhook_secret and session is not None:
             self.webhooks = WebhookSender(
@@ -100,9 +120,20 @@ class Reconciler:
         return await self.dns.poll()
 
     async def scan_certs(self) -> int:
-        certs = await asyncio.to_thread(self.scanner.scan)
+        try:
+            certs = await asyncio.to_thread(self.scanner.scan)
+        except StorageUnreadable:
+            # Logged and counted by the scanner. With part of the storage out of sight no name
+            # can be judged, so nothing is planned until it can be read again.
+            return 0
         domains = await store.live_domains(self.db)
-        changes = plan_certs(domains, certs, self.clock(), self.settings.expiring_days)
+        changes = plan_certs(
+            domains,
+            certs,
+            self.clock(),
+            self.settings.expiring_days,
+            unknown=self.scanner.unknown,
+        )
         result = await apply_cert_changes(self.db, changes, self.clock)
         return result.applied
 
@@ -113,7 +144,25 @@ class Reconciler:
     async def deliver_webhooks(self) -> int:
         if self.webhooks is None:
             return 0
-        return (await self.webhooks.deliver_due()).delivered
+        result = await self.webhooks.deliver_due()
+        self.metrics.webhook_deliveries.labels("delivered").inc(result.delivered)
+        self.metrics.webhook_deliveries.labels("failed").inc(result.failed)
+        return result.delivered
+
+    async def refresh_metrics(self) -> None:
+        """The figures read at scrape time."""
+        try:
+            self.metrics.outbox_backlog.set(await store.outbox_backlog(self.db))
+        except sqlite3.Error as exc:
+            self.metrics.database_error(exc)
+            log.warning("cannot count the webhook outbox for /metrics: %s", exc)
+
+    def health(self) -> Mapping[str, object]:
+        return {
+            "status": "stopping" if self._stopping else "ok",
+            "lease": "held" if self.lease.held() else "standby",
+            "holder": self.lease.holder,
+        }
 
     async def start(self) -> None:
         # Try the lease before the first tick, so a lone reconciler works from its first second.
@@ -139,6 +188,8 @@ class Reconciler:
     def _add(
         self, scheduler: Any, name: str, job: Job, every: float, *, guarded: bool = True
     ) -> None:
+        for result in JOB_RESULTS:
+            self.metrics.job_runs.labels(name, result)  # shown at 0 from the start
         scheduler.add_job(
             functools.partial(self._run_job, name, job, guarded),
             "interval",
@@ -157,6 +208,7 @@ class Reconciler:
             return
         if guarded and not self.lease.held():
             self.skipped[name] += 1
+            self.metrics.job_runs.labels(name, "skipped").inc()
             return
         task = asyncio.current_task()
         if task is not None:
@@ -165,7 +217,9 @@ class Reconciler:
             await job()
             if guarded:
                 self.runs[name] += 1
+            self.metrics.job_runs.labels(name, "ok").inc()
         except Exception:
+            self.metrics.job_runs.labels(name, "failed").inc()
             # Logged here, once, with the job's name; the scheduler keeps the job for its next run.
             log.exception("reconciler job %s failed", name)
         finally:
@@ -204,9 +258,13 @@ async def run(
     tuning: Tuning | None = None,
     holder: str | None = None,
 ) -> None:
-    """Run the reconciler on `settings` until `stop` is set, then shut down gracefully."""
+    """Run the reconciler on `settings` until `stop` is set, then shut down gracefully.
+
+    Raises SettingsError (naming RECONCILER_LISTEN) when the metrics listener cannot bind.
+    """
+    metrics = ReconcilerMetrics()
     async with contextlib.AsyncExitStack() as stack:
-        db = await Database.open(settings.db)
+        db = await Database.open(settings.db, on_error=metrics.database_error)
         stack.push_async_callback(db.close)
         session: aiohttp.ClientSession | None = None
         if settings.webhook_url:
@@ -220,10 +278,19 @@ async def run(
             clock=clock,
             tuning=tuning,
             holder=holder,
+            metrics=metrics,
         )
+        app = create_app(metrics, refresh=reconciler.refresh_metrics, health=reconciler.health)
+        runner = await start_listener(settings.reconciler_listen, app)
+        stack.push_async_callback(runner.cleanup)
         stack.push_async_callback(reconciler.close)
         await reconciler.start()
-        log.info("reconciler started on %s (holder %s)", settings.db, reconciler.lease.holder)
+        log.info(
+            "reconciler started on %s (holder %s), metrics on http://%s/metrics",
+            settings.db,
+            reconciler.lease.holder,
+            settings.reconciler_listen,
+        )
         await stop.wait()
         log.info("reconciler stopping")
 

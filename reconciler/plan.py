@@ -12,12 +12,13 @@ A verified domain whose certificate is valid but already inside the window moves
 (verified → active → expiring), so both events are sent and no scan is wasted on the middle step.
 A verified domain holding only an expired certificate stays verified: "active" promises a valid
 certificate. DNS decides pending and failed domains, so for them only the certificate fields follow
-the storage.
+the storage. A name the scan could not judge (its file unreadable, or caught half-written) gets no
+change at all: a storage fault must not look like a certificate that is gone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -69,11 +70,16 @@ def plan_certs(
     certs: Mapping[str, CertFact],
     now: float,
     expiring_days: float,
+    *,
+    unknown: Collection[str] = frozenset(),
 ) -> list[CertChange]:
-    """The changes that bring `domains` in line with the stored `certs` at time `now`."""
+    """The changes that bring `domains` in line with the stored `certs` at time `now`; names in
+    `unknown` are left alone."""
     window = expiring_days * DAY
     changes = []
     for domain in domains:
+        if domain.hostname in unknown:
+            continue
         change = _plan_one(domain, certs.get(domain.hostname), now, window)
         if change is not None:
             changes.append(change)

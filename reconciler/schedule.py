@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from gateway.dns.checker import Expectation
@@ -33,8 +34,17 @@ class Checker(Protocol):
 
 
 class DnsSchedule:
-    def __init__(self, db: Database, settings: Settings, checker: Checker, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        checker: Checker,
+        clock: Clock,
+        *,
+        on_error: Callable[[], object] | None = None,
+    ) -> None:
         self._db = db
+        self._on_error = on_error  # told of each check that could not run or write its result
         self._settings = settings
         self._checker = checker
         self._clock = clock
@@ -121,6 +131,8 @@ class DnsSchedule:
             await self.check_one(domain)
         except Exception:
             log.exception("checking %s failed", domain.hostname)
+            if self._on_error is not None:
+                self._on_error()
             # Without this the row stays due and would be retried (and logged) every poll.
             try:
                 await store.postpone_check(

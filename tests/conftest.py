@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDictProxy
+from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app, create_internal_app
@@ -264,3 +265,13 @@ async def raw_get(client: Client, target: bytes, headers: bytes = b"") -> int:
         b"GET " + target + b" HTTP/1.1\r\nHost: gate\r\n" + headers + b"Connection: close\r\n\r\n",
     )
     return status
+
+
+def sample(exposition: str, name: str, **labels: str) -> float:
+    """One sample's value in a Prometheus text exposition (`name` with its `_total` suffix, if
+    any); fails the test when no sample has that name and exactly those labels."""
+    for family in text_string_to_metric_families(exposition):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
+    pytest.fail(f"no sample {name}{labels} in:\n{exposition}")

@@ -7,7 +7,8 @@ top-level label (`test.` for `acme.test`) with delegations, letting a CAA climb 
 
 Fixtures (import them into a conftest.py): `knot_factory` starts any number of independent
 servers and stops them all at teardown; `blackhole` is a UDP address that reads and drops every
-query (a `Blackhole(reply=...)` built by hand answers garbage instead).
+query (a `Blackhole(reply=...)` built by hand answers garbage instead). `Knot.expire_zone` makes a
+zone answer SERVFAIL.
 `knot_fixture(zones, scope=...)` builds a fixture serving fixed zones at a wider scope.
 """
 
@@ -132,6 +133,19 @@ class Knot:
             self._knotc("zone-reload", *old)
         self._wait_served({zone: self._serials[zone] for zone in changed})
 
+    def expire_zone(self, name: str) -> None:
+        """Make knot answer SERVFAIL for zone `name`, as an authoritative server does for a zone
+        it holds but cannot serve (a secondary cut off from its primary past the SOA expiry, a
+        zone file that failed to load); returns once it does. For good: knot will not reload an
+        expired zone, so `set_zone` cannot bring it back."""
+        name = _zone_name(name)
+        self._knotc("zone-purge", "-f", name, "+expire")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while (response := self._soa(name)) is None or response.rcode() != dns.rcode.SERVFAIL:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"zone {name} still served after expiring:\n{self.log[-2000:]}")
+            time.sleep(0.02)
+
     def _kill(self) -> None:
         process, self._process = self._process, None
         if process is None:
@@ -230,13 +244,16 @@ zone:
             if pending:
                 time.sleep(0.02)
 
-    def _soa_serial(self, name: str) -> int | None:
+    def _soa(self, name: str) -> dns.message.Message | None:
         query = dns.message.make_query(f"{name}.", dns.rdatatype.SOA)
         try:
-            response = dns.query.udp(query, HOST, port=self.port, timeout=0.2)
+            return dns.query.udp(query, HOST, port=self.port, timeout=0.2)
         except (dns.exception.DNSException, OSError):
             return None
-        if response.rcode() != dns.rcode.NOERROR:
+
+    def _soa_serial(self, name: str) -> int | None:
+        response = self._soa(name)
+        if response is None or response.rcode() != dns.rcode.NOERROR:
             return None
         for rrset in response.answer:
             for rdata in rrset:

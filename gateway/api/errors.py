@@ -12,6 +12,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.errors import DomaingateError, HostnameCooldownActive, VerifyRateLimited
+from gateway.keys import METRICS
+from gateway.store.database import failure_cause
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +51,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
         # Locked by another writer past the busy timeout, or the disk is full: the request did
-        # not happen, and saying so lets the client retry.
-        log.exception("database unavailable while serving %s %s", request.method, request.path)
+        # not happen, and saying so lets the client retry. An operating condition, not a bug:
+        # one line without a traceback, and a count by cause.
+        cause = failure_cause(exc)
+        request.app[METRICS].store_errors.labels(cause).inc()
+        log.warning(
+            "database unavailable (%s) while serving %s %s: %s",
+            cause,
+            request.method,
+            request.path,
+            exc,
+        )
         response = error_response(
             503, "STORE_UNAVAILABLE", "the database is busy or unavailable; retry shortly"
         )

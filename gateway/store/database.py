@@ -19,6 +19,8 @@ from types import TracebackType
 import aiosqlite
 
 Clock = Callable[[], float]
+# Why a database operation failed, as logs and metrics name it.
+FAILURE_CAUSES = ("locked", "full", "other")
 
 _MIGRATION_NAME = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
 BUSY_TIMEOUT_MS = 5000
@@ -26,6 +28,18 @@ BUSY_TIMEOUT_MS = 5000
 
 class MigrationError(RuntimeError):
     pass
+
+
+def failure_cause(exc: BaseException) -> str:
+    """`locked` (busy past the busy timeout), `full` (no space left) or `other`."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    # Extended result codes (SQLITE_BUSY_SNAPSHOT, …) keep the primary code in the low byte.
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return "locked"
+    if primary == sqlite3.SQLITE_FULL:
+        return "full"
+    return "other"
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -95,17 +109,32 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-class Database:
-    """The process's connections to one SQLite file."""
+ErrorHook = Callable[[sqlite3.OperationalError], object]
 
-    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+
+class Database:
+    """The process's connections to one SQLite file.
+
+    `on_error` hears of every write that failed in SQLite itself (locked past the busy timeout,
+    disk full, I/O error), whoever started it: the reconciler counts them in its metrics.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        *,
+        on_error: ErrorHook | None = None,
+    ):
         self.path = path
         self._writer = writer
         self._reader = reader
         self._lock = asyncio.Lock()
+        self._on_error = on_error
 
     @classmethod
-    async def open(cls, path: Path) -> Database:
+    async def open(cls, path: Path, *, on_error: ErrorHook | None = None) -> Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await _connect(path)
         try:
@@ -114,7 +143,7 @@ class Database:
         except BaseException:
             await writer.close()
             raise
-        return cls(path, writer, reader)
+        return cls(path, writer, reader, on_error=on_error)
 
     async def close(self) -> None:
         await self._reader.close()
@@ -139,16 +168,26 @@ class Database:
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction: commits on success, rolls back on any exception."""
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                await self._writer.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                self._failed(exc)
+                raise
             try:
                 yield self._writer
                 await self._writer.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, sqlite3.OperationalError):
+                    self._failed(exc)
                 # A failed COMMIT (disk full, say) leaves the transaction open: end it here so the
                 # connection is usable again.
                 if self._writer.in_transaction:
                     await self._writer.execute("ROLLBACK")
                 raise
+
+    def _failed(self, exc: sqlite3.OperationalError) -> None:
+        if self._on_error is not None:
+            self._on_error(exc)
 
 
 async def open_connection(path: Path) -> aiosqlite.Connection:

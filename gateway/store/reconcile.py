@@ -132,6 +132,15 @@ async def due_webhooks(db: Database, now: float, limit: int) -> list[OutboxItem]
         ]
 
 
+async def outbox_backlog(db: Database) -> int:
+    """Webhook events not delivered yet (due now or waiting for their next attempt)."""
+    async with db.reader.execute(
+        "SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL"
+    ) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def mark_delivered(db: Database, event_id: str, now: float) -> None:
     async with db.write() as conn:
         await conn.execute(

@@ -16,6 +16,7 @@ KEYS: dict[str, tuple[str, Any, Any]] = {
     "API_LISTEN": ("0.0.0.0:8443", "0.0.0.0:8443", Listen("0.0.0.0", 8443)),
     "INTERNAL_LISTEN": ("127.0.0.2:9999", "127.0.0.2:9999", Listen("127.0.0.2", 9999)),
     "INTERNAL_ALLOW_PUBLIC": ("true", True, True),
+    "RECONCILER_LISTEN": ("[::1]:9998", "[::1]:9998", Listen("::1", 9998)),
     "PLATFORM_ZONE": ("Apps.Example.COM.", "apps.example.com", "apps.example.com"),
     "RESERVED": (
         "corp.example, Internal.Example.",
@@ -124,6 +125,7 @@ def test_defaults_are_the_specs() -> None:
     assert settings.db == Path("./domaingate.db")
     assert settings.api_listen == Listen("127.0.0.1", 8080)
     assert settings.internal_listen == Listen("127.0.0.1", 9123)
+    assert settings.reconciler_listen == Listen("127.0.0.1", 9124)
     assert settings.platform_zone == "apps.localhost"
     assert settings.reserved == ()
     assert settings.upstream_template == "{app}.internal:80"
@@ -214,6 +216,8 @@ def test_other_environment_variables_are_ignored() -> None:
         ("API_LISTEN", ":8080"),
         ("API_LISTEN", "[::1:8080"),
         ("INTERNAL_LISTEN", "127.0.0.1:99999"),
+        ("RECONCILER_LISTEN", "127.0.0.1"),
+        ("RECONCILER_LISTEN", "127.0.0.1:0"),
         ("INTERNAL_ALLOW_PUBLIC", "maybe"),
         ("REQUIRE_TXT", "2"),
         ("PLATFORM_ZONE", ""),
@@ -276,27 +280,42 @@ def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     assert caught.value.key == "CONFIG"
 
 
-@pytest.mark.parametrize("listen", ["0.0.0.0:9123", "192.0.2.5:9123", "[::]:9123", "gate:9123"])
-def test_a_non_loopback_internal_listener_needs_explicit_consent(listen: str) -> None:
+# The reconciler's metrics listener follows the internal listener's loopback rule.
+UNAUTHENTICATED_LISTENERS = ["INTERNAL_LISTEN", "RECONCILER_LISTEN"]
+
+
+@pytest.mark.parametrize("key", UNAUTHENTICATED_LISTENERS)
+@pytest.mark.parametrize("listen", ["0.0.0.0:9125", "192.0.2.5:9125", "[::]:9125", "gate:9125"])
+def test_a_non_loopback_internal_listener_needs_explicit_consent(key: str, listen: str) -> None:
     with pytest.raises(SettingsError) as caught:
-        load_settings(env={"DOMAINGATE_INTERNAL_LISTEN": listen})
-    assert caught.value.key == "INTERNAL_LISTEN"
+        load_settings(env={f"DOMAINGATE_{key}": listen})
+    assert caught.value.key == key
     assert "DOMAINGATE_INTERNAL_ALLOW_PUBLIC" in str(caught.value)
     settings = load_settings(
-        env={"DOMAINGATE_INTERNAL_LISTEN": listen, "DOMAINGATE_INTERNAL_ALLOW_PUBLIC": "true"}
+        env={f"DOMAINGATE_{key}": listen, "DOMAINGATE_INTERNAL_ALLOW_PUBLIC": "true"}
     )
-    assert str(settings.internal_listen) == listen
+    assert str(getattr(settings, key.lower())) == listen
 
 
-@pytest.mark.parametrize("listen", ["127.0.0.1:9123", "127.9.9.9:1", "[::1]:9123", "localhost:1"])
-def test_loopback_internal_listeners_are_fine(listen: str) -> None:
-    assert load_settings(env={"DOMAINGATE_INTERNAL_LISTEN": listen}).internal_listen.is_loopback
+@pytest.mark.parametrize("key", UNAUTHENTICATED_LISTENERS)
+@pytest.mark.parametrize("listen", ["127.0.0.1:9125", "127.9.9.9:1", "[::1]:9125", "localhost:1"])
+def test_loopback_internal_listeners_are_fine(key: str, listen: str) -> None:
+    settings = load_settings(env={f"DOMAINGATE_{key}": listen})
+    assert getattr(settings, key.lower()).is_loopback
 
 
-def test_listeners_must_differ() -> None:
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"DOMAINGATE_API_LISTEN": "127.0.0.1:9123"}, "API_LISTEN"),
+        ({"DOMAINGATE_RECONCILER_LISTEN": "127.0.0.1:9123"}, "RECONCILER_LISTEN"),
+        ({"DOMAINGATE_RECONCILER_LISTEN": "127.0.0.1:8080"}, "RECONCILER_LISTEN"),
+    ],
+)
+def test_listeners_must_differ(env: dict[str, str], key: str) -> None:
     with pytest.raises(SettingsError) as caught:
-        load_settings(env={"DOMAINGATE_API_LISTEN": "127.0.0.1:9123"})
-    assert caught.value.key == "API_LISTEN"
+        load_settings(env=env)
+    assert caught.value.key == key
 
 
 def test_a_webhook_url_needs_its_secret() -> None:

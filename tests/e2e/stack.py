@@ -545,7 +545,10 @@ class Domaingate:
         workdir.mkdir(parents=True, exist_ok=True)
         self.internal = Listen(HOST, free_port())
         self.api_listen = Listen(HOST, free_port())
-        self.db = workdir / "domaingate.db"
+        # Never the default: several stacks (and other test runs) share this machine.
+        self.reconciler_listen = Listen(HOST, free_port())
+        # `DB` in `settings` puts the database elsewhere (a small filesystem, say).
+        self.db = Path(settings["DB"]) if "DB" in settings else workdir / "domaingate.db"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (os.environ.get("PYTHONPATH", ""), str(ROOT)) if p
@@ -555,6 +558,7 @@ class Domaingate:
             DOMAINGATE_DB=str(self.db),
             DOMAINGATE_INTERNAL_LISTEN=str(self.internal),
             DOMAINGATE_API_LISTEN=str(self.api_listen),
+            DOMAINGATE_RECONCILER_LISTEN=str(self.reconciler_listen),
             DOMAINGATE_ADMIN_TOKEN=ADMIN_TOKEN,
         )
         env.update({f"DOMAINGATE_{k.upper()}": v for k, v in settings.items()})
@@ -595,7 +599,7 @@ class Domaingate:
     def start_gateway(self) -> None:
         self.gateway.start()
         wait_until(
-            lambda: self._get(f"http://{self.internal}/readyz") == 200,
+            lambda: self.readyz() == 200,
             timeout=20,
             what="the gateway's /readyz",
             alive=self.gateway.check_alive,
@@ -619,6 +623,17 @@ class Domaingate:
             return error.code
         except OSError:
             return None
+
+    def metrics(self, daemon: str) -> str:
+        """The Prometheus text of the "gateway" (internal listener) or the "reconciler"."""
+        listen = {"gateway": self.internal, "reconciler": self.reconciler_listen}[daemon]
+        with urllib.request.urlopen(f"http://{listen}/metrics", timeout=5) as response:
+            text: str = response.read().decode()
+            return text
+
+    def readyz(self) -> int | None:
+        """The gateway's readiness answer (None: unreachable)."""
+        return self._get(f"http://{self.internal}/readyz")
 
     def ask(self, name: str) -> int | None:
         """The gate's answer for `name`, as Caddy would ask it (None: unreachable)."""
@@ -668,6 +683,18 @@ class Domaingate:
                 (hostname,),
             ).fetchone()
             return None if row is None else dict(row)
+
+    def event_types(self, hostname: str) -> list[str]:
+        """Every event of the domains named `hostname`, oldest first, read straight from SQLite."""
+        with contextlib.closing(
+            sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        ) as connection:
+            rows = connection.execute(
+                "SELECT e.type FROM domain_events e JOIN domains d ON d.id = e.domain_id"
+                " WHERE d.hostname = ? ORDER BY e.id",
+                (hostname,),
+            ).fetchall()
+        return [row[0] for row in rows]
 
     def stop(self) -> None:
         self.reconciler.stop()

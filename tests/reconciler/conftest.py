@@ -1,5 +1,6 @@
 """Fixtures for the reconciler tests: a real SQLite store on tmp_path, tenants, domains in any
-status, certificates made with `cryptography` in a Caddy-shaped storage tree, a controllable clock.
+status, certificates made with `cryptography` in a Caddy-shaped storage tree, a controllable clock,
+and the daemon itself running in the test's event loop.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from cryptography import x509
@@ -21,14 +24,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway import hostnames
-from gateway.settings import Settings, load_settings
+from gateway.settings import Listen, Settings, load_settings
 from gateway.states import Status
 from gateway.store import domains as domain_store
 from gateway.store import tenants
 from gateway.store.database import Database
 from gateway.store.models import Domain, Tenant
+from reconciler.daemon import Tuning, run
 from tests.conftest import T0 as T0
 from tests.conftest import FakeClock as FakeClock
+from tests.knot import HOST, free_port
 
 DAY = 86400.0
 
@@ -43,7 +48,12 @@ def storage(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path, storage: Path) -> Settings:
     return load_settings(
-        env={}, db=tmp_path / "x.db", caddy_storage=storage, platform_zone="apps.example.net"
+        env={},
+        db=tmp_path / "x.db",
+        caddy_storage=storage,
+        platform_zone="apps.example.net",
+        # A daemon started on these settings must not collide with another on the default port.
+        reconciler_listen=Listen(HOST, free_port()),
     )
 
 
@@ -241,3 +251,29 @@ async def wait_for(predicate: Callable[[], Awaitable[bool] | bool], timeout: flo
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"condition not met within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[str]:
+    """`reconciler.daemon.run()` on `settings` (a 5 s lease) until the block ends; yields the base
+    URL of its metrics listener once that answers."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, stop, tuning=Tuning(lease_ttl=5)))
+    base = f"http://{settings.reconciler_listen}"
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def listening() -> bool:
+                if task.done():
+                    task.result()  # it stopped: say why
+                try:
+                    async with session.get(f"{base}/healthz") as response:
+                        return response.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await wait_for(listening)
+        yield base
+    finally:
+        stop.set()
+        await task

@@ -106,7 +106,8 @@ async def test_scan_moves_states_and_records_certificates(
         "soon": (Status.EXPIRING, now + 5 * DAY, "Caddy Local Authority - ECC Intermediate"),
         "ended": (Status.EXPIRING, now - DAY, PEBBLE),
         "corrupt": (Status.VERIFIED, None, None),
-        "truncated": (Status.VERIFIED, None, None),
+        # Caught half-written (Caddy rewrites in place): unknown this scan, so left as it was.
+        "truncated": (Status.ACTIVE, None, None),
         "renewed": (Status.ACTIVE, now + 89 * DAY, "R11"),
         "wrongsan": (Status.VERIFIED, None, None),
         "pebble": (Status.ACTIVE, now + 60 * DAY, PEBBLE),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,10 @@ from gateway.store import domains as domain_store
 from gateway.store import events, tenants
 from gateway.store.database import Database
 from gateway.store.models import Domain, DomainEvent, Tenant
-from reconciler.daemon import Reconciler, Tuning, run
-from tests.knot import Knot, blackhole, knot_factory
+from reconciler.daemon import Reconciler, Tuning
+from tests.knot import HOST, Knot, blackhole, free_port, knot_factory
 
-from .conftest import attach, wait_for
+from .conftest import attach, running, wait_for
 
 __all__ = ["blackhole", "knot_factory"]  # fixtures, re-exported for pytest
 
@@ -53,19 +52,9 @@ def dns_settings(tmp_path: Path, resolver: Listen, **overrides: Any) -> Settings
         caddy_storage=tmp_path / "caddy",
         resolvers=(resolver,),
         platform_zone="apps.test",
+        reconciler_listen=Listen(HOST, free_port()),
         **values,
     )
-
-
-@asynccontextmanager
-async def daemon(settings: Settings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run(settings, stop, tuning=Tuning(lease_ttl=5)))
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
 
 
 async def status_of(db: Database, domain: Domain) -> Status:
@@ -97,7 +86,7 @@ async def test_pending_domain_turns_verified_once_the_cname_appears(
     settings = dns_settings(tmp_path, knot.listen, retry_budget=4)
     domain = await attach(knot_db, acme, "shop.acme.test", time.time, first_check_in=0.2)
 
-    async with daemon(settings):
+    async with running(settings):
 
         async def checked_and_missing() -> bool:
             row = await domain_store.get_by_id(knot_db, domain.id)
@@ -129,7 +118,7 @@ async def test_records_that_never_appear_fail_at_the_end_of_the_budget(
     settings = dns_settings(tmp_path, knot.listen)
     domain = await attach(knot_db, acme, "shop.acme.test", time.time, first_check_in=0.2)
 
-    async with daemon(settings):
+    async with running(settings):
 
         async def failed() -> bool:
             return await status_of(knot_db, domain) is Status.FAILED
@@ -153,7 +142,7 @@ async def test_verified_domain_whose_cname_goes_fails_after_the_grace_time(
     settings = dns_settings(tmp_path, knot.listen)
     domain = await attach(knot_db, acme, "shop.acme.test", time.time, first_check_in=0.1)
 
-    async with daemon(settings):
+    async with running(settings):
 
         async def verified() -> bool:
             return await status_of(knot_db, domain) is Status.VERIFIED

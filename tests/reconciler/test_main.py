@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.__main__ import main
+from tests.knot import HOST, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PRELUDE = "import sys; "
@@ -32,6 +33,7 @@ def test_sigterm_stops_the_daemon_gracefully(tmp_path: Path) -> None:
         "DOMAINGATE_DB": str(tmp_path / "x.db"),
         "DOMAINGATE_CADDY_STORAGE": str(tmp_path / "caddy"),
         "DOMAINGATE_RESOLVERS": "127.0.0.1:9",
+        "DOMAINGATE_RECONCILER_LISTEN": f"{HOST}:{free_port()}",
         "DOMAINGATE_LOG_LEVEL": "INFO",
     }
     code = f"{PRELUDE}from reconciler.__main__ import main; sys.exit(main([]))"

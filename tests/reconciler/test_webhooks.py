@@ -123,6 +123,7 @@ async def test_delivery_survives_a_reconciler_restart(
         db=settings.db,
         caddy_storage=settings.caddy_storage,
         resolvers=settings.resolvers,
+        reconciler_listen=settings.reconciler_listen,
         webhook_url=receiver.url,
         webhook_secret=SECRET,
     )
