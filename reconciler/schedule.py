@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -27,6 +28,8 @@ from gateway.store.models import Domain
 from reconciler.writer import CheckWriter
 
 log = logging.getLogger(__name__)
+
+MIN_PAUSE = 1.0
 
 
 class Checker(Protocol):
@@ -59,6 +62,11 @@ class DnsSchedule:
         self._more_due = False
         self._closing = False
         self._top_up: asyncio.Task[int] | None = None
+        # When results cannot be written at all (database locked or full), every due domain would
+        # be checked again at each poll, hammering the resolvers for nothing: no new checks start
+        # before this monotonic time, the pause doubling while writes keep failing.
+        self._paused_until = 0.0
+        self._pause = 0.0
 
     @property
     def in_flight(self) -> int:
@@ -73,7 +81,7 @@ class DnsSchedule:
 
     async def _poll(self) -> int:
         room = 2 * self._settings.check_concurrency - len(self._in_flight)
-        if room <= 0:
+        if room <= 0 or time.monotonic() < self._paused_until:
             return 0
         due = await store.due_domains(
             self._db, self._clock(), room, exclude=frozenset(self._in_flight)
@@ -140,6 +148,15 @@ class DnsSchedule:
                 )
             except Exception:
                 log.exception("could not postpone the check of %s", domain.hostname)
+                self._pause_checks()
+
+    def _pause_checks(self) -> None:
+        now = time.monotonic()
+        if now < self._paused_until:
+            return  # another check of the same round failed: already paused
+        self._pause = min(max(2 * self._pause, MIN_PAUSE), self._policy.fast_interval)
+        self._paused_until = now + self._pause
+        log.warning("DNS checks paused for %.1f s: results cannot be written", self._pause)
 
     async def check_one(self, domain: Domain) -> bool:
         """Check one domain now and write the outcome; False if it changed status meanwhile."""
@@ -149,6 +166,7 @@ class DnsSchedule:
         now = self._clock()
         plan = plan_check(domain, report, now, self._policy)
         written = await self._writer.write(CheckOutcome(domain=domain, plan=plan, now=now))
+        self._pause = 0.0
         self.checks_run += 1
         if not written:
             log.info("%s changed status during its check; checked again later", domain.hostname)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
 import pytest
@@ -13,8 +14,10 @@ from gateway.instructions import expectation_for
 from gateway.settings import Settings, load_settings
 from gateway.states import Status
 from gateway.store import domains as domain_store
+from gateway.store import reconcile as reconcile_store
 from gateway.store.database import Database
 from gateway.store.models import Tenant
+from reconciler import schedule as schedule_module
 from reconciler.schedule import DnsSchedule
 
 from .conftest import attach
@@ -164,3 +167,42 @@ async def test_a_checker_crash_postpones_the_domain(
     assert row.next_check_at is not None and row.next_check_at > time.time() + 30
     assert "checking crash.acme.test failed" in caplog.text
     assert await schedule.run_due() == 0
+
+
+async def test_checks_pause_while_results_cannot_be_written(
+    db: Database,
+    tenant: Tenant,
+    fast: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    names = [f"w{i}.acme.test" for i in range(3)]
+    for name in names:
+        await attach(db, tenant, name, time.time, first_check_in=-1)
+    checker = ScriptedChecker(dict.fromkeys(names))
+    schedule = DnsSchedule(db, fast, checker, time.time)
+    full = sqlite3.OperationalError("database or disk is full")
+
+    async def unwritable(*args: object, **kwargs: object) -> bool:
+        raise full
+
+    # Reads work, every write fails: what a full disk or a long-held lock looks like.
+    monkeypatch.setattr(schedule._writer, "write", unwritable)
+    monkeypatch.setattr(reconcile_store, "postpone_check", unwritable)
+    monkeypatch.setattr(schedule_module, "MIN_PAUSE", 0.2)
+    assert await schedule.run_due() == 3
+    assert "DNS checks paused" in caplog.text
+    # Still due in the table, but not checked again until the pause ends.
+    assert await schedule.run_due() == 0
+    assert len(checker.seen) == 3
+    await asyncio.sleep(0.25)
+    assert await schedule.run_due() == 3
+    # A second failing round doubles the pause.
+    assert await schedule.run_due() == 0
+    await asyncio.sleep(0.25)
+    assert await schedule.run_due() == 0
+    await asyncio.sleep(0.2)
+    monkeypatch.undo()
+    assert await schedule.run_due() == 3
+    assert len(checker.seen) == 9
+    assert {d.status for d in await reconcile_store.live_domains(db)} == {Status.VERIFIED}
