@@ -50,6 +50,7 @@ def start(db: Path, knot_port: int, *, core: str | None = None) -> subprocess.Po
         DOMAINGATE_RESOLVERS=f"{HOST}:{knot_port}",
         DOMAINGATE_CADDY_STORAGE=str(storage),
         DOMAINGATE_LOG_LEVEL="WARNING",
+        DOMAINGATE_RECONCILER_LISTEN=f"{HOST}:{common.free_port()}",
     )
     pinned = ["taskset", "-c", core] if core is not None else []
     command = ["nice", "-n", str(unit_nice()), *pinned, sys.executable, "-m", "domaingate",
