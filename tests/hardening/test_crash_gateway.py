@@ -3,7 +3,8 @@
 Every request answered 2xx holds exactly as answered (a 201's row, a 204's removal); a request left
 unanswered may or may not have happened, but leaves no half-state (`daemons.audit`); the restarted
 gateway's API and gate agree with the rows. Each round draws its requests and the moment of the
-kill from a seeded generator and runs on what the rounds before it left.
+kill from a seeded generator and runs on what the rounds before it left. And a client's next
+request sees what its answered one committed, however many other reads are under way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import aiohttp
 from gateway.states import ALLOWED, Status
 from gateway.store import tenants
 from gateway.store.database import Database
-from tests.conftest import PLATFORM_ZONE, bearer, sql
+from tests.conftest import PLATFORM_ZONE, Api, bearer, sql
 from tests.e2e.stack import Domaingate, Process
 from tests.reconciler.conftest import attach
 
@@ -307,3 +308,30 @@ async def test_kill_under_concurrent_attaches_and_deletes(daemons: Daemons) -> N
             assert not domaingate.gateway.running
             domaingate.start_gateway()
             await check(domaingate, storm)
+
+
+async def test_an_answered_attach_is_seen_by_the_next_request(api: Api) -> None:
+    """Under the storm above, a client once got a 201 and then a 404 for its next request.
+
+    Another request's read is still under way (here, held open) when the attach commits: the next
+    request must see the new domain, not the snapshot that read began with.
+    """
+    token = await api.tenant("alpha")
+    await api.tenant("bravo")
+    reading = asyncio.Event()
+
+    async def other_request() -> None:
+        # Listing the tenants, one row read of two so far.
+        async with api.db.reader.execute("SELECT * FROM tenants") as cursor:
+            await cursor.fetchone()
+            reading.set()
+            await asyncio.sleep(0.2)
+
+    other = asyncio.create_task(other_request())
+    await reading.wait()
+    await api.attach(token, "shop.alpha.test")
+    reply = await api.call("GET", "/api/v1/domains/shop.alpha.test", token=token)
+    assert reply.status == 200, reply
+    deleted = await api.call("DELETE", "/api/v1/domains/shop.alpha.test", token=token)
+    assert deleted.status == 204, deleted
+    await other
