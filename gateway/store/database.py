@@ -2,7 +2,7 @@
 
 One writer connection per process, serialised by an asyncio lock and `BEGIN IMMEDIATE` (which also
 serialises against other processes through SQLite's own lock), and a separate reader connection so
-that a read never sees another task's uncommitted write.
+that a read never sees another task's uncommitted write; reads take turns on it (`Reader`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import asyncio
 import importlib.resources
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import aiosqlite
 
@@ -112,6 +113,28 @@ def _statements(script: str) -> list[str]:
 ErrorHook = Callable[[sqlite3.OperationalError], object]
 
 
+class Reader:
+    """The reader connection, one statement at a time.
+
+    SQLite keeps a connection's read snapshot while any of its statements is unfinished, and a
+    statement started meanwhile reads from that snapshot too. With tasks interleaving their reads
+    on one connection, a snapshot could stay open for as long as reads kept overlapping, and a
+    request could miss what the same client's previous request had just committed (a 201, then a
+    404 for the name). Taking turns, every read starts from the latest commit.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def execute(
+        self, sql: str, parameters: Iterable[Any] | None = None
+    ) -> AsyncIterator[aiosqlite.Cursor]:
+        async with self._lock, self._conn.execute(sql, parameters) as cursor:
+            yield cursor
+
+
 class Database:
     """The process's connections to one SQLite file.
 
@@ -129,7 +152,8 @@ class Database:
     ):
         self.path = path
         self._writer = writer
-        self._reader = reader
+        self._reader_conn = reader
+        self._reader = Reader(reader)
         self._lock = asyncio.Lock()
         self._on_error = on_error
 
@@ -146,7 +170,7 @@ class Database:
         return cls(path, writer, reader, on_error=on_error)
 
     async def close(self) -> None:
-        await self._reader.close()
+        await self._reader_conn.close()
         await self._writer.close()
 
     async def __aenter__(self) -> Database:
@@ -161,7 +185,7 @@ class Database:
         await self.close()
 
     @property
-    def reader(self) -> aiosqlite.Connection:
+    def reader(self) -> Reader:
         return self._reader
 
     @asynccontextmanager

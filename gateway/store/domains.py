@@ -24,7 +24,7 @@ from gateway.errors import (
 from gateway.hostnames import Hostname, Kind
 from gateway.states import Status, check_move
 from gateway.store import events
-from gateway.store.database import Clock, Database
+from gateway.store.database import Clock, Database, Reader
 from gateway.store.models import DOMAIN_SELECT, Domain, Tenant
 
 COOLDOWN_SECONDS = 48 * 3600
@@ -116,8 +116,8 @@ async def _check_claimable(
         raise HostnameCooldownActive(hostname, retry_after=max(1, math.ceil(free_at - now)))
 
 
-async def get_by_id_in(conn: aiosqlite.Connection, domain_id: int) -> Domain:
-    """The domain with row id `domain_id`, read on `conn` (inside its transaction)."""
+async def get_by_id_in(conn: aiosqlite.Connection | Reader, domain_id: int) -> Domain:
+    """The domain with row id `domain_id`, read on `conn` (in its transaction) or the reader."""
     async with conn.execute(f"{DOMAIN_SELECT} WHERE d.id = ?", (domain_id,)) as cursor:
         row = await cursor.fetchone()
     if row is None:

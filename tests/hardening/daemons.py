@@ -1,0 +1,146 @@
+"""The daemons as real processes for the crash tests, SIGKILL, and the audit of what a crash leaves.
+
+`daemons` (a fixture) is tests.e2e.stack's `Domaingate` on the test's tmp_path: the gateway is
+`python -m domaingate serve`; the reconciler is `python -m tests.hardening.daemons`, which runs the
+`domaingate reconcile` command unchanged but for the daemon's `Tuning` (a 1 s lease, see `main`).
+`kill()` sends SIGKILL, nothing gentler. `audit()` reads the database the way an operator would
+after the crash and fails on anything a half-applied write could have left behind.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from gateway.states import WEBHOOK_STATUSES, Status, can_move, event_type
+from tests.conftest import sql
+from tests.e2e.stack import Domaingate, Process
+
+MODULE = "tests.hardening.daemons"
+
+
+class Daemons:
+    """Builds `Domaingate`s under one directory and stops every process they started."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._started: list[Domaingate] = []
+
+    def __call__(self, settings: Mapping[str, str]) -> Domaingate:
+        workdir = self.root / f"domaingate-{len(self._started)}"
+        daemons = Domaingate(workdir, settings)
+        daemons.reconciler = Process(
+            "reconciler",
+            [sys.executable, "-m", MODULE],
+            env=daemons.env,
+            cwd=workdir,
+            log=workdir / "reconciler.log",
+        )
+        self._started.append(daemons)
+        return daemons
+
+    def stop(self) -> None:
+        while self._started:
+            self._started.pop().stop()
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Daemons]:
+    """`daemons(settings) -> Domaingate` (DOMAINGATE_* keys without the prefix); all stopped at
+    teardown, whatever state the test left them in."""
+    factory = Daemons(tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.stop()
+
+
+def kill(process: Process) -> None:
+    """SIGKILL the process (and its session): no signal handler, no shutdown, no last commit."""
+    pid = process.pid
+    assert pid is not None and process.running, f"{process.name} is not running"
+    os.killpg(pid, signal.SIGKILL)
+    assert process.stop() == -signal.SIGKILL, f"{process.name} ended before the kill"
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One row of `domain_events`."""
+
+    event_id: str
+    type: str
+    source: str | None
+    target: str
+
+
+def audit(db: Path) -> dict[int, list[Move]]:
+    """Fail on any trace of a half-applied write; returns each domain's events, oldest first.
+
+    The file is sound; every domain's events start with its creation and form one continuous
+    chain of allowed moves ending in its current status; every webhook-type event has its outbox
+    row and no outbox row lacks its event; removed rows, and only they, carry `removed_at`.
+    """
+    assert sql(db, "PRAGMA integrity_check") == [("ok",)]
+    assert sql(db, "PRAGMA foreign_key_check") == []
+    domains = {
+        domain_id: (hostname, status, removed_at)
+        for domain_id, hostname, status, removed_at in sql(
+            db, "SELECT id, hostname, status, removed_at FROM domains"
+        )
+    }
+    chains: dict[int, list[Move]] = defaultdict(list)
+    for domain_id, *fields in sql(
+        db,
+        "SELECT domain_id, event_id, type, from_status, to_status FROM domain_events ORDER BY id",
+    ):
+        chains[domain_id].append(Move(*fields))
+    assert chains.keys() <= domains.keys()
+    webhook_events = set()
+    for domain_id, (hostname, status, removed_at) in domains.items():
+        chain = chains[domain_id]
+        assert chain, f"{hostname} (id {domain_id}) has no events"
+        first = chain[0]
+        assert (first.type, first.source, first.target) == ("domain.created", None, "pending"), (
+            hostname,
+            chain,
+        )
+        for before, after in pairwise(chain):
+            assert after.source == before.target, (hostname, chain)
+            assert can_move(Status(before.target), Status(after.target)), (hostname, chain)
+            assert after.type == event_type(Status(after.target)), (hostname, after)
+            if Status(after.target) in WEBHOOK_STATUSES:
+                webhook_events.add(after.event_id)
+        assert chain[-1].target == status, (hostname, status, chain)
+        assert (removed_at is not None) == (status == "removed"), (hostname, status, removed_at)
+    outbox = {event_id for (event_id,) in sql(db, "SELECT event_id FROM webhook_outbox")}
+    assert outbox == webhook_events
+    return dict(chains)
+
+
+def main() -> int:
+    """`domaingate reconcile`, with the daemon's test tuning.
+
+    A SIGKILLed reconciler cannot release its lease: with the production ttl (30 s) its successor
+    would stand by that long before doing anything. A 1 s lease keeps a kill-and-restart test
+    within seconds; everything else (the command, settings, signals, jobs) is the real thing.
+    """
+    from domaingate import cli
+    from reconciler import daemon
+
+    tuning = daemon.Tuning(lease_ttl=1.0, webhook_interval=0.1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(daemon, "run", functools.partial(daemon.run, tuning=tuning))
+        return cli.main(["reconcile"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
