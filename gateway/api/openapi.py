@@ -89,7 +89,7 @@ _TENANT_HEADER = {
     "in": "header",
     "required": False,
     "schema": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"},
-    "description": "With the admin token: the tenant to act for",
+    "description": "With the admin token: the tenant to act for (one such header at most)",
 }
 
 _APP = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}
