@@ -32,7 +32,7 @@ from tests.conftest import Api, ApiFactory, Reply, sql
 from tests.e2e.stack import Domaingate
 
 # A verify against nothing listening costs its 50 ms DNS budget, not the default seconds.
-FAST_DNS = {"dns_timeout": "0.05", "resolvers": "127.0.0.1:9"}
+FAST_DNS = {"DNS_TIMEOUT": "0.05", "RESOLVERS": "127.0.0.1:9"}
 REQUESTS = 20
 
 
@@ -216,7 +216,7 @@ def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Domainga
     try:
         for name in ("one", "two"):
             gateway = Domaingate(
-                tmp_path_factory.mktemp(name), {"db": str(db), "log_level": "WARNING", **FAST_DNS}
+                tmp_path_factory.mktemp(name), {"DB": str(db), "LOG_LEVEL": "WARNING", **FAST_DNS}
             )
             started.append(gateway)
             gateway.start_gateway()
@@ -226,15 +226,11 @@ def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Domainga
             gateway.stop()
 
 
-def shared_db(gateways: Sequence[Domaingate]) -> Path:
-    return Path(gateways[0].env["DOMAINGATE_DB"])
-
-
 def make_tenants(gateways: Sequence[Domaingate], *names: str) -> list[str]:
     """Tenants created straight in the database the gateways share; returns their tokens."""
 
     async def create() -> list[str]:
-        async with await Database.open(shared_db(gateways)) as db:
+        async with await Database.open(gateways[0].db) as db:
             return [(await tenants.create(db, name, time.time))[1] for name in names]
 
     return asyncio.run(create())
@@ -285,7 +281,7 @@ def test_verify_limits_hold_across_two_processes(gateways: list[Domaingate]) -> 
         "SELECT count(*) FROM verify_attempts a JOIN tenants t ON t.id = a.tenant_id"
         " WHERE t.name = ?"
     )
-    assert sql(shared_db(gateways), counted, ("verify-one",)) == [(VERIFY_LIMIT_PER_DOMAIN,)]
+    assert sql(gateways[0].db, counted, ("verify-one",)) == [(VERIFY_LIMIT_PER_DOMAIN,)]
 
     answers = race(
         [
@@ -294,7 +290,7 @@ def test_verify_limits_hold_across_two_processes(gateways: list[Domaingate]) -> 
         ]
     )
     assert_limited(answers, allowed=VERIFY_LIMIT_PER_TENANT, scope="tenant")
-    assert sql(shared_db(gateways), counted, ("verify-many",)) == [(VERIFY_LIMIT_PER_TENANT,)]
+    assert sql(gateways[0].db, counted, ("verify-many",)) == [(VERIFY_LIMIT_PER_TENANT,)]
 
 
 def test_racing_claims_across_two_processes_make_exactly_one(gateways: list[Domaingate]) -> None:
@@ -315,7 +311,7 @@ def test_racing_claims_across_two_processes_make_exactly_one(gateways: list[Doma
     for n, name in enumerate(names):
         mine = answers[n * 6 : n * 6 + 6]
         assert outcomes(mine) == {(201, None): 1, (409, "HOSTNAME_ALREADY_REGISTERED"): 5}
-        assert len(live_rows(shared_db(gateways), name)) == 1
+        assert len(live_rows(gateways[0].db, name)) == 1
 
 
 def test_cooldown_holds_across_two_processes(gateways: list[Domaingate]) -> None:
@@ -339,7 +335,7 @@ def test_cooldown_holds_across_two_processes(gateways: list[Domaingate]) -> None
         ]
     )
     assert_won_by(answers, "cool-acme")
-    assert len(live_rows(shared_db(gateways), name)) == 1
+    assert len(live_rows(gateways[0].db, name)) == 1
 
 
 def test_quota_holds_across_two_processes(gateways: list[Domaingate]) -> None:
@@ -359,7 +355,7 @@ def test_quota_holds_across_two_processes(gateways: list[Domaingate]) -> None:
     )
     assert outcomes(answers) == {(201, None): quota, (422, "QUOTA_EXCEEDED"): REQUESTS - quota}
     live = sql(
-        shared_db(gateways),
+        gateways[0].db,
         "SELECT count(*) FROM domains d JOIN tenants t ON t.id = d.tenant_id"
         " WHERE t.name = 'quota' AND d.status != 'removed'",
     )
