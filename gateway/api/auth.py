@@ -47,16 +47,26 @@ def _bearer(request: web.Request) -> str:
     return token
 
 
+def _named_tenant(request: web.Request) -> str | None:
+    values = request.headers.getall(TENANT_HEADER, [])
+    # Two copies name no one tenant. Taking either would let a client's own copy win over the
+    # one a proxy in front of the API adds (or the other way round), so refuse, as for
+    # Authorization.
+    if len(values) > 1:
+        raise InvalidRequest(f"send at most one {TENANT_HEADER} header")
+    return values[0] if values else None
+
+
 async def authenticate(request: web.Request) -> Principal:
     token = _bearer(request)
     settings = request.app[SETTINGS]
     db = request.app[DB]
-    named = request.headers.get(TENANT_HEADER)
     admin = settings.admin_token
     # surrogateescape: header bytes that are not UTF-8 arrive as lone surrogates.
     if admin is not None and hmac.compare_digest(
         token.encode("utf-8", "surrogateescape"), admin.encode()
     ):
+        named = _named_tenant(request)
         if named is None:
             return Principal(tenant=None, admin=True)
         try:
@@ -70,6 +80,7 @@ async def authenticate(request: web.Request) -> Principal:
     holder = await tenants.authenticate(db, token)
     if holder is None:
         raise Unauthorized("the token is unknown or revoked")
+    named = _named_tenant(request)
     if named is not None and named != holder.name:
         raise InvalidRequest(f"{TENANT_HEADER} is for the admin token only")
     return Principal(tenant=holder, admin=False)

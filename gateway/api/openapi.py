@@ -42,103 +42,101 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _object(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A closed object: the API sends these fields, every one unless `optional`, and no others."""
+    return {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+# 409 carries Retry-After only with HOSTNAME_COOLDOWN_ACTIVE; 429 and 503 always do.
+_ERROR_RESPONSES = {409: "Conflict", 429: "RetryLater", 503: "RetryLater"}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(status): {"$ref": "#/components/responses/Error"} for status in statuses}
+    # Every operation but the document itself authenticates against the database, so each can
+    # answer 401 and 503.
+    return {
+        str(status): {"$ref": f"#/components/responses/{_ERROR_RESPONSES.get(status, 'Error')}"}
+        for status in sorted({*statuses, 401, 503})
+    }
+
+
+def _retry_after(required: bool) -> dict[str, Any]:
+    return {
+        "Retry-After": {
+            "required": required,
+            "description": "Seconds to wait before trying again",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
 
 
 _DOMAIN_PARAM = {
     "name": "domain",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "maxLength": 1024},
+    # A hostname is at most 253 octets. The bound also keeps every request line this document
+    # allows under the HTTP parser's 8190-byte limit, even with each character percent-encoded.
+    "schema": {"type": "string", "minLength": 1, "maxLength": 253},
     "description": "The hostname; U-labels are accepted and normalised to A-labels",
 }
 _TENANT_HEADER = {
     "name": "X-Domaingate-Tenant",
     "in": "header",
     "required": False,
-    "schema": {"type": "string"},
-    "description": "With the admin token: the tenant to act for",
+    "schema": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"},
+    "description": "With the admin token: the tenant to act for (one such header at most)",
 }
 
+_APP = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}
+# The API never shows a removed domain.
+_LIVE_STATUS = {"type": "string", "enum": [s.value for s in Status if s is not Status.REMOVED]}
+
 _SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
+    "Error": _object(
+        {
+            "error": _object(
+                {
                     "code": {"type": "string", "enum": _ERROR_CODES},
                     "message": {"type": "string"},
-                    "retry_after": {"type": "integer"},
+                    "retry_after": {"type": "integer", "minimum": 1},
+                    "fields": {"type": "array", "items": {"type": "string"}},
+                    "limit": {"type": "integer"},
                 },
-                "additionalProperties": True,
-            }
-        },
-    },
-    "Record": {
-        "type": "object",
-        "required": ["type", "name", "value"],
-        "properties": {
+                optional=("retry_after", "fields", "limit"),
+            )
+        }
+    ),
+    "Record": _object(
+        {
             "type": {"type": "string", "enum": ["CNAME", "TXT", "A", "AAAA"]},
             "name": {"type": "string"},
             "value": {"type": "string"},
-        },
-    },
+        }
+    ),
     "CheckError": {
-        "type": "object",
+        **_object({"code": {"type": "string"}, "message": {"type": "string"}}),
         "nullable": True,
-        "required": ["code", "message"],
-        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
     },
-    "Domain": {
-        "type": "object",
-        "required": [
-            "domain",
-            "app",
-            "tenant",
-            "status",
-            "kind",
-            "method",
-            "txt_record",
-            "instructions",
-            "created_at",
-            "updated_at",
-            "verified_at",
-            "last_checked_at",
-            "next_check_at",
-            "last_check_error",
-            "failure_count",
-            "dns_provider",
-            "cert_expires_at",
-            "cert_issuer",
-            "now",
-        ],
-        "properties": {
+    "Domain": _object(
+        {
             "domain": {"type": "string"},
             "app": {"type": "string"},
             "tenant": {"type": "string"},
-            "status": {
-                "type": "string",
-                "enum": [s.value for s in Status if s is not Status.REMOVED],
-            },
+            "status": _LIVE_STATUS,
             "kind": {"type": "string", "enum": ["subdomain", "apex"]},
             "method": {"type": "string", "enum": ["cname", "txt"]},
-            "txt_record": {
-                "type": "object",
-                "required": ["name", "value"],
-                "properties": {"name": {"type": "string"}, "value": {"type": "string"}},
-            },
-            "instructions": {
-                "type": "object",
-                "required": ["records", "notes"],
-                "properties": {
+            "txt_record": _object({"name": {"type": "string"}, "value": {"type": "string"}}),
+            "instructions": _object(
+                {
                     "records": {"type": "array", "items": _ref("Record")},
                     "notes": {"type": "array", "items": {"type": "string"}},
-                },
-            },
+                }
+            ),
             "created_at": _TIME,
             "updated_at": _TIME,
             "verified_at": _NULLABLE_TIME,
@@ -150,60 +148,42 @@ _SCHEMAS: dict[str, Any] = {
             "cert_expires_at": _NULLABLE_TIME,
             "cert_issuer": {"type": "string", "nullable": True},
             "now": _TIME,
-        },
-    },
-    "DomainList": {
-        "type": "object",
-        "required": ["domains", "next_cursor", "now"],
-        "properties": {
+        }
+    ),
+    "DomainList": _object(
+        {
             "domains": {"type": "array", "items": _ref("Domain")},
             "next_cursor": {"type": "string", "nullable": True},
             "now": _TIME,
-        },
-    },
-    "Verification": {
-        "type": "object",
-        "required": ["verified", "status", "checks", "last_check_error", "last_checked_at", "now"],
-        "properties": {
+        }
+    ),
+    "Verification": _object(
+        {
             "verified": {"type": "boolean"},
-            "status": {"type": "string"},
+            "status": _LIVE_STATUS,
             "checks": {
                 "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["check", "ok", "code", "message"],
-                    "properties": {
+                "items": _object(
+                    {
                         "check": {"type": "string"},
                         "ok": {"type": "boolean"},
                         "code": {"type": "string", "nullable": True},
                         "message": {"type": "string"},
-                    },
-                },
+                    }
+                ),
             },
             "last_check_error": _ref("CheckError"),
             "last_checked_at": _NULLABLE_TIME,
             "now": _TIME,
-        },
-    },
-    "EventList": {
-        "type": "object",
-        "required": ["domain", "events", "now"],
-        "properties": {
+        }
+    ),
+    "EventList": _object(
+        {
             "domain": {"type": "string"},
             "events": {
                 "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": [
-                        "id",
-                        "type",
-                        "from_status",
-                        "to_status",
-                        "reason",
-                        "message",
-                        "created_at",
-                    ],
-                    "properties": {
+                "items": _object(
+                    {
                         "id": {"type": "string"},
                         "type": {"type": "string"},
                         "from_status": {"type": "string", "nullable": True},
@@ -211,19 +191,19 @@ _SCHEMAS: dict[str, Any] = {
                         "reason": {"type": "string", "nullable": True},
                         "message": {"type": "string", "nullable": True},
                         "created_at": _TIME,
-                    },
-                },
+                    }
+                ),
             },
             "now": _TIME,
-        },
-    },
+        }
+    ),
     "AttachRequest": {
         "type": "object",
         "required": ["domain", "app"],
         "additionalProperties": False,
         "properties": {
             "domain": {"type": "string", "example": "shop.example.com"},
-            "app": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},
+            "app": _APP,
         },
     },
 }
@@ -242,7 +222,19 @@ DOCUMENT: dict[str, Any] = {
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": _SCHEMAS,
-        "responses": {"Error": _json(_ref("Error"), "An error")},
+        "responses": {
+            "Error": _json(_ref("Error"), "An error"),
+            "Conflict": {
+                **_json(
+                    _ref("Error"), "A conflict with the hostname's holder or the domain's state"
+                ),
+                "headers": _retry_after(required=False),
+            },
+            "RetryLater": {
+                **_json(_ref("Error"), "Refused for now: rate-limited, or the database is busy"),
+                "headers": _retry_after(required=True),
+            },
+        },
     },
     "paths": {
         "/api/v1/domains": {
@@ -255,8 +247,17 @@ DOCUMENT: dict[str, Any] = {
                     "content": {"application/json": {"schema": _ref("AttachRequest")}},
                 },
                 "responses": {
-                    "201": _json(_ref("Domain"), "Attached; publish the records it lists"),
-                    **_errors(400, 401, 409, 413, 422, 503),
+                    "201": {
+                        **_json(_ref("Domain"), "Attached; publish the records it lists"),
+                        "headers": {
+                            "Location": {
+                                "required": True,
+                                "description": "The new domain's URL",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    },
+                    **_errors(400, 409, 413, 422),
                 },
             },
             "get": {
@@ -264,25 +265,27 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "List domains, oldest first",
                 "parameters": [
                     _TENANT_HEADER,
-                    {"name": "app", "in": "query", "schema": {"type": "string"}},
+                    {"name": "app", "in": "query", "schema": _APP},
                     {
                         "name": "status",
                         "in": "query",
-                        "schema": {
-                            "type": "string",
-                            "enum": [s.value for s in Status if s is not Status.REMOVED],
-                        },
+                        "schema": _LIVE_STATUS,
                     },
                     {
                         "name": "limit",
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
                     },
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "description": "next_cursor of the previous page",
+                        "schema": {"type": "string", "maxLength": 64},
+                    },
                 ],
                 "responses": {
                     "200": _json(_ref("DomainList"), "A page of domains"),
-                    **_errors(400, 401, 503),
+                    **_errors(400),
                 },
             },
         },
@@ -290,12 +293,12 @@ DOCUMENT: dict[str, Any] = {
             "get": {
                 "operationId": "getDomain",
                 "parameters": _DOMAIN_OPS,
-                "responses": {"200": _json(_ref("Domain"), "The domain"), **_errors(400, 401, 404)},
+                "responses": {"200": _json(_ref("Domain"), "The domain"), **_errors(400, 404)},
             },
             "delete": {
                 "operationId": "detachDomain",
                 "parameters": _DOMAIN_OPS,
-                "responses": {"204": {"description": "Detached"}, **_errors(400, 401, 404, 503)},
+                "responses": {"204": {"description": "Detached"}, **_errors(400, 404)},
             },
         },
         "/api/v1/domains/{domain}/verify": {
@@ -305,7 +308,7 @@ DOCUMENT: dict[str, Any] = {
                 "parameters": _DOMAIN_OPS,
                 "responses": {
                     "200": _json(_ref("Verification"), "The check's findings"),
-                    **_errors(400, 401, 404, 409, 429, 503),
+                    **_errors(400, 404, 409, 429),
                 },
             },
         },
@@ -315,7 +318,7 @@ DOCUMENT: dict[str, Any] = {
                 "parameters": _DOMAIN_OPS,
                 "responses": {
                     "200": _json(_ref("EventList"), "State moves, oldest first"),
-                    **_errors(400, 401, 404),
+                    **_errors(400, 404),
                 },
             },
         },
@@ -323,7 +326,7 @@ DOCUMENT: dict[str, Any] = {
             "get": {
                 "operationId": "openapi",
                 "security": [],
-                "responses": {"200": {"description": "This document"}},
+                "responses": {"200": _json({"type": "object"}, "This document")},
             }
         },
     },

@@ -1,0 +1,241 @@
+"""The tenant isolation matrix: every endpoint and method, aimed at tenant B's domain, by every
+kind of caller.
+
+Callers are B itself and the admin acting for B or for everyone (they may see and change B's
+domain), tenant A and the admin acting for A (strangers: another tenant's domain is a 404, never a
+403), and callers with bad credentials or a bad X-Domaingate-Tenant (401 / 400, whatever the
+endpoint). For everyone but B's side: nothing in the database changes, no piece of B's data
+(tenant, API token, TXT value, event ids, a cursor onto B's row) appears in the answer's body or
+headers, and a request naming B's domain is answered word for word as one naming a domain nobody
+holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.api.inputs import encode_cursor
+from gateway.app import create_app
+from gateway.store import tenants
+from tests.conftest import ADMIN_TOKEN, Api, Client, FakeClock, Reply, make_settings, sql
+
+# Every case runs in the module's event loop, where the shared world's server lives.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+Role = Literal["owner", "everyone", "stranger", "unauthorized", "bad_tenant"]
+Expected = tuple[int, str | None]  # status and error code (None: no error body)
+
+A_HOST = "shop.acme.com"
+B_HOST = "store.umbrella.org"
+TWIN = "store.nobodyat.org"  # as long as B_HOST, so even Content-Length cannot tell them apart
+TABLES = ("tenants", "domains", "domain_events", "webhook_outbox", "verify_attempts")
+NOT_FOUND: Expected = (404, "DOMAIN_NOT_FOUND")
+NOT_ALLOWED: Expected = (405, "METHOD_NOT_ALLOWED")
+TAKEN: Expected = (409, "HOSTNAME_ALREADY_REGISTERED")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    path: str  # under /api/v1; {d} is the domain aimed at
+    owner: Expected  # B, or the admin acting for B
+    stranger: Expected  # A, or the admin acting for A
+    everyone: Expected  # the admin without X-Domaingate-Tenant
+    mutates: bool = False  # changes B's domain when B's side calls it
+    shows_b: bool = False  # B's side gets B's TXT value in the body
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+ENDPOINTS = [
+    # Attaching B's name: the one answer that must say the name is held (the spec's rule).
+    Endpoint("POST", "/domains", TAKEN, TAKEN, (400, "INVALID_REQUEST")),
+    Endpoint("GET", "/domains", (200, None), (200, None), (200, None), shows_b=True),
+    Endpoint("GET", "/domains/{d}", (200, None), NOT_FOUND, (200, None), shows_b=True),
+    Endpoint("HEAD", "/domains/{d}", (200, None), (404, None), (200, None)),
+    Endpoint("DELETE", "/domains/{d}", (204, None), NOT_FOUND, (204, None), mutates=True),
+    Endpoint("POST", "/domains/{d}/verify", (200, None), NOT_FOUND, (200, None), mutates=True),
+    Endpoint("GET", "/domains/{d}/events", (200, None), NOT_FOUND, (200, None)),
+    *(
+        Endpoint(method, path, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED)
+        for method, path in (
+            ("PUT", "/domains"),
+            ("DELETE", "/domains"),
+            ("PATCH", "/domains/{d}"),
+            ("OPTIONS", "/domains/{d}"),
+            ("GET", "/domains/{d}/verify"),
+            ("POST", "/domains/{d}/events"),
+        )
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    name: str
+    role: Role
+    authorization: str | None  # {a}, {b}, {c} and {admin} stand for the tokens
+    tenant: tuple[str, ...] = ()  # an X-Domaingate-Tenant header for each
+
+    def __str__(self) -> str:
+        return self.name
+
+
+CALLERS = [
+    Caller("tenant B", "owner", "Bearer {b}"),
+    Caller("admin for B", "owner", "Bearer {admin}", tenant=("globex",)),
+    Caller("admin for all", "everyone", "Bearer {admin}"),
+    Caller("tenant A", "stranger", "Bearer {a}"),
+    Caller("tenant A naming itself", "stranger", "Bearer {a}", tenant=("acme",)),
+    # RFC 6750: credentials = "Bearer" 1*SP b64token, so more than one space is still A.
+    Caller("tenant A, two spaces", "stranger", "Bearer  {a}"),
+    Caller("admin for A", "stranger", "Bearer {admin}", tenant=("acme",)),
+    Caller("tenant A naming B", "bad_tenant", "Bearer {a}", tenant=("globex",)),
+    Caller("admin for an unknown tenant", "bad_tenant", "Bearer {admin}", tenant=("nobody",)),
+    Caller("admin for a revoked tenant", "bad_tenant", "Bearer {admin}", tenant=("initech",)),
+    Caller("admin naming B, then A", "bad_tenant", "Bearer {admin}", tenant=("globex", "acme")),
+    Caller("tenant A naming itself, then B", "bad_tenant", "Bearer {a}", tenant=("acme", "globex")),
+    Caller("revoked token", "unauthorized", "Bearer {c}"),
+    Caller("no token", "unauthorized", None),
+    Caller("Basic scheme", "unauthorized", "Basic {a}"),
+    Caller("no scheme", "unauthorized", "{a}"),
+    Caller("empty bearer", "unauthorized", "Bearer"),
+    Caller("bearer of spaces", "unauthorized", "Bearer    "),
+    Caller("space inside the token", "unauthorized", "Bearer {a_split}"),
+    Caller("tab for the space", "unauthorized", "Bearer\t{a}"),
+    Caller("non-ASCII after the token", "unauthorized", "Bearer {a}\u00e9"),
+    Caller("non-ASCII token", "unauthorized", "Bearer dgt_\u0142\u00f3\u017c\u2603"),
+    Caller("4 KiB token", "unauthorized", "Bearer {a}" + "f" * 4096),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    api: Api
+    tokens: dict[str, str]
+    b_txt: str
+    b_secrets: list[str]  # none of these may reach anyone outside B's side
+
+
+@asynccontextmanager
+async def opened_world(db: Path) -> AsyncIterator[World]:
+    """The API on a loopback port over a fresh database at `db`, with A's, B's and C's tenants."""
+    clock = FakeClock()
+    # B's side verifying: a 50 ms DNS budget against nothing rather than the default seconds.
+    app = create_app(make_settings(db, dns_timeout=0.05), clock=clock)
+    client: Client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield await populate(Api(client, clock))
+    finally:
+        await client.close()
+
+
+async def populate(api: Api) -> World:
+    a, b, c = [await api.tenant(name) for name in ("acme", "globex", "initech")]
+    await api.attach(a, A_HOST)
+    attached = await api.attach(b, B_HOST, app="vault")
+    await tenants.revoke(api.db, "initech", api.clock)
+    (b_id,) = sql(api.db_path, "SELECT id FROM domains WHERE hostname = ?", (B_HOST,))[0]
+    events = sql(api.db_path, "SELECT event_id FROM domain_events WHERE domain_id = ?", (b_id,))
+    txt = attached["txt_record"]["value"]
+    secrets = ["globex", "vault", b, txt, encode_cursor(b_id), *(row[0] for row in events)]
+    tokens = {"a": a, "b": b, "c": c, "admin": ADMIN_TOKEN, "a_split": f"{a[:20]} {a[20:]}"}
+    return World(api, tokens, txt, secrets)
+
+
+# One world serves every case that must leave it as it was (and checks that it does): starting an
+# app per case would cost more than the case.
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    async with opened_world(tmp_path_factory.mktemp("isolation") / "domaingate.db") as world:
+        yield world
+
+
+def snapshot(api: Api) -> dict[str, list[tuple[Any, ...]]]:
+    return {table: sql(api.db_path, f"SELECT * FROM {table} ORDER BY rowid") for table in TABLES}
+
+
+async def send(world: World, endpoint: Endpoint, caller: Caller, name: str) -> Reply:
+    headers = [("X-Domaingate-Tenant", tenant) for tenant in caller.tenant]
+    if caller.authorization is not None:
+        headers.append(("Authorization", caller.authorization.format(**world.tokens)))
+    path = "/api/v1" + endpoint.path.format(d=name)
+    body = {"domain": name, "app": "web"} if endpoint.path == "/domains" else None
+    # Not Api.call: a HEAD answer has a JSON content type and no body to parse.
+    async with world.api.client.request(
+        endpoint.method, path, headers=headers, json=body
+    ) as response:
+        text = (await response.read()).decode()
+        parsed = json.loads(text) if text and response.content_type == "application/json" else text
+        return Reply(response.status, parsed, response.headers)
+
+
+def expected(endpoint: Endpoint, role: Role) -> Expected:
+    if role == "unauthorized":
+        return (401, None if endpoint.method == "HEAD" else "UNAUTHORIZED")
+    if role == "bad_tenant":
+        return (400, None if endpoint.method == "HEAD" else "INVALID_REQUEST")
+    return {"owner": endpoint.owner, "everyone": endpoint.everyone, "stranger": endpoint.stranger}[
+        role
+    ]
+
+
+def everything_in(reply: Reply) -> str:
+    headers = "\n".join(f"{key}: {value}" for key, value in reply.headers.items())
+    return f"{headers}\n{json.dumps(reply.body)}"
+
+
+def word_for_word(reply: Reply, name: str) -> tuple[int, str, dict[str, str]]:
+    """The reply with `name` blanked out, and without its Date."""
+    headers = {key: value.replace(name, "*") for key, value in reply.headers.items()}
+    del headers["Date"]
+    return reply.status, json.dumps(reply.body).replace(name, "*"), headers
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+@pytest.mark.parametrize("caller", CALLERS, ids=str)
+async def test_isolation_matrix(
+    shared: World, tmp_path: Path, caller: Caller, endpoint: Endpoint
+) -> None:
+    if caller.role in ("owner", "everyone") and endpoint.mutates:
+        # B's side changes B's domain: in a world of its own, so the shared one stays as it was.
+        async with opened_world(tmp_path / "domaingate.db") as world:
+            await check(world, caller, endpoint)
+    else:
+        await check(shared, caller, endpoint)
+
+
+async def check(world: World, caller: Caller, endpoint: Endpoint) -> None:
+    api = world.api
+    before = snapshot(api)
+    reply = await send(world, endpoint, caller, B_HOST)
+    assert (reply.status, reply.code) == expected(endpoint, caller.role), reply
+
+    if caller.role in ("owner", "everyone"):
+        # Controls: B's side really reaches B's domain, and the leak check below would see it.
+        if endpoint.shows_b:
+            assert world.b_txt in everything_in(reply)
+        changed = snapshot(api) != before
+        assert changed == (endpoint.mutates and reply.status < 300)
+        return
+
+    assert snapshot(api) == before
+    leaked = [secret for secret in world.b_secrets if secret in everything_in(reply)]
+    assert leaked == []
+    if endpoint.path == "/domains" and endpoint.method == "GET" and reply.status == 200:
+        assert [domain["domain"] for domain in reply.body["domains"]] == [A_HOST]
+    if "{d}" in endpoint.path:
+        # Nothing tells B's domain apart from a name nobody attached, not even a header.
+        twin = await send(world, endpoint, caller, TWIN)
+        assert word_for_word(reply, B_HOST) == word_for_word(twin, TWIN)
