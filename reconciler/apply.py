@@ -1,24 +1,30 @@
-"""Carry out a certificate plan: one write transaction per domain, moves through `transition()`.
+"""Carry out a certificate plan: many changes to a write transaction, each a compare-and-set.
 
-Each change is written only if the domain still has the status the plan saw (compare-and-set), so a
-domain moved meanwhile by the API or a DNS check is left alone and simply planned again at the next
-scan. A transaction per domain keeps one bad row from holding back the others.
+A change is written only if its domain still has the status the plan saw, so a domain moved
+meanwhile by the API or a DNS check is left alone and simply planned again at the next scan. The
+statuses are read inside the write transaction (which holds SQLite's write lock), so no other writer
+can move a domain between that read and these writes. Batches keep the first scan of a large
+storage from costing a transaction (and an fsync) per domain, while each batch stays short enough
+not to hold up the API's writes for long.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from gateway.errors import InvalidState
+import aiosqlite
+
 from gateway.store import domains as domain_store
 from gateway.store import reconcile as store
 from gateway.store.database import Clock, Database
 from reconciler.plan import CertChange
 
 log = logging.getLogger(__name__)
+
+BATCH = 500
 
 
 @dataclass(slots=True, kw_only=True)
@@ -29,40 +35,52 @@ class ApplyResult:
 
 
 async def apply_cert_changes(
-    db: Database, changes: Iterable[CertChange], clock: Clock
+    db: Database, changes: Iterable[CertChange], clock: Clock, *, batch: int = BATCH
 ) -> ApplyResult:
     result = ApplyResult()
-    for change in changes:
-        if await apply_one(db, change, clock):
-            result.applied += 1
-            result.moves += len(change.moves)
-        else:
-            result.skipped += 1
+    pending = list(changes)
+    for start in range(0, len(pending), batch):
+        async with db.write() as conn:
+            written = await _write(conn, pending[start : start + batch], clock())
+        for change in written:
+            for move in change.moves:
+                log.info("%s: %s → %s (%s)", change.domain.hostname, move.source, move.target,
+                         move.reason)  # fmt: skip
+        result.applied += len(written)
+        result.moves += sum(len(change.moves) for change in written)
+        result.skipped += min(batch, len(pending) - start) - len(written)
     return result
 
 
-async def apply_one(db: Database, change: CertChange, clock: Clock) -> bool:
-    """Write one change; False if the domain changed status since it was planned."""
-    domain = change.domain
-    async with db.write() as conn:
-        now = clock()
-        if not await store.set_cert(
-            conn, domain, expires_at=change.expires_at, issuer=change.issuer, now=now
-        ):
+async def _write(
+    conn: aiosqlite.Connection, changes: Sequence[CertChange], now: float
+) -> list[CertChange]:
+    current = await domain_store.statuses(conn, (c.domain.id for c in changes))
+    written: list[CertChange] = []
+    taken: set[int] = set()
+    for change in changes:
+        domain = change.domain
+        if current.get(domain.id) != domain.status.value or domain.id in taken:
             log.info(
                 "%s changed status during the certificate scan; planned again next scan",
                 domain.hostname,
             )
-            return False
-        current = domain
-        for move in change.moves:
-            moved = await domain_store.transition(
-                conn, current, move.target, reason=move.reason, message=move.message, now=now
+            continue
+        taken.add(domain.id)
+        written.append(change)
+    await store.set_certs(conn, [(c.domain, c.expires_at, c.issuer) for c in written], now=now)
+    await domain_store.move_many(
+        conn,
+        [
+            domain_store.Move(
+                domain=dataclasses.replace(change.domain, status=move.source),
+                target=move.target,
+                reason=move.reason,
+                message=move.message,
+                now=now,
             )
-            if not moved:
-                # Unreachable while we hold the write lock after the compare-and-set above; raising
-                # rolls the certificate fields back with it.
-                raise InvalidState(f"{domain.hostname} changed status during the certificate scan")
-            log.info("%s: %s → %s (%s)", domain.hostname, move.source, move.target, move.reason)
-            current = dataclasses.replace(current, status=move.target)
-    return True
+            for change in written
+            for move in change.moves
+        ],
+    )
+    return written

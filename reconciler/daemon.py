@@ -32,7 +32,7 @@ from gateway.settings import Settings
 from gateway.store import reconcile as store
 from gateway.store.database import Clock, Database
 from reconciler.apply import apply_cert_changes
-from reconciler.certs import CertScanner, StorageUnreadable
+from reconciler.certs import CertScanner, StorageUnreadable, certificates_dir
 from reconciler.cleanup import clean_removed
 from reconciler.lease import Lease
 from reconciler.metrics import (
@@ -42,7 +42,7 @@ from reconciler.metrics import (
     create_app,
     start_listener,
 )
-from reconciler.plan import plan_certs
+from reconciler.plan import mass_loss, plan_certs
 from reconciler.schedule import Checker, DnsSchedule
 from reconciler.webhooks import Backoff, WebhookSender
 
@@ -134,6 +134,17 @@ class Reconciler:
             self.settings.expiring_days,
             unknown=self.scanner.unknown,
         )
+        loss = mass_loss(domains, changes)
+        if loss is not None:
+            self.metrics.cert_scan_error("mass_loss")
+            log.error(
+                "the certificate scan finds no certificate for %d of the %d active or expiring "
+                "domains in %s; demoting none of them (is CADDY_STORAGE right, and mounted?)",
+                loss.gone,
+                loss.certified,
+                certificates_dir(self.settings.caddy_storage),
+            )
+            changes = [change for change in changes if not change.loses_certificate]
         result = await apply_cert_changes(self.db, changes, self.clock)
         return result.applied
 

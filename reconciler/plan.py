@@ -64,6 +64,35 @@ class CertChange:
     def final_status(self) -> Status:
         return self.moves[-1].target if self.moves else self.domain.status
 
+    @property
+    def loses_certificate(self) -> bool:
+        """An active or expiring domain demoted because no certificate is stored for it."""
+        return self.domain.status in _CERTIFIED and self.final_status is Status.VERIFIED
+
+
+# A scan that finds most certificates gone at once is far likelier to be looking in the wrong
+# place (CADDY_STORAGE mistyped, a volume not mounted, Caddy's storage moved) than to have seen
+# Caddy lose them, and demoting on that evidence would fire a webhook per domain. Such a scan
+# demotes nobody. The gate is unaffected either way: verified, active and expiring all pass it.
+MASS_LOSS_SHARE = 0.5
+MASS_LOSS_MIN = 10
+_CERTIFIED = (Status.ACTIVE, Status.EXPIRING)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MassLoss:
+    gone: int
+    certified: int
+
+
+def mass_loss(domains: Iterable[Domain], changes: Iterable[CertChange]) -> MassLoss | None:
+    """The mass loss `changes` would make (see MASS_LOSS_SHARE), or None."""
+    certified = sum(1 for domain in domains if domain.status in _CERTIFIED)
+    gone = sum(1 for change in changes if change.loses_certificate)
+    if gone >= MASS_LOSS_MIN and gone > MASS_LOSS_SHARE * certified:
+        return MassLoss(gone=gone, certified=certified)
+    return None
+
 
 def plan_certs(
     domains: Iterable[Domain],

@@ -18,11 +18,8 @@ import aiosqlite
 from gateway.lifecycle import CheckPlan
 from gateway.states import check_move
 from gateway.store.database import Database
-from gateway.store.domains import Move, get_by_id_in, move_many
+from gateway.store.domains import Move, get_by_id_in, move_many, statuses
 from gateway.store.models import Domain
-
-# Well below SQLite's limit on bound parameters in one statement.
-_IDS_PER_SELECT = 500
 
 _WRITE_CHECK = (
     "UPDATE domains SET last_checked_at = ?, next_check_at = ?, last_check_code = ?,"
@@ -64,12 +61,12 @@ async def apply_check(db: Database, outcome: CheckOutcome) -> Domain | None:
 
 
 async def _write(conn: aiosqlite.Connection, outcomes: Sequence[CheckOutcome]) -> list[bool]:
-    statuses = await _statuses(conn, sorted({o.domain.id for o in outcomes}))
+    current = await statuses(conn, (o.domain.id for o in outcomes))
     written: list[bool] = []
     taken: set[int] = set()
     for outcome in outcomes:
         domain = outcome.domain
-        ok = statuses.get(domain.id) == domain.status.value and domain.id not in taken
+        ok = current.get(domain.id) == domain.status.value and domain.id not in taken
         taken.add(domain.id)
         written.append(ok)
     chosen = [o for o, ok in zip(outcomes, written, strict=True) if ok]
@@ -106,15 +103,3 @@ async def _write(conn: aiosqlite.Connection, outcomes: Sequence[CheckOutcome]) -
         ],
     )
     return written
-
-
-async def _statuses(conn: aiosqlite.Connection, ids: list[int]) -> dict[int, str]:
-    found: dict[int, str] = {}
-    for start in range(0, len(ids), _IDS_PER_SELECT):
-        chunk = ids[start : start + _IDS_PER_SELECT]
-        marks = ", ".join("?" for _ in chunk)
-        async with conn.execute(
-            f"SELECT id, status FROM domains WHERE id IN ({marks})", chunk
-        ) as cursor:
-            found.update({int(row[0]): str(row[1]) async for row in cursor})
-    return found

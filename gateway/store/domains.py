@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import secrets
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,12 +237,37 @@ async def move_many(conn: aiosqlite.Connection, moves: list[Move]) -> None:
     No compare-and-set result per row (executemany has none): the caller's read inside the
     same write transaction is what guarantees each update matches.
     """
-    by_statement: dict[str, list[tuple[Any, ...]]] = {}
+    # Runs of the same statement go in one executemany, in order: a domain's second move must
+    # follow its first.
+    run: list[tuple[Any, ...]] = []
+    statement = ""
     for move in moves:
-        by_statement.setdefault(move.statement(), []).append(move.params())
-    for statement, rows in by_statement.items():
-        await conn.executemany(statement, rows)
+        if move.statement() != statement and run:
+            await conn.executemany(statement, run)
+            run = []
+        statement = move.statement()
+        run.append(move.params())
+    if run:
+        await conn.executemany(statement, run)
     await events.record_many(conn, [move.event() for move in moves])
+
+
+# Well below SQLite's limit on bound parameters in one statement.
+_IDS_PER_SELECT = 500
+
+
+async def statuses(conn: aiosqlite.Connection, ids: Iterable[int]) -> dict[int, str]:
+    """id → status of the given domains, read on `conn` (inside its transaction)."""
+    wanted = sorted(set(ids))
+    found: dict[int, str] = {}
+    for start in range(0, len(wanted), _IDS_PER_SELECT):
+        chunk = wanted[start : start + _IDS_PER_SELECT]
+        marks = ", ".join("?" for _ in chunk)
+        async with conn.execute(
+            f"SELECT id, status FROM domains WHERE id IN ({marks})", chunk
+        ) as cursor:
+            found.update({int(row[0]): str(row[1]) async for row in cursor})
+    return found
 
 
 async def remove(db: Database, domain: Domain, clock: Clock) -> Domain:

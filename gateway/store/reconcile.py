@@ -6,6 +6,7 @@ but only the reconciler calls them; the gateway never imports the reconciler.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -45,21 +46,22 @@ async def live_domains(db: Database) -> list[Domain]:
         return [Domain.from_row(row) async for row in cursor]
 
 
-async def set_cert(
+async def set_certs(
     conn: aiosqlite.Connection,
-    domain: Domain,
+    certs: Sequence[tuple[Domain, float | None, str | None]],
     *,
-    expires_at: float | None,
-    issuer: str | None,
     now: float,
-) -> bool:
-    """Write the certificate fields if the domain still has the status it was read with."""
-    cursor = await conn.execute(
+) -> None:
+    """Write the certificate fields (domain, expires_at, issuer) of domains whose status the
+    caller has read in this transaction; each row still only if the status is unchanged."""
+    await conn.executemany(
         "UPDATE domains SET cert_expires_at = ?, cert_issuer = ?, updated_at = ?"
         " WHERE id = ? AND status = ?",
-        (expires_at, issuer, now, domain.id, domain.status.value),
+        [
+            (expires_at, issuer, now, domain.id, domain.status.value)
+            for domain, expires_at, issuer in certs
+        ],
     )
-    return cursor.rowcount == 1
 
 
 async def uncleaned_removals(db: Database, limit: int = 500) -> list[Domain]:

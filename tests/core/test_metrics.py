@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.metrics import BUCKETS, Metrics
-from tests.gate.test_health import sample
+from tests.conftest import sample
 
 
 def test_histogram_buckets_are_cumulative_and_inclusive() -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app, create_internal_app
-from tests.conftest import Api, Client, FakeClock, gate_synced, make_settings, set_status
+from tests.conftest import Api, Client, FakeClock, gate_synced, make_settings, sample, set_status
 
 
 async def test_healthz(internal: Client) -> None:
@@ -49,15 +47,6 @@ async def test_before_the_gate_loads_it_is_not_ready_and_denies_everything(
     async with gate.get("/metrics") as response:
         assert response.status == 200  # scrapeable even so
         assert 'domaingate_tls_ask_total{result="denied"} 1.0' in await response.text()
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one Prometheus sample in `text`."""
-    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
-    pattern = re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if labels else "") + r" (\S+)"
-    match = re.search(r"^" + pattern + r"$", text, re.MULTILINE)
-    assert match, f"{name}{{{wanted}}} not in metrics"
-    return float(match.group(1))
 
 
 async def test_metrics(api: Api, internal: Client) -> None:

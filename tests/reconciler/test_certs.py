@@ -20,6 +20,7 @@ from reconciler.certs import CertScanner
 from reconciler.cleanup import clean_removed
 from reconciler.daemon import Reconciler
 from reconciler.plan import plan_certs
+from tests.conftest import sample
 
 from .conftest import DAY, FakeClock, Issuer, attach, make_issuer, make_leaf_pem, store_cert
 
@@ -258,3 +259,64 @@ async def test_a_change_planned_for_a_domain_moved_meanwhile_is_not_applied(
     assert (result.applied, result.skipped) == (0, 1)
     row = await domain_store.get_by_id(db, domain.id)
     assert (row.status, row.cert_expires_at) == (Status.REMOVED, None)
+
+
+async def test_a_scan_that_finds_most_certificates_gone_demotes_nobody(
+    db: Database,
+    tenant: Tenant,
+    settings: Settings,
+    storage: Path,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Twelve active domains and a storage with none of their certificates: a storage path that
+    # is wrong or not mounted, far likelier than Caddy losing them all at once.
+    names = [f"a{i}.acme.test" for i in range(12)]
+    for name in names:
+        await attach(db, tenant, name, clock, status=Status.ACTIVE)
+    reconciler = Reconciler(settings, db, clock=clock)
+    with caplog.at_level(logging.ERROR, logger="reconciler.daemon"):
+        assert await reconciler.scan_certs() == 0
+    assert "demoting none of them (is CADDY_STORAGE right, and mounted?)" in caplog.text
+    assert {(await domain_store.get(db, n, None)).status for n in names} == {Status.ACTIVE}
+    text = reconciler.metrics.render().decode()
+    assert sample(text, "domaingate_reconciler_cert_scan_errors_total", cause="mass_loss") == 1
+
+    # Once most certificates are there again, the few really gone are demoted as usual.
+    issuer = make_issuer("R11")
+    now = clock()
+    for name in names[:8]:
+        store_cert(storage, LE, name, make_leaf_pem(issuer, [name], now - DAY, now + 60 * DAY))
+    assert await reconciler.scan_certs() == 12
+    statuses = {n: (await domain_store.get(db, n, None)).status for n in names}
+    assert [statuses[n] for n in names] == [Status.ACTIVE] * 8 + [Status.VERIFIED] * 4
+
+
+async def test_certificate_changes_are_written_in_batches_each_a_compare_and_set(
+    db: Database, tenant: Tenant, storage: Path, clock: FakeClock
+) -> None:
+    now = clock()
+    issuer = make_issuer("R11")
+    domains = [
+        await attach(db, tenant, f"b{i}.acme.test", clock, status=Status.VERIFIED) for i in range(5)
+    ]
+    for domain in domains:
+        name = domain.hostname
+        store_cert(storage, LE, name, make_leaf_pem(issuer, [name], now - DAY, now + 5 * DAY))
+    changes = plan_certs(domains, CertScanner(storage).scan(), now, 14)
+    # Each moves twice in one change: verified → active → expiring.
+    assert [len(c.moves) for c in changes] == [2] * 5
+    await domain_store.remove(db, domains[2], clock)  # detached between the plan and the apply
+    result = await apply_cert_changes(db, changes, clock, batch=2)
+    assert (result.applied, result.moves, result.skipped) == (4, 8, 1)
+    for domain in domains:
+        row = await domain_store.get_by_id(db, domain.id)
+        log = [(e.from_status, e.to_status) for e in await events.for_domain(db, domain.id)]
+        if domain is domains[2]:
+            assert (row.status, row.cert_expires_at) == (Status.REMOVED, None)
+            continue
+        assert (row.status, row.cert_issuer) == (Status.EXPIRING, "R11")
+        assert log[-2:] == [
+            (Status.VERIFIED, Status.ACTIVE),
+            (Status.ACTIVE, Status.EXPIRING),
+        ]

@@ -18,7 +18,7 @@ from gateway.lifecycle import Policy, plan_check
 from gateway.states import TRANSITIONS, IllegalTransition, Status
 from gateway.store.models import Domain
 from reconciler.certs import CertFact
-from reconciler.plan import CertChange, Move, plan_certs
+from reconciler.plan import MASS_LOSS_MIN, CertChange, Move, mass_loss, plan_certs
 
 from .conftest import DAY, T0
 
@@ -357,3 +357,53 @@ def test_the_planners_cover_every_move_but_removal() -> None:
         if d.target is not None:
             moves.add((d.domain.status, d.target))
     assert moves == {move for move in TRANSITIONS if move[1] is not Status.REMOVED}
+
+
+def certified_fleet(count: int, *, holding: int) -> tuple[list[Domain], dict[str, CertFact]]:
+    """`count` active domains, of which the first `holding` still have a stored certificate."""
+    domains = [
+        domain(Status.ACTIVE, id=i, hostname=f"s{i}.acme.test", cert_expires_at=NOW + 60 * DAY)
+        for i in range(count)
+    ]
+    certs = {d.hostname: replace(cert(60), name=d.hostname) for d in domains[:holding]}
+    return domains, certs
+
+
+@pytest.mark.parametrize(
+    ("count", "holding", "guarded"),
+    [
+        (MASS_LOSS_MIN - 1, 0, False),  # too few to tell a wrong storage path from real losses
+        (MASS_LOSS_MIN, 0, True),  # every certificate gone at once
+        (40, 19, True),  # more than half gone
+        (40, 20, False),  # half gone: planned as usual
+        (40, 39, False),
+    ],
+)
+def test_a_scan_losing_most_certificates_at_once_is_a_mass_loss(
+    count: int, holding: int, guarded: bool
+) -> None:
+    domains, certs = certified_fleet(count, holding=holding)
+    changes = plan_certs(domains, certs, NOW, EXPIRING_DAYS)
+    assert sum(c.loses_certificate for c in changes) == count - holding
+    loss = mass_loss(domains, changes)
+    assert (loss is not None) is guarded
+    if loss is not None:
+        assert (loss.gone, loss.certified) == (count - holding, count)
+
+
+def test_only_demotions_for_a_missing_certificate_lose_one() -> None:
+    changes = plan_certs(
+        [
+            domain(Status.ACTIVE, id=1, hostname="gone.acme.test"),
+            domain(Status.EXPIRING, id=2, hostname="gone2.acme.test"),
+            domain(Status.VERIFIED, id=3, hostname="new.acme.test"),
+        ],
+        {"new.acme.test": replace(cert(60), name="new.acme.test")},
+        NOW,
+        EXPIRING_DAYS,
+    )
+    assert {c.domain.hostname: c.loses_certificate for c in changes} == {
+        "gone.acme.test": True,
+        "gone2.acme.test": True,
+        "new.acme.test": False,
+    }
