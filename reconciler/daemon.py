@@ -42,7 +42,7 @@ from reconciler.metrics import (
     create_app,
     start_listener,
 )
-from reconciler.plan import mass_loss, plan_certs
+from reconciler.plan import CertChange, certified, mass_loss, plan_certs
 from reconciler.schedule import Checker, DnsSchedule
 from reconciler.webhooks import Backoff, WebhookSender
 
@@ -126,15 +126,17 @@ class Reconciler:
             # Logged and counted by the scanner. With part of the storage out of sight no name
             # can be judged, so nothing is planned until it can be read again.
             return 0
-        domains = await store.live_domains(self.db)
-        changes = plan_certs(
-            domains,
-            certs,
-            self.clock(),
-            self.settings.expiring_days,
-            unknown=self.scanner.unknown,
-        )
-        loss = mass_loss(domains, changes)
+        changes: list[CertChange] = []
+        holding = 0
+        now = self.clock()
+        # Page by page: the reads take turns with the DNS schedule's, and the planning (pure
+        # CPU) gives the event loop back between pages.
+        async for page in store.live_domain_pages(self.db):
+            holding += certified(page)
+            changes += plan_certs(
+                page, certs, now, self.settings.expiring_days, unknown=self.scanner.unknown
+            )
+        loss = mass_loss(holding, changes)
         if loss is not None:
             self.metrics.cert_scan_error("mass_loss")
             log.error(

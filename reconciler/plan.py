@@ -85,9 +85,13 @@ class MassLoss:
     certified: int
 
 
-def mass_loss(domains: Iterable[Domain], changes: Iterable[CertChange]) -> MassLoss | None:
-    """The mass loss `changes` would make (see MASS_LOSS_SHARE), or None."""
-    certified = sum(1 for domain in domains if domain.status in _CERTIFIED)
+def certified(domains: Iterable[Domain]) -> int:
+    """How many of `domains` are active or expiring."""
+    return sum(1 for domain in domains if domain.status in _CERTIFIED)
+
+
+def mass_loss(certified: int, changes: Iterable[CertChange]) -> MassLoss | None:
+    """The mass loss `changes` would make among `certified` domains (see MASS_LOSS_SHARE)."""
     gone = sum(1 for change in changes if change.loses_certificate)
     if gone >= MASS_LOSS_MIN and gone > MASS_LOSS_SHARE * certified:
         return MassLoss(gone=gone, certified=certified)

@@ -59,18 +59,21 @@ class Domain:
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> Domain:
-        values: dict[str, Any] = {name: row[name] for name in _DOMAIN_COLUMNS}
+        """A row of DOMAIN_SELECT, read by position: the reconciler reads every live domain
+        each certificate scan, where a lookup by name per column was most of the cost."""
+        values: dict[str, Any] = dict(zip(_SELECT_ORDER, row, strict=True))
         values["status"] = Status(values["status"])
         values["kind"] = Kind(values["kind"])
         return cls(**values)
 
 
 _DOMAIN_COLUMNS = tuple(Domain.__dataclass_fields__)
+_SELECT_ORDER = (*(name for name in _DOMAIN_COLUMNS if name != "tenant"), "tenant")
 
 # SELECT list for Domain.from_row: every domain column plus the tenant's name.
 DOMAIN_SELECT = (
     "SELECT "
-    + ", ".join(f"d.{name}" for name in _DOMAIN_COLUMNS if name != "tenant")
+    + ", ".join(f"d.{name}" for name in _SELECT_ORDER[:-1])
     + ", t.name AS tenant FROM domains d JOIN tenants t ON t.id = d.tenant_id"
 )
 

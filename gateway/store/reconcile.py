@@ -6,7 +6,7 @@ but only the reconciler calls them; the gateway never imports the reconciler.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -40,10 +40,27 @@ async def postpone_check(db: Database, domain: Domain, next_check_at: float) -> 
 
 
 async def live_domains(db: Database) -> list[Domain]:
-    async with db.reader.execute(
-        f"{DOMAIN_SELECT} WHERE d.status != 'removed' ORDER BY d.id"
-    ) as cursor:
-        return [Domain.from_row(row) async for row in cursor]
+    return [domain async for page in live_domain_pages(db) for domain in page]
+
+
+async def live_domain_pages(db: Database, size: int = 2000) -> AsyncIterator[list[Domain]]:
+    """Every live domain, oldest first, `size` at a time.
+
+    Each page is its own short read: one statement over a million rows would hold the reader
+    connection (which serves one statement at a time) for seconds, and every other read of the
+    process (the DNS schedule's poll among them) would wait behind it.
+    """
+    after = 0
+    while True:
+        async with db.reader.execute(
+            f"{DOMAIN_SELECT} WHERE d.status != 'removed' AND d.id > ? ORDER BY d.id LIMIT ?",
+            (after, size),
+        ) as cursor:
+            page = [Domain.from_row(row) async for row in cursor]
+        if not page:
+            return
+        yield page
+        after = page[-1].id
 
 
 async def set_certs(

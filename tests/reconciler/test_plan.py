@@ -18,7 +18,7 @@ from gateway.lifecycle import Policy, plan_check
 from gateway.states import TRANSITIONS, IllegalTransition, Status
 from gateway.store.models import Domain
 from reconciler.certs import CertFact
-from reconciler.plan import MASS_LOSS_MIN, CertChange, Move, mass_loss, plan_certs
+from reconciler.plan import MASS_LOSS_MIN, CertChange, Move, certified, mass_loss, plan_certs
 
 from .conftest import DAY, T0
 
@@ -385,7 +385,7 @@ def test_a_scan_losing_most_certificates_at_once_is_a_mass_loss(
     domains, certs = certified_fleet(count, holding=holding)
     changes = plan_certs(domains, certs, NOW, EXPIRING_DAYS)
     assert sum(c.loses_certificate for c in changes) == count - holding
-    loss = mass_loss(domains, changes)
+    loss = mass_loss(certified(domains), changes)
     assert (loss is not None) is guarded
     if loss is not None:
         assert (loss.gone, loss.certified) == (count - holding, count)
