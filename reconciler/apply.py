@@ -44,8 +44,8 @@ async def apply_cert_changes(
             written = await _write(conn, pending[start : start + batch], clock())
         for change in written:
             for move in change.moves:
-                log.info("%s: %s → %s (%s)", change.domain.hostname, move.source, move.target,
-                         move.reason)  # fmt: skip
+                hostname = change.domain.hostname
+                log.info("%s: %s → %s (%s)", hostname, move.source, move.target, move.reason)
         result.applied += len(written)
         result.moves += sum(len(change.moves) for change in written)
         result.skipped += min(batch, len(pending) - start) - len(written)

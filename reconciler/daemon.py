@@ -31,8 +31,9 @@ from gateway.dns.checker import DnsChecker
 from gateway.settings import Settings
 from gateway.store import reconcile as store
 from gateway.store.database import Clock, Database
+from gateway.store.models import Domain
 from reconciler.apply import apply_cert_changes
-from reconciler.certs import CertScanner, StorageUnreadable, certificates_dir
+from reconciler.certs import CertFact, CertScanner, StorageUnreadable, certificates_dir
 from reconciler.cleanup import clean_removed
 from reconciler.lease import Lease
 from reconciler.metrics import (
@@ -42,8 +43,9 @@ from reconciler.metrics import (
     create_app,
     start_listener,
 )
-from reconciler.plan import CertChange, certified, mass_loss, plan_certs
+from reconciler.plan import DAY, CertChange, certified, mass_loss, plan_certs
 from reconciler.schedule import Checker, DnsSchedule
+from reconciler.scope import FULL_EVERY, CertScope
 from reconciler.webhooks import Backoff, WebhookSender
 
 log = logging.getLogger(__name__)
@@ -61,11 +63,27 @@ class Tuning:
     webhook_backoff: Backoff = field(default_factory=Backoff)
     # How long running jobs and DNS checks may take to write their results at shutdown.
     shutdown_grace: float = 10.0
+    # Between full certificate plans, scans plan only what changed (reconciler.scope).
+    cert_full_every: float = FULL_EVERY
 
     def __post_init__(self) -> None:
-        for name in ("lease_ttl", "webhook_interval", "cleanup_interval", "shutdown_grace"):
+        for name in (
+            "lease_ttl",
+            "webhook_interval",
+            "cleanup_interval",
+            "shutdown_grace",
+            "cert_full_every",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class ScanScope:
+    """What the last certificate scan planned: every live domain (full) or only the affected."""
+
+    full: bool
+    planned: int  # changes planned
 
 
 class Reconciler:
@@ -97,6 +115,8 @@ class Reconciler:
             on_error=self.metrics.check_errors.inc,
         )
         self.scanner = CertScanner(settings.caddy_storage, on_error=self.metrics.cert_scan_error)
+        self.scope = CertScope(full_every=self.tuning.cert_full_every)
+        self.last_scan: ScanScope | None = None
         self.metrics.lease_held.set_function(lambda: float(self.lease.held()))
         self.metrics.checks_in_flight.set_function(lambda: self.dns.in_flight)
         self.webhooks: WebhookSender | None = None
@@ -126,16 +146,12 @@ class Reconciler:
             # Logged and counted by the scanner. With part of the storage out of sight no name
             # can be judged, so nothing is planned until it can be read again.
             return 0
-        changes: list[CertChange] = []
-        holding = 0
-        now = self.clock()
-        # Page by page: the reads take turns with the DNS schedule's, and the planning (pure
-        # CPU) gives the event loop back between pages.
-        async for page in store.live_domain_pages(self.db):
-            holding += certified(page)
-            changes += plan_certs(
-                page, certs, now, self.settings.expiring_days, unknown=self.scanner.unknown
-            )
+        # Read before the domains: what changes meanwhile has a later seq, seen next scan.
+        seq = await store.max_seq(self.db)
+        full = self.scope.full_due()
+        plan = self._plan_all if full else self._plan_changed
+        holding, changes = await plan(certs, self.scanner.unknown, self.clock())
+        self.last_scan = ScanScope(full=full, planned=len(changes))
         loss = mass_loss(holding, changes)
         if loss is not None:
             self.metrics.cert_scan_error("mass_loss")
@@ -148,7 +164,39 @@ class Reconciler:
             )
             changes = [change for change in changes if not change.loses_certificate]
         result = await apply_cert_changes(self.db, changes, self.clock)
+        if loss is not None:
+            self.scope.forget()  # the held-back domains must be planned again
+        else:
+            self.scope.done(certs, self.scanner.unknown, seq=seq, full=full)
         return result.applied
+
+    async def _plan_all(
+        self, certs: Mapping[str, CertFact], unknown: frozenset[str], now: float
+    ) -> tuple[int, list[CertChange]]:
+        """(active and expiring domains, changes) over every live domain."""
+        holding, changes = 0, []
+        # Page by page: the reads take turns with the DNS schedule's, and the planning (pure
+        # CPU) gives the event loop back between pages.
+        async for page in store.live_domain_pages(self.db):
+            holding += certified(page)
+            changes += plan_certs(page, certs, now, self.settings.expiring_days, unknown=unknown)
+        return holding, changes
+
+    async def _plan_changed(
+        self, certs: Mapping[str, CertFact], unknown: frozenset[str], now: float
+    ) -> tuple[int, list[CertChange]]:
+        """(active and expiring domains, changes) over the domains whose plan can have changed
+        since the last scan (reconciler.scope)."""
+        days = self.settings.expiring_days
+        affected: dict[int, Domain] = {}
+        for found in (
+            await store.live_named(self.db, self.scope.changed_names(certs, unknown)),
+            await store.live_changed_since(self.db, self.scope.last_seq),
+            await store.active_ending_by(self.db, now + days * DAY),
+        ):
+            affected.update((domain.id, domain) for domain in found)
+        holding = await store.count_certified(self.db)
+        return holding, plan_certs(affected.values(), certs, now, days, unknown=unknown)
 
     async def clean_up(self) -> int:
         result = await clean_removed(self.db, self.settings.caddy_storage, self.clock)

@@ -6,7 +6,7 @@ but only the reconciler calls them; the gateway never imports the reconciler.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -14,6 +14,9 @@ import aiosqlite
 from gateway.states import Status
 from gateway.store.database import Database
 from gateway.store.models import DOMAIN_SELECT, Domain
+
+# Well below SQLite's limit on bound parameters in one statement.
+_NAMES_PER_SELECT = 500
 
 
 async def due_domains(
@@ -61,6 +64,53 @@ async def live_domain_pages(db: Database, size: int = 2000) -> AsyncIterator[lis
             return
         yield page
         after = page[-1].id
+
+
+async def max_seq(db: Database) -> int:
+    """The highest change sequence in the domains table."""
+    async with db.reader.execute("SELECT coalesce(max(seq), 0) FROM domains") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def live_changed_since(db: Database, seq: int) -> list[Domain]:
+    """Live domains attached, moved or renamed since the change sequence `seq`."""
+    async with db.reader.execute(
+        f"{DOMAIN_SELECT} WHERE d.seq > ? AND d.status != 'removed' ORDER BY d.id", (seq,)
+    ) as cursor:
+        return [Domain.from_row(row) async for row in cursor]
+
+
+async def live_named(db: Database, hostnames: Iterable[str]) -> list[Domain]:
+    """The live domains among `hostnames`."""
+    names = sorted(set(hostnames))
+    found: list[Domain] = []
+    for start in range(0, len(names), _NAMES_PER_SELECT):
+        chunk = names[start : start + _NAMES_PER_SELECT]
+        marks = ", ".join("?" for _ in chunk)
+        async with db.reader.execute(
+            f"{DOMAIN_SELECT} WHERE d.hostname IN ({marks}) AND d.status != 'removed'", chunk
+        ) as cursor:
+            found += [Domain.from_row(row) async for row in cursor]
+    return found
+
+
+async def active_ending_by(db: Database, until: float) -> list[Domain]:
+    """Active domains whose stored certificate ends by `until` (the renewal window's edge)."""
+    async with db.reader.execute(
+        f"{DOMAIN_SELECT} WHERE d.status = 'active' AND d.cert_expires_at <= ? ORDER BY d.id",
+        (until,),
+    ) as cursor:
+        return [Domain.from_row(row) async for row in cursor]
+
+
+async def count_certified(db: Database) -> int:
+    """Active and expiring domains: what the certificate scan's mass-loss guard compares with."""
+    async with db.reader.execute(
+        "SELECT count(*) FROM domains WHERE status IN ('active', 'expiring')"
+    ) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def set_certs(

@@ -23,7 +23,7 @@ from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
 from gateway.store import tenants
-from gateway.store.database import Database
+from gateway.store.database import Database, migrations
 from tests.conftest import FakeClock, bearer, make_settings
 from tests.knot import Knot
 
@@ -104,8 +104,8 @@ def attach_rows(db: Path, *rows: tuple[str, str, str, str]) -> None:
 def test_migrate_creates_the_schema(db: Path) -> None:
     result = run(db, "migrate")
     assert result.code == 0, result.err
-    assert "schema version 1" in result.out
-    assert query(db, "PRAGMA user_version") == [(1,)]
+    assert f"schema version {len(migrations())}" in result.out
+    assert query(db, "PRAGMA user_version") == [(len(migrations()),)]
     assert query(db, "PRAGMA journal_mode") == [("wal",)]
     tables = {row[0] for row in query(db, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"tenants", "domains", "domain_events"} <= tables

@@ -192,18 +192,19 @@ def test_a_locked_database_answers_503_and_recovers(start_daemons: Start, tmp_pa
 
 def fill(path: Path) -> None:
     """Write zeros to `path` until the file system has no space left."""
-    with path.open("wb") as file:
+    # Unbuffered: a buffered file would try to flush its rest again at close, outside the try.
+    with path.open("wb", buffering=0) as file:
         try:
             while True:
                 file.write(bytes(1 << 16))
-                file.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC, exc
 
 
 def test_a_full_disk_answers_503_loses_nothing_and_recovers(
-    start_daemons: Start, small_disk: Path
+    small_disk: Path, start_daemons: Start
 ) -> None:
+    # small_disk first: set up first, torn down last, after the daemons holding it have stopped.
     dg, token = start_daemons(small_disk / "domaingate.db")
     acknowledged = [f"before{i}.acme.test" for i in range(3)]
     for name in acknowledged:

@@ -14,15 +14,24 @@ from gateway.states import Status
 from gateway.store import domains as domain_store
 from gateway.store import events
 from gateway.store.database import Database
-from gateway.store.models import Tenant
+from gateway.store.models import Domain, Tenant
 from reconciler.apply import apply_cert_changes
 from reconciler.certs import CertScanner
 from reconciler.cleanup import clean_removed
-from reconciler.daemon import Reconciler
+from reconciler.daemon import Reconciler, ScanScope
 from reconciler.plan import plan_certs
 from tests.conftest import sample
 
-from .conftest import DAY, FakeClock, Issuer, attach, make_issuer, make_leaf_pem, store_cert
+from .conftest import (
+    DAY,
+    FakeClock,
+    Issuer,
+    attach,
+    make_issuer,
+    make_leaf_pem,
+    store_cert,
+    walk,
+)
 
 LE = "acme-v02.api.letsencrypt.org-directory"
 ZEROSSL = "acme.zerossl.com-v2-dv90"
@@ -320,3 +329,77 @@ async def test_certificate_changes_are_written_in_batches_each_a_compare_and_set
             (Status.VERIFIED, Status.ACTIVE),
             (Status.ACTIVE, Status.EXPIRING),
         ]
+
+
+async def test_between_full_plans_a_scan_plans_only_what_changed(
+    db: Database, tenant: Tenant, settings: Settings, storage: Path, clock: FakeClock
+) -> None:
+    issuer = make_issuer("R11")
+
+    def put(name: str, days: float) -> None:
+        store_cert(
+            storage, LE, name, make_leaf_pem(issuer, [name], clock() - DAY, clock() + days * DAY)
+        )
+
+    quiet = [
+        await attach(db, tenant, f"q{i}.acme.test", clock, status=Status.VERIFIED) for i in range(6)
+    ]
+    for domain in quiet:
+        put(domain.hostname, 60)
+    renewing = await attach(db, tenant, "renewing.acme.test", clock, status=Status.VERIFIED)
+    put(renewing.hostname, 20)
+    dropped = await attach(db, tenant, "dropped.acme.test", clock, status=Status.VERIFIED)
+    put(dropped.hostname, 60)
+    newcomer = await attach(db, tenant, "new.acme.test", clock)  # pending: DNS first
+    reconciler = Reconciler(settings, db, clock=clock)
+
+    async def status(domain: Domain) -> Status:
+        return (await domain_store.get_by_id(db, domain.id)).status
+
+    assert await reconciler.scan_certs() == 8
+    assert reconciler.last_scan == ScanScope(full=True, planned=8)
+    assert {await status(d) for d in [*quiet, renewing, dropped]} == {Status.ACTIVE}
+
+    # Nothing changed since: an incremental scan, nothing to write.
+    assert await reconciler.scan_certs() == 0
+    assert reconciler.last_scan == ScanScope(full=False, planned=0)
+
+    # A certificate removed, one stored for a domain that DNS verifies meanwhile, and the clock
+    # bringing one certificate into the renewal window: exactly those three are planned.
+    os.remove(storage / "certificates" / LE / dropped.hostname / f"{dropped.hostname}.crt")
+    put(newcomer.hostname, 60)
+    await walk(db, await domain_store.get_by_id(db, newcomer.id), (Status.VERIFIED,), clock)
+    clock.advance(7 * DAY)
+    assert await reconciler.scan_certs() == 3
+    assert reconciler.last_scan == ScanScope(full=False, planned=3)
+    assert await status(dropped) is Status.VERIFIED
+    assert await status(newcomer) is Status.ACTIVE
+    assert await status(renewing) is Status.EXPIRING
+    assert {await status(d) for d in quiet} == {Status.ACTIVE}
+
+    # The full plan comes back on time, and finds nothing the incremental ones missed.
+    reconciler.scope.full_every = 0.0
+    assert await reconciler.scan_certs() == 0
+    assert reconciler.last_scan == ScanScope(full=True, planned=0)
+
+
+async def test_a_scan_holding_back_a_mass_loss_is_followed_by_a_full_one(
+    db: Database, tenant: Tenant, settings: Settings, storage: Path, clock: FakeClock
+) -> None:
+    issuer = make_issuer("R11")
+    now = clock()
+    names = [f"m{i}.acme.test" for i in range(12)]
+    for name in names:
+        await attach(db, tenant, name, clock, status=Status.VERIFIED)
+        store_cert(storage, LE, name, make_leaf_pem(issuer, [name], now - DAY, now + 60 * DAY))
+    reconciler = Reconciler(settings, db, clock=clock)
+    assert await reconciler.scan_certs() == 12
+    crt = storage / "certificates" / LE
+    moved = storage.parent / "elsewhere"
+    crt.rename(moved)  # the storage as seen through a wrong path: every certificate gone
+    assert await reconciler.scan_certs() == 0
+    assert reconciler.last_scan == ScanScope(full=False, planned=12)
+    moved.rename(crt)
+    # Nothing changed since the last scan's view, but that view was held back: a full plan.
+    assert await reconciler.scan_certs() == 0
+    assert reconciler.last_scan == ScanScope(full=True, planned=0)
