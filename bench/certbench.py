@@ -5,14 +5,18 @@ leaf naming its directory, all signed with ONE P-256 key (a self-issued "Bench C
 pool. Built once per N under the work directory and reused.
 
 `python -m bench.certbench STORAGE [RESCANS]` prints one JSON line: the first scan's seconds and
-each unchanged rescan's.
+each unchanged rescan's. `python -m bench.certbench job STORAGE DB N`: the reconciler's whole
+certificate job (scan, plan, write) over a fresh database of N verified domains named like the
+tree's certificates, four runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import os
+import sqlite3
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -114,7 +118,58 @@ def scan(storage: Path, rescans: int) -> dict[str, Any]:
     return {"first": first, "rescans": again, "found": len(found), "parsed": scanner.parsed}
 
 
+def job_db(path: Path, n: int) -> None:
+    """A database of n verified domains named like the tree's certificates."""
+    from bench import gatedb
+
+    gatedb.build(path, n, 0)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute(
+            "UPDATE domains SET hostname = 'c' || id || '.certs.example.com', status = 'verified'"
+        )
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+async def job(storage: Path, db_path: Path, n: int) -> dict[str, Any]:
+    """The reconciler's whole certificate job (scan, plan, write) over n domains, four times:
+    the first scan (every domain becomes active), the next (those moves are replanned), a
+    steady one, and a steady full plan."""
+    from gateway.settings import Settings
+    from gateway.store.database import Database
+    from reconciler.daemon import Reconciler
+
+    runs = []
+    async with await Database.open(db_path) as db:
+        reconciler = Reconciler(Settings(db=db_path, caddy_storage=storage), db)
+        for label in ("first", "after the moves", "steady", "steady, full plan"):
+            if label.endswith("full plan"):
+                reconciler.scope.full_every = 0.0
+            wall, cpu = time.perf_counter(), time.process_time()
+            applied = await reconciler.scan_certs()
+            scope = reconciler.last_scan
+            assert scope is not None
+            runs.append(
+                {
+                    "label": label,
+                    "wall": time.perf_counter() - wall,
+                    "cpu": time.process_time() - cpu,
+                    "full": scope.full,
+                    "applied": applied,
+                }
+            )
+    return {"runs": runs}
+
+
 def main() -> None:
+    if sys.argv[1] == "job":
+        storage, db_path, n = Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+        job_db(db_path, n)
+        print(json.dumps(asyncio.run(job(storage, db_path, n))))
+        return
     storage = Path(sys.argv[1])
     rescans = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     print(json.dumps(scan(storage, rescans)))

@@ -359,6 +359,22 @@ def certs_section(report: Report, quick: bool, candidate: Path | None) -> None:
             f"| {label} | {r['first']:.2f} {verdict(r['first'] <= 60)} | {rescans} {verdict(ok)} "
             f"| {r['found']:,} | {r['parsed']:,} |"
         )
+    job = py("bench.certbench", "job", str(storage), str(WORK / "certjob.db"), str(n))
+    lines += [
+        "",
+        f"The reconciler's whole certificate job (`Reconciler.scan_certs`: scan, plan, write) "
+        f"over a fresh database of {n:,} verified domains named like the tree's certificates "
+        "(`python -m bench.certbench job STORAGE DB N`):",
+        "",
+        "| run | plan | wall s | CPU s | changes written |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for run in job["runs"]:
+        plan = "every domain" if run["full"] else "what changed"
+        lines.append(
+            f"| {run['label']} | {plan} | {run['wall']:.2f} | {run['cpu']:.2f} | "
+            f"{run['applied']:,} |"
+        )
     report.add("5. Certificate scan", *lines)
     prof = spy_command(WORK / "certs-profile.txt", "bench.certbench", str(storage), "6")
     report.add("Profile: CertScanner, first scan + 6 rescans (py-spy)", prof)
