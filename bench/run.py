@@ -418,9 +418,10 @@ def main() -> None:
         "baseline: `taskset -c 1 python -m bench.baseline_server DB PORT`; load: "
         "`taskset -c 0 wrk -t1 -c50 -d10s --latency -s paths.lua http://127.0.0.1:<port> "
         "-- paths.txt`",
-        "- DNS: `python -m bench.dnsbench bare|checker|count|schedule|schedule-canned …` against "
-        "knot (tests/knot.py `Knot`); certificates: `python -m bench.certbench STORAGE 3`; "
-        f"work files in {WORK}",
+        "- DNS: `python -m bench.dnsbench bare|checker|count|schedule-canned …` and the real "
+        "daemon (`bench/passbench.py`: `nice -n 10 python -m domaingate reconcile`) against knot "
+        "(tests/knot.py `Knot`); certificates: `python -m bench.certbench STORAGE 3` and "
+        f"`python -m bench.certbench job STORAGE DB N`; work files in {WORK}",
         "",
     ]
     body = "\n".join(header) + "\n" + FINDINGS + "\n" + "\n".join(report.sections)
