@@ -2,7 +2,10 @@
 
 A second reconciler started on the same file (a failover unit, or `domaingate up` started twice)
 keeps renewing its claim but does no work while a live holder has the lease; it takes over
-once the holder releases it on shutdown or stops renewing it for `ttl` seconds.
+once the holder releases it on shutdown or stops renewing it for `ttl` seconds. A holder that
+died without releasing it (SIGKILL, OOM) on this same host and in this same PID namespace is
+known to be gone without waiting: its process no longer exists, so the lease is taken over at
+once, and a reconciler restarted after a crash works from its first second.
 """
 
 from __future__ import annotations
@@ -20,9 +23,37 @@ log = logging.getLogger(__name__)
 LEASE_NAME = "reconciler"
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace (its inode), or "" where /proc does not tell."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return "".join(char for char in link if char.isdigit())
+
+
 def new_holder_id() -> str:
-    """Unique per process start; readable enough to tell an operator which host holds it."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """Unique per process start; readable enough to tell an operator which host holds it, and
+    naming the process (pid in its PID namespace) so that its death can be seen from this host."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}:{_pid_namespace()}"
+
+
+def died_here(holder: str) -> bool:
+    """Whether `holder` was a process of this host and PID namespace that no longer exists."""
+    parts = holder.split(":")
+    if len(parts) != 4 or not parts[3] or not parts[1].isdigit():
+        return False
+    host, pid, _, namespace = parts
+    if host != socket.gethostname() or namespace != _pid_namespace() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists (another user's, perhaps): alive as far as we can tell
+    # Alive, or its pid reused since: either way the lease lapses by itself after its ttl.
+    return False
 
 
 class Lease:
@@ -61,6 +92,8 @@ class Lease:
             self._expires_at = await store.take_lease(
                 self.db, self.name, self.holder, self.clock(), self.ttl
             )
+            if self._expires_at is None:
+                self._expires_at = await self._take_from_the_dead()
         except Exception as exc:
             # Keep what we had until it expires on its own; a busy database is not a lost lease.
             log.warning("cannot renew the %s lease: %s", self.name, exc)
@@ -75,6 +108,16 @@ class Lease:
             log.info("another reconciler holds the %s lease; standing by", self.name)
             self._standby_logged = True
         return self._expires_at is not None
+
+    async def _take_from_the_dead(self) -> float | None:
+        holder = await store.lease_holder(self.db, self.name, self.clock())
+        if holder is None or not died_here(holder):
+            return None
+        log.warning(
+            "the %s lease holder %s ended without releasing it; taking over", self.name, holder
+        )
+        await store.release_lease(self.db, self.name, holder)
+        return await store.take_lease(self.db, self.name, self.holder, self.clock(), self.ttl)
 
     async def release(self) -> None:
         if self._expires_at is None:

@@ -2,7 +2,7 @@
 
 `daemons` (a fixture) is tests.e2e.stack's `Domaingate` on the test's tmp_path: the gateway is
 `python -m domaingate serve`; the reconciler is `python -m tests.hardening.daemons`, which runs the
-`domaingate reconcile` command unchanged but for the daemon's `Tuning` (a 1 s lease, see `main`).
+`domaingate reconcile` command unchanged but for the daemon's `Tuning` (see `main`).
 `kill()` sends SIGKILL, nothing gentler. `audit()` reads the database the way an operator would
 after the crash and fails on anything a half-applied write could have left behind.
 """
@@ -129,14 +129,15 @@ def audit(db: Path) -> dict[int, list[Move]]:
 def main() -> int:
     """`domaingate reconcile`, with the daemon's test tuning.
 
-    A SIGKILLed reconciler cannot release its lease: with the production ttl (30 s) its successor
-    would stand by that long before doing anything. A 1 s lease keeps a kill-and-restart test
-    within seconds; everything else (the command, settings, signals, jobs) is the real thing.
+    The lease keeps its production ttl (30 s): a SIGKILLed reconciler cannot release it, and its
+    successor takes it over at once because the holder's process is gone (reconciler.lease), as
+    in production. Only webhook delivery is polled faster (0.1 s) to keep the tests short;
+    everything else (the command, settings, signals, jobs) is the real thing.
     """
     from domaingate import cli
     from reconciler import daemon
 
-    tuning = daemon.Tuning(lease_ttl=1.0, webhook_interval=0.1)
+    tuning = daemon.Tuning(webhook_interval=0.1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(daemon, "run", functools.partial(daemon.run, tuning=tuning))
         return cli.main(["reconcile"])

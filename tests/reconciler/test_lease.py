@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 
 import aiohttp
@@ -12,7 +14,7 @@ from gateway.store import reconcile as store
 from gateway.store.database import Database
 from gateway.store.models import Tenant
 from reconciler.daemon import Reconciler, Tuning
-from reconciler.lease import Lease
+from reconciler.lease import Lease, died_here, new_holder_id
 from reconciler.webhooks import Backoff
 
 from .conftest import SECRET, FakeClock, Receiver, attach, wait_for
@@ -95,3 +97,35 @@ async def test_two_reconcilers_on_one_database_only_one_works(
 
     ids = [r.event_id for r in receiver.accepted()]
     assert len(ids) == len(set(ids)) == 3
+
+
+def _ended_pid() -> int:
+    """The pid of a process of this host that has exited (and been reaped)."""
+    probe = subprocess.Popen(["true"])
+    probe.wait()
+    return probe.pid
+
+
+async def test_a_holder_that_died_on_this_host_is_taken_over_at_once(
+    db: Database, clock: FakeClock
+) -> None:
+    mine = new_holder_id()
+    host, _pid, nonce, namespace = mine.split(":")
+    dead = f"{host}:{_ended_pid()}:{nonce}:{namespace}"
+    alive_elsewhere = f"other-host.example:{_ended_pid()}:{nonce}:{namespace}"
+    other_namespace = f"{host}:{_ended_pid()}:{nonce}:1"
+    living = f"{host}:{os.getppid()}:{nonce}:{namespace}"  # pytest's parent: still running
+    assert died_here(dead)
+    for holder in (alive_elsewhere, other_namespace, living, "first", mine):
+        assert not died_here(holder), holder
+
+    # Lease rows left by processes that no longer renew them, long before their ttl ends.
+    for holder, taken in ((alive_elsewhere, False), (other_namespace, False), (living, False)):
+        await store.release_lease(db, "reconciler", holder)
+        assert await store.take_lease(db, "reconciler", holder, clock(), 30) is not None
+        assert await Lease(db, clock, ttl=30).renew() is taken, holder
+        await store.release_lease(db, "reconciler", holder)
+    assert await store.take_lease(db, "reconciler", dead, clock(), 30) is not None
+    successor = Lease(db, clock, ttl=30)
+    assert await successor.renew()
+    assert await store.lease_holder(db, "reconciler", clock()) == successor.holder

@@ -70,3 +70,58 @@ def test_sigterm_stops_the_daemon_gracefully(tmp_path: Path) -> None:
     assert "Traceback" not in text
     # One record per line, level first, no timestamp (journald adds its own).
     assert all(line.split(" ", 1)[0] in {"INFO", "WARNING"} for line in lines), text
+
+
+def _until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
+    """stderr lines of `process` up to the first holding `marker` (fails after `timeout` s)."""
+    assert process.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if marker in line:
+            return "".join(lines)
+    pytest.fail(f"no {marker!r} within {timeout} s:\n{''.join(lines)}")
+
+
+def test_a_reconciler_restarted_after_a_kill_takes_its_lease_at_once(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "DOMAINGATE_DB": str(tmp_path / "x.db"),
+        "DOMAINGATE_CADDY_STORAGE": str(tmp_path / "caddy"),
+        "DOMAINGATE_RESOLVERS": "127.0.0.1:9",
+        "DOMAINGATE_RECONCILER_LISTEN": f"{HOST}:{free_port()}",
+        "DOMAINGATE_LOG_LEVEL": "INFO",
+    }
+    code = f"{PRELUDE}from reconciler.__main__ import main; sys.exit(main([]))"
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+        )
+
+    first = start()
+    try:
+        _until(first, "holding the reconciler lease", 15)
+        first.kill()  # SIGKILL: no release of the lease, which has 30 s left
+        first.communicate(timeout=5)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = start()
+    try:
+        began = time.monotonic()
+        text = _until(second, "holding the reconciler lease", 15)
+        assert time.monotonic() - began < 10  # not the 30 s the lease had left
+        assert "ended without releasing it; taking over" in text
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=15)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+    assert second.returncode == 0
