@@ -66,11 +66,16 @@ async def live_domain_pages(db: Database, size: int = 2000) -> AsyncIterator[lis
         after = page[-1].id
 
 
-async def max_seq(db: Database) -> int:
-    """The highest change sequence in the domains table."""
-    async with db.reader.execute("SELECT coalesce(max(seq), 0) FROM domains") as cursor:
+async def _number(db: Database, sql: str) -> int:
+    """The one number a query answers."""
+    async with db.reader.execute(sql) as cursor:
         row = await cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+async def max_seq(db: Database) -> int:
+    """The highest change sequence in the domains table."""
+    return await _number(db, "SELECT coalesce(max(seq), 0) FROM domains")
 
 
 async def live_changed_since(db: Database, seq: int) -> list[Domain]:
@@ -106,11 +111,7 @@ async def active_ending_by(db: Database, until: float) -> list[Domain]:
 
 async def count_certified(db: Database) -> int:
     """Active and expiring domains: what the certificate scan's mass-loss guard compares with."""
-    async with db.reader.execute(
-        "SELECT count(*) FROM domains WHERE status IN ('active', 'expiring')"
-    ) as cursor:
-        row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+    return await _number(db, "SELECT count(*) FROM domains WHERE status IN ('active', 'expiring')")
 
 
 async def set_certs(
@@ -203,11 +204,7 @@ async def due_webhooks(db: Database, now: float, limit: int) -> list[OutboxItem]
 
 async def outbox_backlog(db: Database) -> int:
     """Webhook events not delivered yet (due now or waiting for their next attempt)."""
-    async with db.reader.execute(
-        "SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL"
-    ) as cursor:
-        row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+    return await _number(db, "SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL")
 
 
 async def mark_delivered(db: Database, event_id: str, now: float) -> None:

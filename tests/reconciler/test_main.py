@@ -26,7 +26,8 @@ def test_a_bad_setting_stops_the_start_naming_the_key(
     assert "DOMAINGATE_CERT_SCAN_INTERVAL" in capsys.readouterr().err
 
 
-def test_sigterm_stops_the_daemon_gracefully(tmp_path: Path) -> None:
+def reconciler(tmp_path: Path) -> subprocess.Popen[str]:
+    """`python -m reconciler` on a database in `tmp_path`, logging at INFO to a pipe."""
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT),
@@ -37,13 +38,13 @@ def test_sigterm_stops_the_daemon_gracefully(tmp_path: Path) -> None:
         "DOMAINGATE_LOG_LEVEL": "INFO",
     }
     code = f"{PRELUDE}from reconciler.__main__ import main; sys.exit(main([]))"
-    process = subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
+    return subprocess.Popen(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
     )
+
+
+def test_sigterm_stops_the_daemon_gracefully(tmp_path: Path) -> None:
+    process = reconciler(tmp_path)
     assert process.stderr is not None
     lines: list[str] = []
     deadline = time.monotonic() + 15
@@ -88,23 +89,7 @@ def _until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
 
 
 def test_a_reconciler_restarted_after_a_kill_takes_its_lease_at_once(tmp_path: Path) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(ROOT),
-        "DOMAINGATE_DB": str(tmp_path / "x.db"),
-        "DOMAINGATE_CADDY_STORAGE": str(tmp_path / "caddy"),
-        "DOMAINGATE_RESOLVERS": "127.0.0.1:9",
-        "DOMAINGATE_RECONCILER_LISTEN": f"{HOST}:{free_port()}",
-        "DOMAINGATE_LOG_LEVEL": "INFO",
-    }
-    code = f"{PRELUDE}from reconciler.__main__ import main; sys.exit(main([]))"
-
-    def start() -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-c", code], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-        )
-
-    first = start()
+    first = reconciler(tmp_path)
     try:
         _until(first, "holding the reconciler lease", 15)
         first.kill()  # SIGKILL: no release of the lease, which has 30 s left
@@ -112,7 +97,7 @@ def test_a_reconciler_restarted_after_a_kill_takes_its_lease_at_once(tmp_path: P
     finally:
         if first.poll() is None:
             first.kill()
-    second = start()
+    second = reconciler(tmp_path)
     try:
         began = time.monotonic()
         text = _until(second, "holding the reconciler lease", 15)
