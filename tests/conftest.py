@@ -153,10 +153,14 @@ class Api:
                 body = json.loads(raw)
             return Reply(response.status, body, response.headers)
 
-    async def attach(self, token: str, domain: str, app: str = "shop") -> dict[str, Any]:
-        reply = await self.call(
+    async def post_domain(self, token: str, domain: str, app: str = "shop") -> Reply:
+        """An attach attempt, whatever its answer."""
+        return await self.call(
             "POST", "/api/v1/domains", token=token, json_body={"domain": domain, "app": app}
         )
+
+    async def attach(self, token: str, domain: str, app: str = "shop") -> dict[str, Any]:
+        reply = await self.post_domain(token, domain, app=app)
         assert reply.status == 201, reply
         assert isinstance(reply.body, dict)
         return reply.body

@@ -69,12 +69,7 @@ async def test_attach_subdomain_returns_the_domain_object_with_cname_instruction
     api: Api,
 ) -> None:
     token = await api.tenant("acme")
-    reply = await api.call(
-        "POST",
-        "/api/v1/domains",
-        token=token,
-        json_body={"domain": "shop.acme.com", "app": "shop"},
-    )
+    reply = await api.post_domain(token, "shop.acme.com")
     assert reply.status == 201
     body = reply.body
     assert set(body) == DOMAIN_FIELDS
@@ -186,12 +181,7 @@ async def test_idn_u_label_is_stored_as_its_a_label(api: Api) -> None:
         assert reply.status == 200, (path, reply)
         assert reply.body["domain"] == "shop.xn--bcher-kva.de"
     # The A-label typed directly is the same name.
-    again = await api.call(
-        "POST",
-        "/api/v1/domains",
-        token=token,
-        json_body={"domain": "shop.xn--bcher-kva.de", "app": "shop"},
-    )
+    again = await api.post_domain(token, "shop.xn--bcher-kva.de")
     assert again.status == 409
     assert again.code == "HOSTNAME_ALREADY_REGISTERED"
 

@@ -117,12 +117,6 @@ async def verify(api: Api, token: str, name: str) -> Reply:
     return await api.call("POST", f"/api/v1/domains/{name}/verify", token=token)
 
 
-async def attach(api: Api, token: str, name: str) -> Reply:
-    return await api.call(
-        "POST", "/api/v1/domains", token=token, json_body={"domain": name, "app": "shop"}
-    )
-
-
 async def test_concurrent_verifies_of_one_domain_let_exactly_five_through(api: Api) -> None:
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com")
@@ -150,7 +144,7 @@ async def test_racing_claims_of_a_hostname_make_exactly_one(api: Api, twin: Api)
     names = [f"race{i}.example.org" for i in range(8)]
     # Each name six times at once: both tenants, both apps, three spellings.
     attempts = [
-        (name, attach(app, token, spelled))
+        (name, app.post_domain(token, spelled))
         for name in names
         for (app, token), spelled in zip(
             [(api, acme), (twin, globex), (api, globex), (twin, acme), (api, acme), (twin, globex)],
@@ -169,8 +163,8 @@ async def test_racing_claims_of_a_hostname_make_exactly_one(api: Api, twin: Api)
 
 async def claim_race(api: Api, twin: Api, tokens: Sequence[str], name: str) -> list[Reply]:
     """Attach `name` with each token, once through each app, all at once."""
-    calls = [attach(api, token, name) for token in tokens]
-    calls += [attach(twin, token, name.upper()) for token in tokens]
+    calls = [api.post_domain(token, name) for token in tokens]
+    calls += [twin.post_domain(token, name.upper()) for token in tokens]
     return list(await asyncio.gather(*calls))
 
 
