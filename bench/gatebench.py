@@ -41,30 +41,24 @@ def start_gate(db: Path, repo: Path = common.REPO, **extra: str) -> Server:
     internal, api = common.free_port(), common.free_port()
     env = gate_env(db, internal, api, **extra)
     env["PYTHONPATH"] = str(repo)
-    started = time.monotonic()
-    with (WORK / "gate.log").open("ab") as log:
-        process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, sys.executable, "-m", "domaingate", "serve"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=repo,
-        )  # fmt: skip
-    try:
-        common.wait_status(f"http://{HOST}:{internal}/readyz", 200, timeout=120)
-    except BaseException:
-        common.stop(process)
-        raise
-    server = Server(process, internal, time.monotonic() - started)
-    server.rss_mb, server.hwm_mb = common.rss_mb(process.pid)
-    return server
+    return _start(["-m", "domaingate", "serve"], internal, "gate.log", env=env, cwd=repo)
 
 
 def start_baseline(db: Path) -> Server:
     port = common.free_port()
+    command = ["-m", "bench.baseline_server", str(db), str(port)]
+    return _start(command, port, "baseline.log", env=None, cwd=common.REPO)
+
+
+def _start(
+    args: list[str], port: int, log_name: str, *, env: dict[str, str] | None, cwd: Path
+) -> Server:
+    """`python ARGS` pinned to the server core, ready once /readyz on `port` answers 200."""
     started = time.monotonic()
-    with (WORK / "baseline.log").open("ab") as log:
+    with (WORK / log_name).open("ab") as log:
         process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, sys.executable, "-m", "bench.baseline_server",
-             str(db), str(port)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=common.REPO,
+            ["taskset", "-c", SERVER_CORE, sys.executable, *args],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
         )  # fmt: skip
     try:
         common.wait_status(f"http://{HOST}:{port}/readyz", 200, timeout=120)
