@@ -55,19 +55,17 @@ async def apply_cert_changes(
 async def _write(
     conn: aiosqlite.Connection, changes: Sequence[CertChange], now: float
 ) -> list[CertChange]:
-    current = await domain_store.statuses(conn, (c.domain.id for c in changes))
     written: list[CertChange] = []
-    taken: set[int] = set()
-    for change in changes:
-        domain = change.domain
-        if current.get(domain.id) != domain.status.value or domain.id in taken:
+    for change, ok in zip(
+        changes, await domain_store.unchanged(conn, [c.domain for c in changes]), strict=True
+    ):
+        if ok:
+            written.append(change)
+        else:
             log.info(
                 "%s changed status during the certificate scan; planned again next scan",
-                domain.hostname,
+                change.domain.hostname,
             )
-            continue
-        taken.add(domain.id)
-        written.append(change)
     await store.set_certs(conn, [(c.domain, c.expires_at, c.issuer) for c in written], now=now)
     await domain_store.move_many(
         conn,

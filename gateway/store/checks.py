@@ -18,7 +18,7 @@ import aiosqlite
 from gateway.lifecycle import CheckPlan
 from gateway.states import check_move
 from gateway.store.database import Database
-from gateway.store.domains import Move, get_by_id_in, move_many, statuses
+from gateway.store.domains import Move, get_by_id_in, move_many, unchanged
 from gateway.store.models import Domain
 
 _WRITE_CHECK = (
@@ -61,14 +61,7 @@ async def apply_check(db: Database, outcome: CheckOutcome) -> Domain | None:
 
 
 async def _write(conn: aiosqlite.Connection, outcomes: Sequence[CheckOutcome]) -> list[bool]:
-    current = await statuses(conn, (o.domain.id for o in outcomes))
-    written: list[bool] = []
-    taken: set[int] = set()
-    for outcome in outcomes:
-        domain = outcome.domain
-        ok = current.get(domain.id) == domain.status.value and domain.id not in taken
-        taken.add(domain.id)
-        written.append(ok)
+    written = await unchanged(conn, [o.domain for o in outcomes])
     chosen = [o for o, ok in zip(outcomes, written, strict=True) if ok]
     await conn.executemany(
         _WRITE_CHECK,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import secrets
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,7 +256,20 @@ async def move_many(conn: aiosqlite.Connection, moves: list[Move]) -> None:
 _IDS_PER_SELECT = 500
 
 
-async def statuses(conn: aiosqlite.Connection, ids: Iterable[int]) -> dict[int, str]:
+async def unchanged(conn: aiosqlite.Connection, domains: Sequence[Domain]) -> list[bool]:
+    """For each domain (as it was read earlier), whether it still has that status: the
+    compare-and-set of a batched write, read inside its write transaction. A domain that appears
+    twice counts once, at its first place."""
+    current = await _statuses(conn, (domain.id for domain in domains))
+    seen: set[int] = set()
+    result = []
+    for domain in domains:
+        result.append(current.get(domain.id) == domain.status.value and domain.id not in seen)
+        seen.add(domain.id)
+    return result
+
+
+async def _statuses(conn: aiosqlite.Connection, ids: Iterable[int]) -> dict[int, str]:
     """id → status of the given domains, read on `conn` (inside its transaction)."""
     wanted = sorted(set(ids))
     found: dict[int, str] = {}
