@@ -55,7 +55,6 @@ class GateRoutes:
                 allowed = key is not None and key in allowlist
         except Exception:
             log.exception("tls-ask failed; denying")
-            allowed = False
         if allowed:
             metrics.ask_allowed.inc()
             response = web.Response(body=_ALLOWED, content_type="text/plain")
@@ -76,7 +75,6 @@ class GateRoutes:
                 app = allowlist.app_for(key) if key is not None else None
         except Exception:
             log.exception("route failed; refusing")
-            app = None
         if app is not None:
             metrics.route_allowed.inc()
             response = web.Response(
