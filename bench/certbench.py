@@ -138,8 +138,8 @@ async def job(storage: Path, db_path: Path, n: int) -> dict[str, Any]:
     """The reconciler's whole certificate job (scan, plan, write) over n domains, four times:
     the first scan (every domain becomes active), the next (those moves are replanned), a
     steady one, and a steady full plan."""
-    from gateway.settings import Settings
-    from gateway.store.database import Database
+    from domaingate.settings import Settings
+    from domaingate.store.database import Database
     from reconciler.daemon import Reconciler
 
     runs = []

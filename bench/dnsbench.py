@@ -28,11 +28,11 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from gateway.dns.checker import DnsChecker, Expectation
-from gateway.dns.findings import CheckReport
-from gateway.hostnames import Kind
-from gateway.settings import Listen, Settings
-from gateway.store.database import Database
+from domaingate.dns.checker import DnsChecker, Expectation
+from domaingate.dns.findings import CheckReport
+from domaingate.hostnames import Kind
+from domaingate.settings import Listen, Settings
+from domaingate.store.database import Database
 from reconciler.schedule import Checker, DnsSchedule
 
 HOST = "127.0.0.1"

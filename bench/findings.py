@@ -32,7 +32,7 @@ move by a few hundredths between runs on this machine.
    snapshot: 248 MiB, ready in 2.2 s here (1.3-1.5 s in earlier runs).
 
 3. **Reconciler pass** (`reconciler/schedule.py`, `reconciler/writer.py`,
-   `gateway/store/checks.py`). Two limits, one after the other. The daemon polled for due
+   `domaingate/store/checks.py`). Two limits, one after the other. The daemon polled for due
    domains once a second and took at most 2 x `CHECK_CONCURRENCY` of them: a ceiling of 100
    checks/s whatever DNS did. The schedule now starts the next poll as soon as half its room is
    free. Then the pass was CPU-bound at ~190/s: one write transaction per check (BEGIN

@@ -15,7 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from gateway.store.database import Database
+from domaingate.store.database import Database
 
 ALLOWED = ("verified", "active", "expiring")
 # Domains the reconciler benchmark checks: names in the knot zone, due, pending.

@@ -1,1 +1,1 @@
-"""domaingate's gateway and core: settings, hostname rules, store, DNS checks, gate and API."""
+"""The gateway process: the ask gate and /route for Caddy, and the tenant REST API."""

@@ -15,17 +15,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from domaingate.dns.checker import DnsChecker
+from domaingate.settings import Settings
+from domaingate.store.database import Clock, Database
 from gateway.api import domains, openapi
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
 from gateway.api.inputs import MAX_BODY
-from gateway.dns.checker import DnsChecker
 from gateway.gate import routes as gate_routes
 from gateway.gate.allowlist import Allowlist, AllowlistSync
 from gateway.keys import ALLOWLIST, API_APP, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
 from gateway.metrics import Metrics
-from gateway.settings import Settings
-from gateway.store.database import Clock, Database
 from gateway.timing import timing_middleware
 
 

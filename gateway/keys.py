@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.dns.checker import DnsChecker
+from domaingate.dns.checker import DnsChecker
+from domaingate.settings import Settings
+from domaingate.store.database import Clock, Database
 from gateway.gate.allowlist import Allowlist, AllowlistSync
 from gateway.metrics import Metrics
-from gateway.settings import Settings
-from gateway.store.database import Clock, Database
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

@@ -9,8 +9,8 @@ import signal
 
 from aiohttp import web
 
+from domaingate.settings import Settings
 from gateway.app import create_app, create_internal_app
-from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.logs import configure_logging
-from gateway.settings import SettingsError, load_settings
+from domaingate.logs import configure_logging
+from domaingate.settings import SettingsError, load_settings
 from reconciler.daemon import serve
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from gateway.store import domains as domain_store
-from gateway.store import reconcile as store
-from gateway.store.database import Clock, Database
+from domaingate.store import domains as domain_store
+from domaingate.store import reconcile as store
+from domaingate.store.database import Clock, Database
 from reconciler.plan import CertChange
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.store import reconcile as store
-from gateway.store.database import Clock, Database
+from domaingate.store import reconcile as store
+from domaingate.store.database import Clock, Database
 from reconciler.certs import issuer_dirs
 
 log = logging.getLogger(__name__)

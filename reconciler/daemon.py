@@ -27,11 +27,11 @@ from typing import Any
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from gateway.dns.checker import DnsChecker
-from gateway.settings import Settings
-from gateway.store import reconcile as store
-from gateway.store.database import Clock, Database
-from gateway.store.models import Domain
+from domaingate.dns.checker import DnsChecker
+from domaingate.settings import Settings
+from domaingate.store import reconcile as store
+from domaingate.store.database import Clock, Database
+from domaingate.store.models import Domain
 from reconciler.apply import apply_cert_changes
 from reconciler.certs import CertFact, CertScanner, StorageUnreadable, certificates_dir
 from reconciler.cleanup import clean_removed

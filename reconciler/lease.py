@@ -15,8 +15,8 @@ import os
 import socket
 import uuid
 
-from gateway.store import reconcile as store
-from gateway.store.database import Clock, Database
+from domaingate.store import reconcile as store
+from domaingate.store.database import Clock, Database
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from prometheus_client import (
     generate_latest,
 )
 
-from gateway.dns.checker import Expectation
-from gateway.dns.findings import CheckReport, Code
-from gateway.settings import Listen, SettingsError
-from gateway.store.database import FAILURE_CAUSES, failure_cause
+from domaingate.dns.checker import Expectation
+from domaingate.dns.findings import CheckReport, Code
+from domaingate.settings import Listen, SettingsError
+from domaingate.store.database import FAILURE_CAUSES, failure_cause
 from reconciler.schedule import Checker
 
 log = logging.getLogger(__name__)

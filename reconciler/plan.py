@@ -22,8 +22,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gateway.states import ALLOWED, Status, check_move
-from gateway.store.models import Domain
+from domaingate.states import ALLOWED, Status, check_move
+from domaingate.store.models import Domain
 from reconciler.certs import CertFact
 
 DAY = 86400.0

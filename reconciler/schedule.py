@@ -1,10 +1,10 @@
 """The DNS schedule: run the checks that are due, at most `check_concurrency` at a time.
 
-Each domain carries its own `next_check_at`, written by `gateway.lifecycle.plan_check` (the fast and
-slow pending intervals, the drift interval, the retry budget and the drift grace all live there), so
-this module only has to poll for due rows often and start their checks. Checks run as tasks that
-outlive the poll, so one slow resolver does not hold back domains that fall due a second later; a
-domain already in flight is not selected again.
+Each domain carries its own `next_check_at`, written by `domaingate.lifecycle.plan_check` (the
+fast and slow pending intervals, the drift interval, the retry budget and the drift grace all
+live there), so this module only has to poll for due rows often and start their checks. Checks
+run as tasks that outlive the poll, so one slow resolver does not hold back domains that fall due
+a second later; a domain already in flight is not selected again.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.dns.checker import Expectation
-from gateway.dns.findings import CheckReport
-from gateway.instructions import expectation_for
-from gateway.lifecycle import Policy, plan_check
-from gateway.settings import Settings
-from gateway.store import reconcile as store
-from gateway.store.checks import CheckOutcome
-from gateway.store.database import Clock, Database
-from gateway.store.models import Domain
+from domaingate.dns.checker import Expectation
+from domaingate.dns.findings import CheckReport
+from domaingate.instructions import expectation_for
+from domaingate.lifecycle import Policy, plan_check
+from domaingate.settings import Settings
+from domaingate.store import reconcile as store
+from domaingate.store.checks import CheckOutcome
+from domaingate.store.database import Clock, Database
+from domaingate.store.models import Domain
 from reconciler.writer import CheckWriter
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,10 @@ from typing import Any
 
 import aiohttp
 
-from gateway.store import reconcile as store
-from gateway.store.database import Clock, Database
-from gateway.store.reconcile import OutboxItem
-from gateway.times import rfc3339
+from domaingate.store import reconcile as store
+from domaingate.store.database import Clock, Database
+from domaingate.store.reconcile import OutboxItem
+from domaingate.times import rfc3339
 
 log = logging.getLogger(__name__)
 

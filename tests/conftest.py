@@ -23,11 +23,11 @@ from multidict import CIMultiDictProxy
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
+from domaingate.settings import Listen, Settings, load_settings
+from domaingate.store import tenants
+from domaingate.store.database import Database
 from gateway.app import create_app, create_internal_app
 from gateway.keys import ALLOWLIST, DB
-from gateway.settings import Listen, Settings, load_settings
-from gateway.store import tenants
-from gateway.store.database import Database
 
 Client = TestClient[web.Request, web.Application]
 

@@ -34,7 +34,7 @@ import dns.rdtypes.ANY.SOA
 import dns.zone
 import pytest
 
-from gateway.settings import Listen
+from domaingate.settings import Listen
 
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
 KNOTC = shutil.which("knotc") or "/usr/sbin/knotc"

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.errors import InvalidRequest, TenantNotFound, Unauthorized
+from domaingate.errors import InvalidRequest, TenantNotFound, Unauthorized
+from domaingate.store import tenants
+from domaingate.store.models import Tenant
 from gateway.keys import DB, SETTINGS
-from gateway.store import tenants
-from gateway.store.models import Tenant
 
 TENANT_HEADER = "X-Domaingate-Tenant"
 MAX_TOKEN_LENGTH = 512

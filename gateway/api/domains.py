@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import hostnames
+from domaingate import hostnames
+from domaingate.store import domains as store
+from domaingate.store import events
+from domaingate.store.models import Domain
+from domaingate.times import rfc3339
+from domaingate.verification import verify_now
 from gateway.api import inputs, views
 from gateway.api.auth import PRINCIPAL
 from gateway.keys import ALLOWLIST, CHECKER, CLOCK, DB, SETTINGS
-from gateway.store import domains as store
-from gateway.store import events
-from gateway.store.models import Domain
-from gateway.times import rfc3339
-from gateway.verification import verify_now
 
 PREFIX = "/api/v1"
 

@@ -11,9 +11,9 @@ import sqlite3
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.errors import DomaingateError, HostnameCooldownActive, VerifyRateLimited
+from domaingate.errors import DomaingateError, HostnameCooldownActive, VerifyRateLimited
+from domaingate.store.database import failure_cause
 from gateway.keys import METRICS
-from gateway.store.database import failure_cause
 
 log = logging.getLogger(__name__)
 

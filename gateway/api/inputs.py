@@ -12,9 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import InvalidApp, InvalidHostname, InvalidRequest
-from gateway.hostnames import normalize
-from gateway.states import Status
+from domaingate.errors import InvalidApp, InvalidHostname, InvalidRequest
+from domaingate.hostnames import normalize
+from domaingate.states import Status
 
 MAX_BODY = 64 * 1024
 MAX_HOSTNAME_INPUT = 1024

@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from domaingate.states import Status
 from gateway.api.inputs import MAX_LIMIT
-from gateway.states import Status
 
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {**_TIME, "nullable": True}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.dns.findings import CheckReport
-from gateway.instructions import instructions, txt_name
-from gateway.settings import Settings
-from gateway.states import ALLOWED
-from gateway.store.models import Domain, DomainEvent
-from gateway.times import rfc3339, rfc3339_or_none
+from domaingate.dns.findings import CheckReport
+from domaingate.instructions import instructions, txt_name
+from domaingate.settings import Settings
+from domaingate.states import ALLOWED
+from domaingate.store.models import Domain, DomainEvent
+from domaingate.times import rfc3339, rfc3339_or_none
 
 
 def last_check_error(domain: Domain) -> dict[str, str] | None:

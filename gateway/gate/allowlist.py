@@ -17,8 +17,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from gateway.states import ALLOWED
-from gateway.store.database import open_connection
+from domaingate.states import ALLOWED
+from domaingate.store.database import open_connection
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from domaingate.hostnames import gate_key
+from domaingate.settings import Settings
 from gateway.gate.allowlist import Allowlist
-from gateway.hostnames import gate_key
 from gateway.keys import ALLOWLIST, API_APP, DB, METRICS, SETTINGS
 from gateway.metrics import Metrics
-from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.store import tenants
+from domaingate.store import tenants
 from tests.conftest import ADMIN_TOKEN, Api, ApiFactory, sql
 
 ENDPOINTS = [

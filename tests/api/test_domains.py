@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.times import rfc3339
+from domaingate.times import rfc3339
 from tests.conftest import (
     EDGE_IPV4,
     EDGE_IPV6,

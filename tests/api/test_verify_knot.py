@@ -10,9 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from domaingate.settings import Listen
+from domaingate.times import rfc3339
 from gateway.app import create_internal_app
-from gateway.settings import Listen
-from gateway.times import rfc3339
 from tests.conftest import EDGE_IPV4, EDGE_IPV6, T0, Api, ApiFactory, set_status, sql
 from tests.knot import Knot, blackhole
 

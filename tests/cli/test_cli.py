@@ -21,9 +21,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from domaingate.store import tenants
+from domaingate.store.database import Database, migrations
 from gateway.app import create_app
-from gateway.store import tenants
-from gateway.store.database import Database, migrations
 from tests.conftest import FakeClock, bearer, make_settings
 from tests.knot import Knot
 

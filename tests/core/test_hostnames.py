@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import InvalidHostname, ReservedHostname, WildcardNotSupported
-from gateway.hostnames import Kind, classify, gate_key, is_reserved, normalize, parse
+from domaingate.errors import InvalidHostname, ReservedHostname, WildcardNotSupported
+from domaingate.hostnames import Kind, classify, gate_key, is_reserved, normalize, parse
 
 RESERVED = ("apps.example.net", "internal.corp")
 

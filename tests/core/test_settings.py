@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.settings import Listen, Settings, SettingsError, load_settings
+from domaingate.settings import Listen, Settings, SettingsError, load_settings
 
 # key: (environment value, TOML value, the parsed value)
 KEYS: dict[str, tuple[str, Any, Any]] = {

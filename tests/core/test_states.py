@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from gateway.states import (
+from domaingate.states import (
     ALLOWED,
     LIVE,
     TRANSITIONS,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.dns.checker import DnsChecker, Expectation
-from gateway.dns.findings import Code
-from gateway.hostnames import Kind
+from domaingate.dns.checker import DnsChecker, Expectation
+from domaingate.dns.findings import Code
+from domaingate.hostnames import Kind
 from tests.knot import Blackhole
 
 EXPECTATION = Expectation(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.dns.caa import CaaRecord, candidate_names, evaluate, issuer_domain
+from domaingate.dns.caa import CaaRecord, candidate_names, evaluate, issuer_domain
 
 LE = ("letsencrypt.org",)
 

@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from gateway.dns.checker import DnsChecker, Expectation
-from gateway.dns.findings import CheckReport, Code
-from gateway.hostnames import classify
-from gateway.settings import Listen
+from domaingate.dns.checker import DnsChecker, Expectation
+from domaingate.dns.findings import CheckReport, Code
+from domaingate.hostnames import classify
+from domaingate.settings import Listen
 from tests.knot import Knot, knot_fixture
 
 TARGET = "app.apps.test"

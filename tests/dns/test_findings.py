@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from gateway.dns.checker import DnsChecker
-from gateway.dns.findings import PRIORITY, TRANSIENT, CheckReport, Code, Finding
-from gateway.settings import Listen, load_settings
+from domaingate.dns.checker import DnsChecker
+from domaingate.dns.findings import PRIORITY, TRANSIENT, CheckReport, Code, Finding
+from domaingate.settings import Listen, load_settings
 
 
 def bad(check: str, code: Code) -> Finding:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.dns import cloudflare
-from gateway.dns.providers import detect, provider_of
+from domaingate.dns import cloudflare
+from domaingate.dns.providers import detect, provider_of
 
 
 @pytest.mark.parametrize(

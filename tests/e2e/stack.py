@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.settings import Listen
+from domaingate.settings import Listen
 from tests.knot import Knot, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import Listen
+from domaingate.settings import Listen
 from tests.e2e.stack import CADDY, CADDYFILE, GATE_IN_CADDYFILE, render_caddyfile
 
 pytestmark = pytest.mark.e2e

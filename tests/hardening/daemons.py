@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.states import WEBHOOK_STATUSES, Status, can_move, event_type
+from domaingate.states import WEBHOOK_STATUSES, Status, can_move, event_type
 from tests.conftest import sql
 from tests.e2e.stack import Domaingate, Process
 

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import pytest
 
-from gateway.store import tenants
-from gateway.store.database import Database
-from gateway.store.domains import (
+from domaingate.store import tenants
+from domaingate.store.database import Database
+from domaingate.store.domains import (
     COOLDOWN_SECONDS,
     VERIFY_LIMIT_PER_DOMAIN,
     VERIFY_LIMIT_PER_TENANT,

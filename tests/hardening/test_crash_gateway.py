@@ -20,9 +20,9 @@ from typing import Any
 
 import aiohttp
 
-from gateway.states import ALLOWED, Status
-from gateway.store import tenants
-from gateway.store.database import Database
+from domaingate.states import ALLOWED, Status
+from domaingate.store import tenants
+from domaingate.store.database import Database
 from tests.conftest import PLATFORM_ZONE, Api, bearer, sql
 from tests.e2e.stack import Domaingate, Process
 from tests.reconciler.conftest import attach

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from gateway.states import Status
-from gateway.store import tenants
-from gateway.store.database import Database
-from gateway.store.models import Tenant
+from domaingate.states import Status
+from domaingate.store import tenants
+from domaingate.store.database import Database
+from domaingate.store.models import Tenant
 from tests.conftest import sql, wait_until
 from tests.knot import Knot, knot_factory
 from tests.reconciler.conftest import (

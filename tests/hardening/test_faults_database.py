@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.states import Status
-from gateway.store import tenants
-from gateway.store.database import BUSY_TIMEOUT_MS, Database
+from domaingate.states import Status
+from domaingate.store import tenants
+from domaingate.store.database import BUSY_TIMEOUT_MS, Database
 from tests.conftest import sample, sql
 from tests.e2e.stack import ApiResponse, Domaingate, wait_until
 from tests.reconciler.conftest import attach

@@ -24,11 +24,11 @@ import aiohttp
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from domaingate.settings import Listen
+from domaingate.states import Status
+from domaingate.store import domains as domain_store
+from domaingate.store import events, tenants
 from gateway.app import create_internal_app
-from gateway.settings import Listen
-from gateway.states import Status
-from gateway.store import domains as domain_store
-from gateway.store import events, tenants
 from tests.conftest import ApiFactory, Client, gate_synced, make_settings, sample, wait_until
 from tests.knot import HOST, Blackhole, Knot, free_port, knot_factory
 from tests.reconciler.conftest import attach, running

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.states import Status
-from gateway.store import tenants
-from gateway.store.database import Database
+from domaingate.states import Status
+from domaingate.store import tenants
+from domaingate.store.database import Database
 from tests.conftest import sample
 from tests.e2e.stack import Domaingate, wait_until
 from tests.reconciler.conftest import DAY, attach, make_issuer, make_leaf_pem, store_cert

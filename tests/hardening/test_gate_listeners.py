@@ -15,10 +15,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from domaingate.settings import Listen, Settings, SettingsError, load_settings
+from domaingate.store import tenants
+from domaingate.store.database import Database
 from gateway import server
-from gateway.settings import Listen, Settings, SettingsError, load_settings
-from gateway.store import tenants
-from gateway.store.database import Database
 from tests.cli.test_cli import run
 from tests.conftest import ADMIN_TOKEN, FakeClock, bearer, make_settings, set_status, wait_until
 from tests.knot import HOST, free_port

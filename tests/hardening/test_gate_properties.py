@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gateway.hostnames import gate_key, normalize
+from domaingate.hostnames import gate_key, normalize
 from tests.conftest import Api, Client, gate_synced, raw_get, set_status, sql
 
 # The fixtures hold one database for all of a test's examples; no example writes to it.

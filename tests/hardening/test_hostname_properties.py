@@ -14,9 +14,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.errors import InvalidHostname, WildcardNotSupported
-from gateway.hostnames import gate_key, normalize
-from gateway.settings import load_settings
+from domaingate.errors import InvalidHostname, WildcardNotSupported
+from domaingate.hostnames import gate_key, normalize
+from domaingate.settings import load_settings
 
 FAST = settings(max_examples=150, deadline=None, database=None)
 # The platform zone and one more reserved suffix, read the way the daemons read them.

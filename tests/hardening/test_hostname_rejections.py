@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from gateway.errors import InvalidHostname, ReservedHostname, WildcardNotSupported
-from gateway.hostnames import normalize, parse
+from domaingate.errors import InvalidHostname, ReservedHostname, WildcardNotSupported
+from domaingate.hostnames import normalize, parse
 from tests.hardening.test_hostname_properties import (
     FAST,
     RESERVED,

@@ -23,9 +23,9 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
+from domaingate.store import tenants
 from gateway.api.inputs import encode_cursor
 from gateway.app import create_app
-from gateway.store import tenants
 from tests.conftest import ADMIN_TOKEN, Api, Client, FakeClock, Reply, make_settings, sql
 
 # Every case runs in the module's event loop, where the shared world's server lives.

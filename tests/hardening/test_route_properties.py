@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from gateway.hostnames import gate_key
+from domaingate.hostnames import gate_key
 from tests.conftest import Api, Client, raw_http
 from tests.hardening.test_gate_properties import (
     FAST,

@@ -23,13 +23,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway import hostnames
-from gateway.settings import Listen, Settings, load_settings
-from gateway.states import Status
-from gateway.store import domains as domain_store
-from gateway.store import tenants
-from gateway.store.database import Database
-from gateway.store.models import Domain, Tenant
+from domaingate import hostnames
+from domaingate.settings import Listen, Settings, load_settings
+from domaingate.states import Status
+from domaingate.store import domains as domain_store
+from domaingate.store import tenants
+from domaingate.store.database import Database
+from domaingate.store.models import Domain, Tenant
 from reconciler.daemon import Tuning, run
 from tests.conftest import T0 as T0
 from tests.conftest import FakeClock as FakeClock

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import Settings
-from gateway.states import Status
-from gateway.store import domains as domain_store
-from gateway.store import events
-from gateway.store.database import Database
-from gateway.store.models import Domain, Tenant
+from domaingate.settings import Settings
+from domaingate.states import Status
+from domaingate.store import domains as domain_store
+from domaingate.store import events
+from domaingate.store.database import Database
+from domaingate.store.models import Domain, Tenant
 from reconciler.apply import apply_cert_changes
 from reconciler.certs import CertScanner
 from reconciler.cleanup import clean_removed

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from gateway.settings import Listen, Settings, load_settings
-from gateway.states import Status
-from gateway.store import domains as domain_store
-from gateway.store import events, tenants
-from gateway.store.database import Database
-from gateway.store.models import Domain, DomainEvent, Tenant
+from domaingate.settings import Listen, Settings, load_settings
+from domaingate.states import Status
+from domaingate.store import domains as domain_store
+from domaingate.store import events, tenants
+from domaingate.store.database import Database
+from domaingate.store.models import Domain, DomainEvent, Tenant
 from reconciler.daemon import Reconciler, Tuning
 from tests.knot import HOST, Knot, blackhole, free_port, knot_factory
 

@@ -8,11 +8,11 @@ import time
 
 import aiohttp
 
-from gateway.settings import Settings, load_settings
-from gateway.states import Status
-from gateway.store import reconcile as store
-from gateway.store.database import Database
-from gateway.store.models import Tenant
+from domaingate.settings import Settings, load_settings
+from domaingate.states import Status
+from domaingate.store import reconcile as store
+from domaingate.store.database import Database
+from domaingate.store.models import Tenant
 from reconciler.daemon import Reconciler, Tuning
 from reconciler.lease import Lease, died_here, new_holder_id
 from reconciler.webhooks import Backoff

@@ -10,14 +10,14 @@ import time
 import aiohttp
 import pytest
 
-from gateway.dns.checker import Expectation
-from gateway.dns.findings import CheckReport, Code, Finding
-from gateway.hostnames import Kind
-from gateway.settings import Settings, load_settings
-from gateway.states import Status
-from gateway.store import reconcile as store
-from gateway.store.database import Database
-from gateway.store.models import Tenant
+from domaingate.dns.checker import Expectation
+from domaingate.dns.findings import CheckReport, Code, Finding
+from domaingate.hostnames import Kind
+from domaingate.settings import Settings, load_settings
+from domaingate.states import Status
+from domaingate.store import reconcile as store
+from domaingate.store.database import Database
+from domaingate.store.models import Tenant
 from reconciler.daemon import Reconciler, Tuning
 from reconciler.metrics import CountedChecker, ReconcilerMetrics
 from reconciler.webhooks import Backoff

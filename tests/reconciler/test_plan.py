@@ -1,8 +1,8 @@
 """Both planners over tables of cases: every move of the state table but removal comes from one.
 
-`reconciler.plan.plan_certs` (certificates) and `gateway.lifecycle.plan_check` (DNS) are pure, so
+`reconciler.plan.plan_certs` (certificates) and `domaingate.lifecycle.plan_check` (DNS) are pure, so
 they are tested here without I/O; the last test checks that the two tables together produce every
-move in `gateway.states.TRANSITIONS` except `→ removed`, which only the API makes.
+move in `domaingate.states.TRANSITIONS` except `→ removed`, which only the API makes.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.dns.findings import CheckReport, Code, Finding
-from gateway.hostnames import Kind
-from gateway.lifecycle import Policy, plan_check
-from gateway.states import TRANSITIONS, IllegalTransition, Status
-from gateway.store.models import Domain
+from domaingate.dns.findings import CheckReport, Code, Finding
+from domaingate.hostnames import Kind
+from domaingate.lifecycle import Policy, plan_check
+from domaingate.states import TRANSITIONS, IllegalTransition, Status
+from domaingate.store.models import Domain
 from reconciler.certs import CertFact
 from reconciler.plan import MASS_LOSS_MIN, CertChange, Move, certified, mass_loss, plan_certs
 

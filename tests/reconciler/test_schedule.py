@@ -8,15 +8,15 @@ import time
 
 import pytest
 
-from gateway.dns.checker import Expectation
-from gateway.dns.findings import CheckReport, Code, Finding
-from gateway.instructions import expectation_for
-from gateway.settings import Settings, load_settings
-from gateway.states import Status
-from gateway.store import domains as domain_store
-from gateway.store import reconcile as reconcile_store
-from gateway.store.database import Database
-from gateway.store.models import Tenant
+from domaingate.dns.checker import Expectation
+from domaingate.dns.findings import CheckReport, Code, Finding
+from domaingate.instructions import expectation_for
+from domaingate.settings import Settings, load_settings
+from domaingate.states import Status
+from domaingate.store import domains as domain_store
+from domaingate.store import reconcile as reconcile_store
+from domaingate.store.database import Database
+from domaingate.store.models import Tenant
 from reconciler import schedule as schedule_module
 from reconciler.schedule import DnsSchedule
 

@@ -8,12 +8,12 @@ import time
 import aiohttp
 import pytest
 
-from gateway.settings import Settings, load_settings
-from gateway.states import Status
-from gateway.store import domains as domain_store
-from gateway.store.database import Database
-from gateway.store.models import Tenant
-from gateway.times import rfc3339
+from domaingate.settings import Settings, load_settings
+from domaingate.states import Status
+from domaingate.store import domains as domain_store
+from domaingate.store.database import Database
+from domaingate.store.models import Tenant
+from domaingate.times import rfc3339
 from reconciler.daemon import Tuning, run
 from reconciler.webhooks import Backoff, WebhookSender
 

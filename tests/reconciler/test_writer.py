@@ -8,12 +8,12 @@ import sqlite3
 
 import pytest
 
-from gateway.lifecycle import CheckPlan
-from gateway.states import IllegalTransition, Status
-from gateway.store import events
-from gateway.store.checks import CheckOutcome, apply_checks
-from gateway.store.database import Database
-from gateway.store.models import Domain, Tenant
+from domaingate.lifecycle import CheckPlan
+from domaingate.states import IllegalTransition, Status
+from domaingate.store import events
+from domaingate.store.checks import CheckOutcome, apply_checks
+from domaingate.store.database import Database
+from domaingate.store.models import Domain, Tenant
 from reconciler.writer import CheckWriter
 
 from .conftest import FakeClock, attach, walk

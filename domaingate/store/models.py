@@ -7,8 +7,8 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.hostnames import Kind
-from gateway.states import Status
+from domaingate.hostnames import Kind
+from domaingate.states import Status
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from gateway.states import Status
-from gateway.store.database import Database
-from gateway.store.models import DOMAIN_SELECT, Domain
+from domaingate.states import Status
+from domaingate.store.database import Database
+from domaingate.store.models import DOMAIN_SELECT, Domain
 
 # Well below SQLite's limit on bound parameters in one statement.
 _NAMES_PER_SELECT = 500

@@ -7,21 +7,21 @@ import asyncio
 import json
 import time
 
-from gateway import hostnames
+from domaingate import hostnames
+from domaingate.dns.checker import DnsChecker, Expectation
+from domaingate.dns.findings import CheckReport
+from domaingate.errors import DomainNotFound, InvalidRequest
+from domaingate.instructions import expectation_for
+from domaingate.logs import configure_logging
+from domaingate.settings import Settings
+from domaingate.states import Status
+from domaingate.store import domains as domain_store
+from domaingate.store import tenants
+from domaingate.store.database import Database
+from domaingate.store.models import Domain
+from domaingate.times import rfc3339
+from domaingate.verification import verify_now
 from gateway.api import views
-from gateway.dns.checker import DnsChecker, Expectation
-from gateway.dns.findings import CheckReport
-from gateway.errors import DomainNotFound, InvalidRequest
-from gateway.instructions import expectation_for
-from gateway.logs import configure_logging
-from gateway.settings import Settings
-from gateway.states import Status
-from gateway.store import domains as domain_store
-from gateway.store import tenants
-from gateway.store.database import Database
-from gateway.store.models import Domain
-from gateway.times import rfc3339
-from gateway.verification import verify_now
 
 
 def serve(settings: Settings) -> int:

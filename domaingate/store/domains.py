@@ -15,18 +15,18 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.errors import (
+from domaingate.errors import (
     DomainNotFound,
     HostnameAlreadyRegistered,
     HostnameCooldownActive,
     QuotaExceeded,
     VerifyRateLimited,
 )
-from gateway.hostnames import Hostname, Kind
-from gateway.states import Status, check_move
-from gateway.store import events
-from gateway.store.database import Clock, Database, Reader
-from gateway.store.models import DOMAIN_SELECT, Domain, Tenant
+from domaingate.hostnames import Hostname, Kind
+from domaingate.states import Status, check_move
+from domaingate.store import events
+from domaingate.store.database import Clock, Database, Reader
+from domaingate.store.models import DOMAIN_SELECT, Domain, Tenant
 
 COOLDOWN_SECONDS = 48 * 3600
 VERIFY_WINDOW_SECONDS = 3600

@@ -13,11 +13,11 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.dns import caa, cloudflare, providers
-from gateway.dns.findings import TRANSIENT, CheckReport, Code, Finding
-from gateway.dns.lookups import Answer, Observation, Outcome, observe
-from gateway.hostnames import Kind, classify
-from gateway.settings import Listen, Settings
+from domaingate.dns import caa, cloudflare, providers
+from domaingate.dns.findings import TRANSIENT, CheckReport, Code, Finding
+from domaingate.dns.lookups import Answer, Observation, Outcome, observe
+from domaingate.hostnames import Kind, classify
+from domaingate.settings import Listen, Settings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -46,7 +46,7 @@ def failure_cause(exc: BaseException) -> str:
 def migrations() -> list[tuple[int, str, str]]:
     """(version, file name, SQL) for every file in the `sql` package, in order."""
     found = []
-    for entry in importlib.resources.files("gateway.sql").iterdir():
+    for entry in importlib.resources.files("domaingate.sql").iterdir():
         match = _MIGRATION_NAME.fullmatch(entry.name)
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from gateway.states import WEBHOOK_STATUSES, Status, event_type
-from gateway.store.database import Database
-from gateway.store.models import DomainEvent
+from domaingate.states import WEBHOOK_STATUSES, Status, event_type
+from domaingate.store.database import Database
+from domaingate.store.models import DomainEvent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

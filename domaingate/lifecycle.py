@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.dns.findings import CheckReport, Code
-from gateway.settings import Settings
-from gateway.states import ALLOWED, Status, check_move
-from gateway.store.models import Domain
+from domaingate.dns.findings import CheckReport, Code
+from domaingate.settings import Settings
+from domaingate.states import ALLOWED, Status, check_move
+from domaingate.store.models import Domain
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.dns.checker import Expectation
-from gateway.hostnames import Kind
-from gateway.settings import Settings
-from gateway.store.models import Domain
+from domaingate.dns.checker import Expectation
+from domaingate.hostnames import Kind
+from domaingate.settings import Settings
+from domaingate.store.models import Domain
 
 
 def expectation_for(domain: Domain, settings: Settings) -> Expectation:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from gateway.dns.checker import DnsChecker
-from gateway.dns.findings import CheckReport
-from gateway.errors import InvalidState
-from gateway.instructions import expectation_for
-from gateway.lifecycle import Policy, plan_check
-from gateway.settings import Settings
-from gateway.store.checks import CheckOutcome, apply_check
-from gateway.store.database import Clock, Database
-from gateway.store.models import Domain
+from domaingate.dns.checker import DnsChecker
+from domaingate.dns.findings import CheckReport
+from domaingate.errors import InvalidState
+from domaingate.instructions import expectation_for
+from domaingate.lifecycle import Policy, plan_check
+from domaingate.settings import Settings
+from domaingate.store.checks import CheckOutcome, apply_check
+from domaingate.store.database import Clock, Database
+from domaingate.store.models import Domain
 
 
 async def verify_now(

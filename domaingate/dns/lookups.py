@@ -27,8 +27,8 @@ import dns.rdtypes.ANY.TXT
 import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 
-from gateway.dns.caa import CaaRecord, candidate_names
-from gateway.settings import Listen
+from domaingate.dns.caa import CaaRecord, candidate_names
+from domaingate.settings import Listen
 
 MAX_CHAIN = 8
 # Retransmit over UDP after this long, doubling each time: one lost datagram must not cost a check.

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import idna
 from publicsuffixlist import PublicSuffixList
 
-from gateway.errors import InvalidHostname, ReservedHostname, WildcardNotSupported
+from domaingate.errors import InvalidHostname, ReservedHostname, WildcardNotSupported
 
 MAX_NAME_OCTETS = 253
 MAX_LABEL_OCTETS = 63

@@ -6,9 +6,9 @@ import hashlib
 import re
 import secrets
 
-from gateway.errors import InvalidRequest, TenantExists, TenantNotFound
-from gateway.store.database import Clock, Database
-from gateway.store.models import Tenant
+from domaingate.errors import InvalidRequest, TenantExists, TenantNotFound
+from domaingate.store.database import Clock, Database
+from domaingate.store.models import Tenant
 
 TOKEN_PREFIX = "dgt_"  # noqa: S105 (a prefix, not a secret)
 _TENANT_NAME = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")

@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from domaingate import commands, supervisor
-from gateway.errors import DomaingateError
-from gateway.settings import Settings, SettingsError, load_settings
+from domaingate.cli import commands, supervisor
+from domaingate.errors import DomaingateError
+from domaingate.settings import Settings, SettingsError, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:

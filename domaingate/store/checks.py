@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from gateway.lifecycle import CheckPlan
-from gateway.states import check_move
-from gateway.store.database import Database
-from gateway.store.domains import Move, get_by_id_in, move_many, unchanged
-from gateway.store.models import Domain
+from domaingate.lifecycle import CheckPlan
+from domaingate.states import check_move
+from domaingate.store.database import Database
+from domaingate.store.domains import Move, get_by_id_in, move_many, unchanged
+from domaingate.store.models import Domain
 
 _WRITE_CHECK = (
     "UPDATE domains SET last_checked_at = ?, next_check_at = ?, last_check_code = ?,"
