@@ -1,12 +1,13 @@
 """The daemon: wires the reconciler's jobs into an APScheduler 3.x `AsyncIOScheduler` and runs them.
 
 Jobs: the lease (renewed every third of its ttl), due DNS checks (polled every second or the
-shortest check interval, whichever is smaller), the certificate scan (`CERT_SCAN_INTERVAL`), removal
-clean-up, and webhook delivery. Every job but the lease does nothing unless this process holds the
-lease. The metrics listener (`RECONCILER_LISTEN`) opens before the lease is first tried, so a
-second reconciler on the same address stops at once. Shutdown is graceful: no new runs start,
-running jobs and DNS checks get a few seconds to write their results, then everything opened here
-is closed in reverse order.
+shortest check interval, whichever is smaller; `reconciler.schedule`), the certificate job
+(`CERT_SCAN_INTERVAL`; `reconciler.certjob`), removal clean-up, and webhook delivery, which runs
+whenever `WEBHOOK_URL` is set. Each job's work lives in its own module; this one schedules them.
+Every job but the lease does nothing unless this process holds the lease. The metrics listener
+(`RECONCILER_LISTEN`) opens before the lease is first tried, so a second reconciler on the same
+address stops at once. Shutdown is graceful: no new runs start, running jobs and DNS checks get a
+few seconds to write their results, then everything opened here is closed in reverse order.
 """
 
 from __future__ import annotations
