@@ -31,7 +31,10 @@ MAX_LABEL_OCTETS = 63
 # Invisible or control characters: UTS 46 would silently drop some of them (soft hyphen, zero-width
 # joiners), which would let two different-looking inputs claim one name. Refuse them outright.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
-_LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# One DNS label of letters, digits and inner hyphens (A-labels for IDN): the one spelling of the
+# rule, which settings (zones), the API (app names) and its OpenAPI document also use.
+LDH_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_LDH_LABEL = re.compile(LDH_LABEL)
 # A final label that is a number makes the whole name an IPv4 literal to URL parsers (WHATWG):
 # 127.1, 0x7f.1, 2130706433. No top-level domain looks like that.
 _NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)")

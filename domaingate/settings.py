@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from domaingate.hostnames import LDH_LABEL
+
 ENV_PREFIX = "DOMAINGATE_"
 
 
@@ -169,7 +171,7 @@ def _as_count(value: Any) -> int:
     return number
 
 
-_ZONE_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_ZONE_LABEL = re.compile(LDH_LABEL)
 _PREFIX_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
 

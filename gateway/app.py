@@ -22,8 +22,10 @@ from gateway.api import domains, openapi
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
 from gateway.api.inputs import MAX_BODY
-from gateway.gate import routes as gate_routes
-from gateway.gate.allowlist import Allowlist, AllowlistSync
+from gateway.gate import status
+from gateway.gate.allowlist import Allowlist
+from gateway.gate.routes import GateRoutes
+from gateway.gate.watcher import AllowlistSync
 from gateway.keys import ALLOWLIST, API_APP, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
 from gateway.metrics import Metrics
 from gateway.timing import timing_middleware
@@ -77,5 +79,6 @@ def create_internal_app(api_app: web.Application) -> web.Application:
     app[SETTINGS] = api_app[SETTINGS]
     app[ALLOWLIST] = api_app[ALLOWLIST]
     app[METRICS] = api_app[METRICS]
-    gate_routes.setup(app)
+    GateRoutes(app[ALLOWLIST], app[METRICS], app[SETTINGS]).add_to(app.router)
+    status.setup(app)
     return app

@@ -7,7 +7,8 @@ from aiohttp import web
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store.database import Clock, Database
-from gateway.gate.allowlist import Allowlist, AllowlistSync
+from gateway.gate.allowlist import Allowlist
+from gateway.gate.watcher import AllowlistSync
 from gateway.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)

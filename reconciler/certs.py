@@ -23,12 +23,14 @@ import logging
 import os
 import re
 import stat as stat_mode
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+
+from domaingate.certificates import CertFact
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +39,6 @@ _PEM_CERT = re.compile(
 )
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 WILDCARD_PREFIX = "wildcard_"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CertFact:
-    """The leaf certificate stored for `name`: its validity and who issued it."""
-
-    name: str
-    not_before: float
-    not_after: float
-    issuer: str
-    issuer_key: str
-    path: Path
-
-    def __post_init__(self) -> None:
-        if self.not_after < self.not_before:
-            raise ValueError(f"{self.path}: the certificate ends before it begins")
 
 
 class CertError(ValueError):
@@ -127,6 +113,15 @@ def _issuer_label(cert: x509.Certificate) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredCerts:
+    """What one scan found: the latest certificate per name, and the names it could not judge
+    (see the module docstring), which the plan leaves alone."""
+
+    certs: Mapping[str, CertFact]
+    unknown: frozenset[str]
+
+
 _Stamp = tuple[int, int]
 ErrorHook = Callable[[str], object]
 
@@ -137,8 +132,6 @@ class CertScanner:
     def __init__(self, storage: Path, *, on_error: ErrorHook | None = None) -> None:
         self.storage = storage
         self.parsed = 0  # files parsed since creation: tests and metrics read it
-        # Names the last scan could not judge (see the module docstring).
-        self.unknown: frozenset[str] = frozenset()
         self._on_error = on_error
         # Keyed by the path as a string: building a Path per file per scan cost more than the
         # stat() itself. The flag marks a file found incomplete: its name stays unknown until
@@ -147,8 +140,9 @@ class CertScanner:
         # Paths failing with an OSError now, so each is logged when it starts, not every scan.
         self._failing: set[str] = set()
 
-    def scan(self) -> dict[str, CertFact]:
-        """The latest certificate per name. Blocking file I/O: run it in a thread.
+    def scan(self) -> StoredCerts:
+        """The latest certificate per name, and the names it could not judge. Blocking file I/O:
+        run it in a thread.
 
         Raises StorageUnreadable (logged and reported already) when a directory cannot be listed.
         """
@@ -176,8 +170,7 @@ class CertScanner:
         # Forget deleted files, so the cache stays the size of the storage.
         for gone in self._cache.keys() - seen:
             del self._cache[gone]
-        self.unknown = frozenset(unknown)
-        return latest
+        return StoredCerts(certs=latest, unknown=frozenset(unknown))
 
     def _issuer_dirs(self) -> list[Path]:
         root = certificates_dir(self.storage)

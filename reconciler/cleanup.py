@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from domaingate.store import reconcile as store
+from domaingate.store import certificates as store
 from domaingate.store.database import Clock, Database
 from reconciler.certs import issuer_dirs
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import aiohttp
 
-from domaingate.store import reconcile as store
+from domaingate.store import outbox as store
 from domaingate.store.database import Clock, Database
-from domaingate.store.reconcile import OutboxItem
+from domaingate.store.outbox import OutboxItem
 from domaingate.times import rfc3339
 
 log = logging.getLogger(__name__)
@@ -73,12 +73,16 @@ class DeliveryResult:
 
 
 class WebhookSender:
-    """Delivers due outbox rows to one URL. The caller owns (and closes) the session."""
+    """Delivers due outbox rows to one URL.
+
+    A session passed in stays its caller's to close; without one the sender opens its own at the
+    first delivery and closes it in `close()`.
+    """
 
     def __init__(
         self,
         db: Database,
-        session: aiohttp.ClientSession,
+        session: aiohttp.ClientSession | None = None,
         *,
         url: str,
         secret: str,
@@ -89,12 +93,24 @@ class WebhookSender:
     ) -> None:
         self._db = db
         self._session = session
+        self._owns_session = session is None
         self._url = url
         self._secret = secret
         self._clock = clock
         self._backoff = backoff or Backoff()
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._batch = batch
+
+    async def close(self) -> None:
+        """Close the session this sender opened (none passed in)."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
 
     async def deliver_due(self) -> DeliveryResult:
         result = DeliveryResult()
@@ -134,7 +150,7 @@ class WebhookSender:
             EVENT_ID_HEADER: item.event_id,
         }
         try:
-            async with self._session.post(
+            async with self._client().post(
                 self._url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as response:
                 await response.read()

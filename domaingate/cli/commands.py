@@ -8,20 +8,20 @@ import json
 import time
 
 from domaingate import hostnames
-from domaingate.dns.checker import DnsChecker, Expectation
+from domaingate.dns.checker import DnsChecker
 from domaingate.dns.findings import CheckReport
 from domaingate.errors import DomainNotFound, InvalidRequest
-from domaingate.instructions import expectation_for
+from domaingate.instructions import expectation_for, expectation_unattached
 from domaingate.logs import configure_logging
 from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import tenants
-from domaingate.store.database import Database
+from domaingate.store.database import Database, schema_version
 from domaingate.store.models import Domain
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
-from gateway.api import views
+from domaingate.wire import domain_json
 
 
 def serve(settings: Settings) -> int:
@@ -45,9 +45,7 @@ def reconcile(settings: Settings) -> int:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     async with await Database.open(settings.db) as db:
         if args.command == "migrate":
-            async with db.reader.execute("PRAGMA user_version") as cursor:
-                row = await cursor.fetchone()
-            print(f"{settings.db}: schema version {row[0] if row else 0}")
+            print(f"{settings.db}: schema version {await schema_version(db)}")
             return 0
         if args.command == "tenant":
             return await _tenant(args, db)
@@ -92,7 +90,7 @@ async def _domains(args: argparse.Namespace, db: Database, settings: Settings) -
         return 0
     domain = await domain_store.get(db, hostnames.normalize(args.hostname), None)
     if args.action == "show":
-        print(json.dumps(views.domain_json(domain, settings, time.time()), indent=2))
+        print(json.dumps(domain_json(domain, settings, time.time()), indent=2))
         return 0
     if args.action == "remove":
         await domain_store.remove(db, domain, time.time)
@@ -121,18 +119,7 @@ async def _check(args: argparse.Namespace, db: Database, settings: Settings) -> 
     else:
         if not args.app:
             raise InvalidRequest(f"{host.name} is not attached: name the app with --app")
-        app = args.app
-        expectation = Expectation(
-            hostname=host.name,
-            kind=host.kind,
-            cname_target=settings.cname_target(app),
-            txt_name=f"{settings.txt_prefix}.{host.name}",
-            txt_value="",
-            # The ownership token exists only once the name is attached.
-            require_txt=False,
-            edge_ipv4=settings.edge_ipv4,
-            edge_ipv6=settings.edge_ipv6,
-        )
+        expectation = expectation_unattached(host, args.app, settings)
         print(
             f"{host.name}: {host.kind}, not attached (the ownership TXT record is checked "
             "once it is)"

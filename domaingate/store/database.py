@@ -217,3 +217,15 @@ class Database:
 async def open_connection(path: Path) -> aiosqlite.Connection:
     """A plain connection with the project's pragmas, for watchers and tools."""
     return await _connect(path)
+
+
+async def read_number(db: Database, sql: str, parameters: Iterable[Any] = ()) -> int:
+    """The one number a query answers (0 when it answers no row)."""
+    async with db.reader.execute(sql, parameters) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def schema_version(db: Database) -> int:
+    """The schema version the database is at (its migrations applied)."""
+    return await read_number(db, "PRAGMA user_version")

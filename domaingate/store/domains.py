@@ -1,7 +1,8 @@
 """The domain repository: attach, read, list, move states, remove.
 
-Every state move goes through `transition()`, which checks the move against `states.TRANSITIONS`,
-writes it with a compare-and-set on the old status, and logs its event in the same transaction.
+Every state move is a `lifecycle.Move` (checked against `states.TRANSITIONS` when it is made),
+written by `transition()` or `move_many()` with a compare-and-set on its source status, its event
+logged in the same transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from domaingate.errors import (
     VerifyRateLimited,
 )
 from domaingate.hostnames import Hostname, Kind
-from domaingate.states import Status, check_move
+from domaingate.lifecycle.moves import Move
+from domaingate.states import Status
 from domaingate.store import events
 from domaingate.store.database import Clock, Database, Reader
 from domaingate.store.models import DOMAIN_SELECT, Domain, Tenant
@@ -173,41 +175,34 @@ async def list_page(
         return [Domain.from_row(row) async for row in cursor]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Move:
-    """One state move of `domain` (as it was read) to `target`, with its event's reason."""
+# A move to write: the domain's id, the move, and when it is made.
+MoveAt = tuple[int, Move, float]
 
-    domain: Domain
-    target: Status
-    reason: str | None
-    message: str | None
-    now: float
 
-    def __post_init__(self) -> None:
-        check_move(self.domain.status, self.target)
+def _move_statement(target: Status) -> str:
+    sets = "status = ?, updated_at = ?"
+    if target is Status.VERIFIED:
+        sets += ", verified_at = ?"
+    elif target is Status.REMOVED:
+        sets += ", removed_at = ?, next_check_at = NULL"
+    # The compare-and-set: only from the status the move starts from.
+    return f"UPDATE domains SET {sets} WHERE id = ? AND status = ?"
 
-    def statement(self) -> str:
-        sets = "status = ?, updated_at = ?"
-        if self.target is Status.VERIFIED:
-            sets += ", verified_at = ?"
-        elif self.target is Status.REMOVED:
-            sets += ", removed_at = ?, next_check_at = NULL"
-        # The compare-and-set: only from the status the domain was read with.
-        return f"UPDATE domains SET {sets} WHERE id = ? AND status = ?"
 
-    def params(self) -> tuple[Any, ...]:
-        when = (self.now,) if self.target in (Status.VERIFIED, Status.REMOVED) else ()
-        return (self.target.value, self.now, *when, self.domain.id, self.domain.status.value)
+def _move_params(domain_id: int, move: Move, now: float) -> tuple[Any, ...]:
+    when = (now,) if move.target in (Status.VERIFIED, Status.REMOVED) else ()
+    return (move.target.value, now, *when, domain_id, move.source.value)
 
-    def event(self) -> events.NewEvent:
-        return events.NewEvent(
-            domain_id=self.domain.id,
-            source=self.domain.status,
-            target=self.target,
-            reason=self.reason,
-            message=self.message,
-            now=self.now,
-        )
+
+def _move_event(domain_id: int, move: Move, now: float) -> events.NewEvent:
+    return events.NewEvent(
+        domain_id=domain_id,
+        source=move.source,
+        target=move.target,
+        reason=move.reason,
+        message=move.message,
+        now=now,
+    )
 
 
 async def transition(
@@ -223,16 +218,17 @@ async def transition(
 
     Returns False (and changes nothing) when another writer moved it first.
     """
-    move = Move(domain=domain, target=target, reason=reason, message=message, now=now)
-    cursor = await conn.execute(move.statement(), move.params())
+    move = Move(source=domain.status, target=target, reason=reason, message=message)
+    cursor = await conn.execute(_move_statement(target), _move_params(domain.id, move, now))
     if cursor.rowcount != 1:
         return False
-    await events.record_many(conn, [move.event()])
+    await events.record_many(conn, [_move_event(domain.id, move, now)])
     return True
 
 
-async def move_many(conn: aiosqlite.Connection, moves: list[Move]) -> None:
-    """Make moves whose domains the caller has seen, in this transaction, in their old status.
+async def move_many(conn: aiosqlite.Connection, moves: Sequence[MoveAt]) -> None:
+    """Make moves whose domains the caller has seen, in this transaction, in each move's source
+    status (a domain's second move starts where its first ends).
 
     No compare-and-set result per row (executemany has none): the caller's read inside the
     same write transaction is what guarantees each update matches.
@@ -241,15 +237,15 @@ async def move_many(conn: aiosqlite.Connection, moves: list[Move]) -> None:
     # follow its first.
     run: list[tuple[Any, ...]] = []
     statement = ""
-    for move in moves:
-        if move.statement() != statement and run:
+    for domain_id, move, now in moves:
+        if _move_statement(move.target) != statement and run:
             await conn.executemany(statement, run)
             run = []
-        statement = move.statement()
-        run.append(move.params())
+        statement = _move_statement(move.target)
+        run.append(_move_params(domain_id, move, now))
     if run:
         await conn.executemany(statement, run)
-    await events.record_many(conn, [move.event() for move in moves])
+    await events.record_many(conn, [_move_event(*move) for move in moves])
 
 
 # Well below SQLite's limit on bound parameters in one statement.
@@ -323,3 +319,9 @@ async def consume_verify_allowance(
         )
         # Old attempts only matter for an hour.
         await conn.execute("DELETE FROM verify_attempts WHERE at <= ?", (since,))
+
+
+async def count_by_status(db: Database) -> dict[str, int]:
+    """How many domains each status has (statuses without one are left out)."""
+    async with db.reader.execute("SELECT status, count(*) FROM domains GROUP BY status") as cursor:
+        return {str(row[0]): int(row[1]) async for row in cursor}

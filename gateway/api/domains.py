@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from domaingate import hostnames
+from domaingate import hostnames, wire
 from domaingate.store import domains as store
 from domaingate.store import events
 from domaingate.store.models import Domain
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
-from gateway.api import inputs, views
+from gateway.api import inputs
 from gateway.api.auth import PRINCIPAL
 from gateway.keys import ALLOWLIST, CHECKER, CLOCK, DB, SETTINGS
 
@@ -40,7 +40,7 @@ async def attach(request: web.Request) -> web.Response:
     )
     clock = request.app[CLOCK]
     domain = await store.attach(request.app[DB], tenant, host, attach_request.app, policy, clock)
-    body = views.domain_json(domain, settings, clock())
+    body = wire.domain_json(domain, settings, clock())
     return web.json_response(
         body, status=201, headers={"Location": f"{PREFIX}/domains/{domain.hostname}"}
     )
@@ -62,7 +62,7 @@ async def list_domains(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
     return web.json_response(
         {
-            "domains": [views.domain_json(domain, settings, now) for domain in page],
+            "domains": [wire.domain_json(domain, settings, now) for domain in page],
             "next_cursor": inputs.encode_cursor(page[-1].id) if more else None,
             "now": rfc3339(now),
         }
@@ -71,7 +71,7 @@ async def list_domains(request: web.Request) -> web.Response:
 
 async def show(request: web.Request) -> web.Response:
     domain = await _lookup(request)
-    return web.json_response(views.domain_json(domain, request.app[SETTINGS], request.app[CLOCK]()))
+    return web.json_response(wire.domain_json(domain, request.app[SETTINGS], request.app[CLOCK]()))
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -83,7 +83,7 @@ async def verify(request: web.Request) -> web.Response:
     updated, report = await verify_now(db, request.app[CHECKER], settings, domain, clock)
     now = clock()
     _reflect(request, updated)
-    return web.json_response(views.verify_json(updated, report, now))
+    return web.json_response(wire.verify_json(updated, report, now))
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -92,7 +92,7 @@ async def list_events(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "domain": domain.hostname,
-            "events": [views.event_json(event) for event in found],
+            "events": [wire.event_json(event) for event in found],
             "now": rfc3339(request.app[CLOCK]()),
         }
     )

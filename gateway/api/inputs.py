@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from domaingate.errors import InvalidApp, InvalidHostname, InvalidRequest
-from domaingate.hostnames import normalize
+from domaingate.errors import InvalidApp, InvalidHostname, InvalidRequest, PayloadTooLarge
+from domaingate.hostnames import LDH_LABEL, normalize
 from domaingate.states import Status
 
 MAX_BODY = 64 * 1024
@@ -21,7 +21,7 @@ MAX_HOSTNAME_INPUT = 1024
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 # An app name becomes a DNS label of the CNAME target `{app}.{PLATFORM_ZONE}`.
-_APP = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_APP = re.compile(LDH_LABEL)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,7 +51,7 @@ def check_app(value: object) -> str:
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     body = await request.read()  # raises 413 past client_max_size
     if len(body) > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
+        raise PayloadTooLarge(MAX_BODY)
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:

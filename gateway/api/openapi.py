@@ -9,29 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
+from domaingate.errors import error_codes
+from domaingate.hostnames import LDH_LABEL
 from domaingate.states import Status
+from domaingate.store.tenants import TENANT_NAME
 from gateway.api.inputs import MAX_LIMIT
 
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {**_TIME, "nullable": True}
-_ERROR_CODES = [
-    "INVALID_HOSTNAME",
-    "WILDCARD_NOT_SUPPORTED",
-    "RESERVED_HOSTNAME",
-    "INVALID_APP",
-    "INVALID_REQUEST",
-    "UNAUTHORIZED",
-    "DOMAIN_NOT_FOUND",
-    "NOT_FOUND",
-    "METHOD_NOT_ALLOWED",
-    "HOSTNAME_ALREADY_REGISTERED",
-    "HOSTNAME_COOLDOWN_ACTIVE",
-    "INVALID_STATE",
-    "PAYLOAD_TOO_LARGE",
-    "QUOTA_EXCEEDED",
-    "VERIFY_RATE_LIMITED",
-    "STORE_UNAVAILABLE",
-]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -88,11 +73,11 @@ _TENANT_HEADER = {
     "name": "X-Domaingate-Tenant",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"},
+    "schema": {"type": "string", "pattern": f"^{TENANT_NAME}$"},
     "description": "With the admin token: the tenant to act for (one such header at most)",
 }
 
-_APP = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}
+_APP = {"type": "string", "pattern": f"^{LDH_LABEL}$"}
 # The API never shows a removed domain.
 _LIVE_STATUS = {"type": "string", "enum": [s.value for s in Status if s is not Status.REMOVED]}
 
@@ -101,7 +86,8 @@ _SCHEMAS: dict[str, Any] = {
         {
             "error": _object(
                 {
-                    "code": {"type": "string", "enum": _ERROR_CODES},
+                    # Every error class's code (domaingate.errors), and no other.
+                    "code": {"type": "string", "enum": error_codes()},
                     "message": {"type": "string"},
                     "retry_after": {"type": "integer", "minimum": 1},
                     "fields": {"type": "array", "items": {"type": "string"}},

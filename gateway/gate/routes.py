@@ -1,7 +1,9 @@
-"""The internal listener's routes: the TLS gate, forward_auth routing, health and metrics.
+"""The gate's request path: `/tls-ask` (Caddy's on-demand TLS ask) and `/route` (forward_auth).
 
-`/tls-ask` and `/route` read only the in-memory allowlist. Their only path to 200 is an explicit
-allow; anything unexpected denies (fail closed).
+They read only the in-memory allowlist: no DNS, no disk, no lock per request, and this module
+imports nothing from the store or the DNS checks (an import-linter contract keeps it so). Their
+only path to 200 is an explicit allow; anything unexpected denies (fail closed). Health, readiness
+and metrics of the same listener are in `gateway.gate.status`.
 """
 
 from __future__ import annotations
@@ -11,18 +13,14 @@ import re
 import time
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from domaingate.hostnames import gate_key
 from domaingate.settings import Settings
 from gateway.gate.allowlist import Allowlist
-from gateway.keys import ALLOWLIST, API_APP, DB, METRICS, SETTINGS
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-# Readiness: the gate is only trusted while its view of the database is this fresh.
-MAX_SYNC_AGE = 5.0
 _PORT = re.compile(r":[0-9]{1,5}$")
 
 
@@ -42,6 +40,10 @@ class GateRoutes:
         self._allowlist = allowlist
         self._metrics = metrics
         self._settings = settings
+
+    def add_to(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/tls-ask", self.tls_ask)
+        router.add_get("/route", self.route)
 
     async def tls_ask(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -93,50 +95,3 @@ class GateRoutes:
 def _strip_port(host: str) -> str:
     # Caddy sends the client's Host with its port; IPv6 literals never reach an allowed name.
     return _PORT.sub("", host, count=1) if not host.endswith("]") else host
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-def _sync_age(request: web.Request) -> float:
-    allowlist = request.app[ALLOWLIST]
-    return time.monotonic() - allowlist.synced_at if allowlist.loaded else float("inf")
-
-
-async def readyz(request: web.Request) -> web.Response:
-    allowlist = request.app[ALLOWLIST]
-    age = _sync_age(request)
-    ready = allowlist.loaded and age <= MAX_SYNC_AGE
-    body = {
-        "ready": ready,
-        "allowed_hostnames": len(allowlist),
-        "sync_age_seconds": round(age, 3) if age != float("inf") else None,
-    }
-    return web.json_response(body, status=200 if ready else 503)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[METRICS]
-    registry.allowlist_size.set(len(request.app[ALLOWLIST]))
-    age = _sync_age(request)
-    registry.sync_lag.set(age if age != float("inf") else -1)
-    api = request.app[API_APP]
-    try:
-        async with api[DB].reader.execute(
-            "SELECT status, count(*) FROM domains GROUP BY status"
-        ) as cursor:
-            registry.set_domain_counts({row[0]: row[1] async for row in cursor})
-    except Exception:
-        # Counts are a convenience; the gate's own figures must still be scrapeable.
-        log.exception("could not count domains for /metrics")
-    return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def setup(app: web.Application) -> None:
-    gate = GateRoutes(app[ALLOWLIST], app[METRICS], app[SETTINGS])
-    app.router.add_get("/tls-ask", gate.tls_ask)
-    app.router.add_get("/route", gate.route)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)

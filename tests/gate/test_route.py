@@ -6,7 +6,7 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_internal_app
-from gateway.gate.allowlist import AllowlistSync
+from gateway.gate.watcher import AllowlistSync
 from tests.conftest import (
     Api,
     ApiFactory,

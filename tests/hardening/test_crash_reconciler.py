@@ -178,7 +178,7 @@ async def test_kill_mid_delivery(daemons: Daemons, knot_factory: Factory, tmp_pa
         (tenant,) = await owners(db, 1)
         for i, status in enumerate(
             # Four of each: eight certified domains losing their certificate stay under the
-            # scan's mass-loss guard (reconciler.plan.MASS_LOSS_MIN), so they are demoted.
+            # scan's mass-loss guard (lifecycle.certificates.MASS_LOSS_MIN), so they are demoted.
             [Status.VERIFIED, Status.ACTIVE, Status.EXPIRING, Status.FAILED, Status.REMOVED] * 4
         ):
             await attach(db, tenant, f"s{i}.acme.test", time.time, status=status)

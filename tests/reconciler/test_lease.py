@@ -10,7 +10,7 @@ import aiohttp
 
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
-from domaingate.store import reconcile as store
+from domaingate.store import leases as store
 from domaingate.store.database import Database
 from domaingate.store.models import Tenant
 from reconciler.daemon import Reconciler, Tuning

@@ -1,8 +1,8 @@
 """Both planners over tables of cases: every move of the state table but removal comes from one.
 
-`reconciler.plan.plan_certs` (certificates) and `domaingate.lifecycle.plan_check` (DNS) are pure, so
-they are tested here without I/O; the last test checks that the two tables together produce every
-move in `domaingate.states.TRANSITIONS` except `→ removed`, which only the API makes.
+`domaingate.lifecycle.plan_certs` (certificates) and `domaingate.lifecycle.plan_check` (DNS) are
+pure, so they are tested here without I/O; the last test checks that the two tables together
+produce every move in `domaingate.states.TRANSITIONS` except `→ removed`, which only the API makes.
 """
 
 from __future__ import annotations
@@ -12,13 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from domaingate.certificates import CertFact
 from domaingate.dns.findings import CheckReport, Code, Finding
 from domaingate.hostnames import Kind
-from domaingate.lifecycle import Policy, plan_check
+from domaingate.lifecycle import (
+    CertChange,
+    Move,
+    Policy,
+    certified,
+    mass_loss,
+    plan_certs,
+    plan_check,
+)
+from domaingate.lifecycle.certificates import MASS_LOSS_MIN
 from domaingate.states import TRANSITIONS, IllegalTransition, Status
 from domaingate.store.models import Domain
-from reconciler.certs import CertFact
-from reconciler.plan import MASS_LOSS_MIN, CertChange, Move, certified, mass_loss, plan_certs
 
 from .conftest import DAY, T0
 
@@ -333,12 +341,13 @@ DNS_CASES = [
 @pytest.mark.parametrize("case", DNS_CASES, ids=[c.id for c in DNS_CASES])
 def test_plan_check(case: DnsCase) -> None:
     plan = plan_check(case.domain, case.report, NOW, POLICY, requested=case.requested)
-    assert plan.target == case.target
+    assert (plan.move.target if plan.move else None) == case.target
     assert plan.next_check_at == pytest.approx(NOW + case.next_in)
     assert plan.failure_count == case.failures
     assert plan.failing_since == case.failing_since
     if case.reason is not None:
-        assert plan.reason == case.reason
+        assert plan.move is not None
+        assert plan.move.reason == case.reason
     if case.code is not None:
         assert plan.last_check_code == case.code
     if case.report.ok:

@@ -1,4 +1,5 @@
-"""What a DNS check result means for a domain: a pure plan, applied elsewhere in one transaction.
+"""The DNS half of the lifecycle: what a check result means for a domain, as a pure plan that the
+store applies elsewhere in one transaction.
 
 Both the API's "verify now" and the reconciler's scheduled checks call `plan_check`, so a domain
 moves by the same rules whoever looked at its DNS.
@@ -9,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domaingate.dns.findings import CheckReport, Code
+from domaingate.lifecycle.moves import Move
 from domaingate.settings import Settings
-from domaingate.states import ALLOWED, Status, check_move
+from domaingate.states import ALLOWED, Status
 from domaingate.store.models import Domain
 
 
@@ -49,19 +51,13 @@ class Policy:
 class CheckPlan:
     """The new check fields of a domain, and the move to make (if any)."""
 
-    target: Status | None
-    reason: str | None
-    message: str | None
+    move: Move | None
     last_check_code: str | None
     last_check_message: str | None
     failure_count: int
     failing_since: float | None
     next_check_at: float
     dns_provider: str | None
-
-    def __post_init__(self) -> None:
-        if self.target is None and (self.reason is not None or self.message is not None):
-            raise ValueError("a plan without a move carries no reason")
 
 
 def plan_check(
@@ -85,12 +81,11 @@ def plan_check(
         last_code: str | None = code,
         last_message: str | None = message,
     ) -> CheckPlan:
+        move = None
         if target is not None:
-            check_move(status, target)
+            move = Move(source=status, target=target, reason=reason, message=note)
         return CheckPlan(
-            target=target,
-            reason=reason if target else None,
-            message=note if target else None,
+            move=move,
             last_check_code=last_code,
             last_check_message=last_message,
             failure_count=failures,

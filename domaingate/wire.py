@@ -1,4 +1,6 @@
-"""How domains and events look on the wire."""
+"""How domains, checks and events look on the wire: the JSON the API answers, and what
+`domaingate domains show` prints.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The certificate plan: stored certificates and the clock in, typed changes out. No I/O.
+"""The certificate half of the lifecycle: stored certificates and the clock in, typed changes out.
+
+No I/O: the reconciler's certificate job (`reconciler.certjob`) scans, plans here, then applies.
 
 For each live domain the plan compares what the store says (status, cert_expires_at, cert_issuer)
 with the certificate Caddy holds for the name, and yields one `CertChange` when they differ:
@@ -22,24 +24,12 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from domaingate.states import ALLOWED, Status, check_move
+from domaingate.certificates import CertFact
+from domaingate.lifecycle.moves import Move
+from domaingate.states import ALLOWED, Status
 from domaingate.store.models import Domain
-from reconciler.certs import CertFact
 
 DAY = 86400.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Move:
-    """One state move, with the reason and message its event carries."""
-
-    source: Status
-    target: Status
-    reason: str
-    message: str
-
-    def __post_init__(self) -> None:
-        check_move(self.source, self.target)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
