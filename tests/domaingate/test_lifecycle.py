@@ -19,10 +19,10 @@ from domaingate.states import TRANSITIONS, IllegalTransition, Status
 from domaingate.store.models import Domain
 from reconciler.certs import CertFact
 from reconciler.plan import MASS_LOSS_MIN, CertChange, Move, certified, mass_loss, plan_certs
-
-from .conftest import DAY, T0
+from tests.conftest import T0
 
 NOW = T0
+DAY = 86400.0
 EXPIRING_DAYS = 14.0
 
 

@@ -10,7 +10,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from tests.e2e.stack import Stack
+from tests.support.stack import Stack
 
 _FAILED = pytest.StashKey[bool]()
 

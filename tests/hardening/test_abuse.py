@@ -29,7 +29,7 @@ from domaingate.store.domains import (
     VERIFY_WINDOW_SECONDS,
 )
 from tests.conftest import Api, ApiFactory, Reply, sql
-from tests.e2e.stack import Domaingate
+from tests.support.domaingate import Domaingate
 
 # A verify against nothing listening costs its 50 ms DNS budget, not the default seconds.
 FAST_DNS = {"DNS_TIMEOUT": "0.05", "RESOLVERS": "127.0.0.1:9"}

@@ -30,8 +30,9 @@ from domaingate.states import Status
 from domaingate.store import tenants
 from domaingate.store.database import BUSY_TIMEOUT_MS, Database
 from tests.conftest import sample, sql
-from tests.e2e.stack import ApiResponse, Domaingate, wait_until
 from tests.reconciler.conftest import attach
+from tests.support.domaingate import ApiResponse, Domaingate
+from tests.support.wait import wait_until
 
 LIVE = "live.acme.test"
 STORE_ERRORS = "domaingate_store_errors_total"

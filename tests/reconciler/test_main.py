@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.__main__ import main
-from tests.knot import HOST, free_port
+from tests.support.net import HOST, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PRELUDE = "import sys; "
