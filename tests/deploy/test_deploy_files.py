@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 
+# Real caddy, systemd-analyze and domaingate processes.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 CADDYFILE = ROOT / "caddy" / "Caddyfile"
 CADDYFILE_LOCAL = ROOT / "caddy" / "Caddyfile.local"

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 import aiohttp
+import pytest
 
 from domaingate.states import ALLOWED, Status
 from domaingate.store import tenants
@@ -28,6 +29,9 @@ from tests.hardening.crashes import WEBHOOK_INTERVAL, audit, kill
 from tests.reconciler.conftest import attach
 from tests.support.domaingate import Daemons, Domaingate
 from tests.support.process import Process
+
+# Real daemons, killed and restarted.
+pytestmark = pytest.mark.slow
 
 SEED = 63
 ROUNDS = 3

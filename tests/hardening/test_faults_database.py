@@ -34,6 +34,9 @@ from tests.reconciler.conftest import attach
 from tests.support.domaingate import ApiResponse, Domaingate
 from tests.support.wait import wait_until
 
+# Real daemons, and faults held for seconds.
+pytestmark = pytest.mark.slow
+
 LIVE = "live.acme.test"
 STORE_ERRORS = "domaingate_store_errors_total"
 DB_ERRORS = "domaingate_reconciler_database_errors_total"
@@ -202,6 +205,7 @@ def fill(path: Path) -> None:
             assert exc.errno == errno.ENOSPC, exc
 
 
+@pytest.mark.root
 def test_a_full_disk_answers_503_loses_nothing_and_recovers(
     small_disk: Path, start_daemons: Start
 ) -> None:

@@ -31,6 +31,9 @@ from tests.reconciler.conftest import DAY, attach, make_issuer, make_leaf_pem, s
 from tests.support.domaingate import Domaingate
 from tests.support.wait import wait_until
 
+# A real reconciler process, scanning for seconds.
+pytestmark = pytest.mark.slow
+
 ISSUER_KEY = "acme-v02.api.letsencrypt.org-directory"
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
@@ -132,6 +135,7 @@ def capabilities(pid: int) -> int:
     raise AssertionError(f"no CapEff for {pid}")
 
 
+@pytest.mark.root
 def test_unreadable_storage_moves_nothing_and_is_reported(
     reconciler: Domaingate, storage: Path
 ) -> None:

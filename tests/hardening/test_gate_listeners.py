@@ -102,6 +102,7 @@ def test_consent_holds_however_the_settings_are_built(tmp_path: Path) -> None:
     assert forced.internal_listen == public
 
 
+@pytest.mark.slow
 def test_the_daemon_refuses_a_public_internal_listener(tmp_path: Path) -> None:
     """`domaingate serve`, the systemd unit's command, stops before binding anything."""
     api_port, internal_port = free_port(), free_port()

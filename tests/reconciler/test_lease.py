@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import aiohttp
+import pytest
 
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
@@ -50,6 +51,7 @@ async def test_lease_is_exclusive_until_released_or_expired(
         assert await first.renew()
 
 
+@pytest.mark.slow
 async def test_two_reconcilers_on_one_database_only_one_works(
     db: Database, tenant: Tenant, settings: Settings, receiver: Receiver
 ) -> None:

@@ -14,6 +14,9 @@ import pytest
 from reconciler.__main__ import main
 from tests.support.net import HOST, free_port
 
+# Real reconciler processes.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 PRELUDE = "import sys; "
 

@@ -68,6 +68,7 @@ async def test_the_daemon_serves_metrics_and_health(
         await get(f"{base}/healthz")
 
 
+@pytest.mark.slow
 async def test_a_second_reconciler_on_a_taken_address_stops_naming_the_key(
     db: Database, settings: Settings
 ) -> None:

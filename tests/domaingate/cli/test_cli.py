@@ -27,6 +27,9 @@ from gateway.app import create_app
 from tests.conftest import FakeClock, bearer, make_settings
 from tests.support.knot import Knot
 
+# Every test runs the command as a process.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = re.compile(r"dgt_[0-9a-f]{64}\n")
 
