@@ -2,7 +2,7 @@
 answers SERVFAIL, one that answers garbage.
 
 Each fault is real traffic on loopback: a UDP socket that reads queries and never answers, or
-answers every one with the same junk bytes (`tests.knot.Blackhole`), and knot serving the
+answers every one with the same junk bytes (`support.blackhole.Blackhole`), and knot serving the
 tenant's zone until it expires, after which knot answers SERVFAIL for it as for any zone it holds
 but cannot serve. The reconciler is `reconciler.daemon.run()` with its metrics listener on a free
 port; the gate and the API are the gateway's apps on the same database.

@@ -1,6 +1,7 @@
-"""Fixtures for the reconciler tests: a real SQLite store on tmp_path, tenants, domains in any
-status, certificates made with `cryptography` in a Caddy-shaped storage tree, a controllable clock,
-and the daemon itself running in the test's event loop.
+"""Fixtures for the reconciler tests: the real SQLite store of the shared `settings`
+(tests/conftest.py), tenants, domains in any status, certificates made with `cryptography` in a
+Caddy-shaped storage tree, a controllable clock, and the daemon itself running in the test's event
+loop.
 """
 
 from __future__ import annotations
