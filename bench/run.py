@@ -203,7 +203,7 @@ def candidate_gate(report: Report, candidate: Path, db: Path, paths: Path, secon
 
 
 def dns_section(report: Report, quick: bool, candidate: Path | None) -> None:
-    from tests.knot import Knot
+    from tests.support.knot import Knot
 
     n = 2_000 if quick else 10_000
     with Knot(dnsbench.zones(n)) as knot:
@@ -266,7 +266,7 @@ def dns_section(report: Report, quick: bool, candidate: Path | None) -> None:
 
 def gate_pass_section(report: Report, quick: bool) -> None:
     """4b: the gate's throughput while the real reconciler makes a DNS pass on the gate's core."""
-    from tests.knot import Knot
+    from tests.support.knot import Knot
 
     n = 10_000
     db, _ = gatedb.cached(WORK / "gate.db", 1_000_000, n)
@@ -420,7 +420,7 @@ def main() -> None:
         "-- paths.txt`",
         "- DNS: `python -m bench.dnsbench bare|checker|count|schedule-canned …` and the real "
         "daemon (`bench/passbench.py`: `nice -n 10 python -m domaingate reconcile`) against knot "
-        "(tests/knot.py `Knot`); certificates: `python -m bench.certbench STORAGE 3` and "
+        "(tests/support/knot.py `Knot`); certificates: `python -m bench.certbench STORAGE 3` and "
         f"`python -m bench.certbench job STORAGE DB N`; work files in {WORK}",
         "",
     ]

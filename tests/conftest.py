@@ -1,8 +1,10 @@
-"""Shared fixtures for the gateway tests: a real SQLite file on tmp_path, the API app and the
-internal (gate) app through pytest-aiohttp's `aiohttp_client`, tenants, and a clock to drive.
+"""Shared fixtures: a real SQLite file on tmp_path, the one `settings` of the domaingate under
+test, the API app and the internal (gate) app through pytest-aiohttp's `aiohttp_client`, tenants,
+and a clock to drive. The processes (knot, the daemons) come from tests/support/fixtures.py,
+loaded here as a plugin.
 
-Nothing here is autouse: tests/dns and tests/reconciler have their own conftests and fixtures
-(theirs win inside their directories), and only take from here what they ask for by name.
+Nothing here is autouse. The `knot` and `e2e` markers imply `slow` (see
+`pytest_collection_modifyitems`), so `scripts/check --fast` leaves those tests out.
 """
 
 from __future__ import annotations
@@ -10,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +29,10 @@ from domaingate.store import tenants
 from domaingate.store.database import Database
 from gateway.app import create_app, create_internal_app
 from gateway.keys import ALLOWLIST, DB
+from tests.support.net import HOST, free_port
+from tests.support.wait import await_until
+
+pytest_plugins = ["tests.support.fixtures"]
 
 Client = TestClient[web.Request, web.Application]
 
@@ -79,8 +84,28 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(db_path: Path) -> Settings:
-    return make_settings(db_path)
+def storage(tmp_path: Path) -> Path:
+    """Caddy's storage root, with its (empty) certificates directory."""
+    root = tmp_path / "caddy"
+    (root / "certificates").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def settings(db_path: Path, storage: Path) -> Settings:
+    """The Settings of the domaingate under test: `make_settings` on `db_path`, Caddy's storage
+    at `storage`, and the reconciler's listener on a free port (a daemon started on them must not
+    collide with another on the default port)."""
+    return make_settings(
+        db_path, caddy_storage=storage, reconciler_listen=Listen(HOST, free_port())
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run knot, or the whole stack, are slow by definition."""
+    for item in items:
+        if item.get_closest_marker("knot") or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,30 +244,16 @@ def sql(db: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[An
         conn.close()
 
 
-async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.01
-) -> float:
-    """Poll `predicate` until it holds; returns the seconds it took. Fails after `timeout`."""
-    started = time.monotonic()
-    while True:
-        if await predicate():
-            return time.monotonic() - started
-        elapsed = time.monotonic() - started
-        if elapsed > timeout:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
-
-
-async def gate_synced(api: Api, *, timeout: float = 1.0) -> float:
+async def gate_synced(api: Api, *, timeout: float = 1.0) -> None:
     """Wait until the gate's watcher has read every committed change to `domains` (its sequence
-    high-water mark has reached the table's); returns the seconds it took."""
+    high-water mark has reached the table's)."""
     allowlist = api.app[ALLOWLIST]
     target = int(sql(api.db_path, "SELECT coalesce(max(seq), 0) FROM domains")[0][0])
 
     async def caught_up() -> bool:
         return allowlist.last_seq >= target
 
-    return await wait_until(caught_up, timeout=timeout)
+    await await_until(caught_up, timeout=timeout, interval=0.01, what="the gate's watcher")
 
 
 async def raw_http(client: Client, request: bytes) -> tuple[int, bytes]:

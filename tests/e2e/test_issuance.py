@@ -9,16 +9,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import (
-    HOST,
-    Stack,
-    StackOptions,
-    cert_names,
-    moves,
-    platform_records,
-    rfc3339,
-    wait_until,
-)
+from tests.e2e.flows import moves, platform_records, rfc3339
+from tests.support.net import HOST
+from tests.support.stack import Stack, StackOptions
+from tests.support.tls import cert_names
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.stack import Stack, StackOptions, activate, platform_records, wait_until
+from tests.e2e.flows import activate, platform_records
+from tests.support.stack import Stack, StackOptions
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 

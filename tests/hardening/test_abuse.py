@@ -29,7 +29,7 @@ from domaingate.store.domains import (
     VERIFY_WINDOW_SECONDS,
 )
 from tests.conftest import Api, ApiFactory, Reply, sql
-from tests.e2e.stack import Domaingate
+from tests.support.domaingate import Domaingate
 
 # A verify against nothing listening costs its 50 ms DNS budget, not the default seconds.
 FAST_DNS = {"DNS_TIMEOUT": "0.05", "RESOLVERS": "127.0.0.1:9"}
@@ -258,6 +258,7 @@ def attached(gateway: Domaingate, token: str, *names: str) -> None:
         )
 
 
+@pytest.mark.slow
 def test_verify_limits_hold_across_two_processes(gateways: list[Domaingate]) -> None:
     one, many = make_tenants(gateways, "verify-one", "verify-many")
     attached(gateways[0], one, "one.verify.example.org")
@@ -287,6 +288,7 @@ def test_verify_limits_hold_across_two_processes(gateways: list[Domaingate]) -> 
     assert sql(gateways[0].db, counted, ("verify-many",)) == [(VERIFY_LIMIT_PER_TENANT,)]
 
 
+@pytest.mark.slow
 def test_racing_claims_across_two_processes_make_exactly_one(gateways: list[Domaingate]) -> None:
     acme, globex = make_tenants(gateways, "claims-acme", "claims-globex")
     names = [f"race{i}.claims.example.org" for i in range(8)]
@@ -308,6 +310,7 @@ def test_racing_claims_across_two_processes_make_exactly_one(gateways: list[Doma
         assert len(live_rows(gateways[0].db, name)) == 1
 
 
+@pytest.mark.slow
 def test_cooldown_holds_across_two_processes(gateways: list[Domaingate]) -> None:
     acme, globex = make_tenants(gateways, "cool-acme", "cool-globex")
     name = "shop.cool.example.org"
@@ -332,6 +335,7 @@ def test_cooldown_holds_across_two_processes(gateways: list[Domaingate]) -> None
     assert len(live_rows(gateways[0].db, name)) == 1
 
 
+@pytest.mark.slow
 def test_quota_holds_across_two_processes(gateways: list[Domaingate]) -> None:
     (token,) = make_tenants(gateways, "quota")
     quota = 10  # the default MAX_DOMAINS_PER_TENANT

@@ -30,6 +30,9 @@ from schemathesis.checks import (
 
 from tests.conftest import ADMIN_TOKEN, Api, ApiFactory
 
+# Each case fuzzes the whole API for many seconds.
+pytestmark = pytest.mark.slow
+
 Caller = Literal["tenant", "admin", "none"]
 Flavour = Literal["positive", "negative", "steered"]
 Tally = dict[tuple[str, Flavour], Counter[int]]

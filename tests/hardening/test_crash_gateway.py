@@ -1,7 +1,7 @@
 """The gateway killed with SIGKILL while ~1,000 attaches and deletes are in flight, then restarted.
 
 Every request answered 2xx holds exactly as answered (a 201's row, a 204's removal); a request left
-unanswered may or may not have happened, but leaves no half-state (`daemons.audit`); the restarted
+unanswered may or may not have happened, but leaves no half-state (`crashes.audit`); the restarted
 gateway's API and gate agree with the rows. Each round draws its requests and the moment of the
 kill from a seeded generator and runs on what the rounds before it left. And a client's next
 request sees what its answered one committed, however many other reads are under way.
@@ -19,17 +19,19 @@ from functools import partial
 from typing import Any
 
 import aiohttp
+import pytest
 
 from domaingate.states import ALLOWED, Status
 from domaingate.store import tenants
 from domaingate.store.database import Database
 from tests.conftest import PLATFORM_ZONE, Api, bearer, sql
-from tests.e2e.stack import Domaingate, Process
+from tests.hardening.crashes import WEBHOOK_INTERVAL, audit, kill
 from tests.reconciler.conftest import attach
+from tests.support.domaingate import Daemons, Domaingate
+from tests.support.process import Process
 
-from .daemons import Daemons, audit, daemons, kill
-
-__all__ = ["daemons"]  # the fixture, re-exported for pytest
+# Real daemons, killed and restarted.
+pytestmark = pytest.mark.slow
 
 SEED = 63
 ROUNDS = 3
@@ -44,7 +46,7 @@ MAX_DELETES = 200
 # The SIGKILL comes this many answers into a round, and then up to KILL_DELAY seconds later.
 KILL_AFTER = (250, 450)
 KILL_DELAY = 0.02
-SETTINGS = {
+ENV = {
     "MAX_DOMAINS_PER_TENANT": "100000",  # the quota is not what this tests
     "PLATFORM_ZONE": PLATFORM_ZONE,
     "RESOLVERS": "127.0.0.1:9",
@@ -281,7 +283,7 @@ async def check(daemons: Domaingate, storm: Storm) -> None:
 
 
 async def test_kill_under_concurrent_attaches_and_deletes(daemons: Daemons) -> None:
-    domaingate = daemons(SETTINGS)
+    domaingate = daemons(ENV, webhook_interval=WEBHOOK_INTERVAL)
     tokens, ledger = await seed(domaingate)
     domaingate.start_gateway()
     connector = aiohttp.TCPConnector(limit=2000)

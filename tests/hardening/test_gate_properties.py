@@ -141,6 +141,7 @@ def no_gate_errors(caplog: pytest.LogCaptureFixture) -> None:
 OTHER_PARAMS = ((), (("Domain", "shop.acme.com"),), (("name", "acme.com"),))
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(values=domain_values(NAMES), others=st.sampled_from(OTHER_PARAMS))
 @example(values=["Shop.ACME.com."], others=())
@@ -198,6 +199,7 @@ def ask_queries(draw: st.DrawFn, names: tuple[str, ...]) -> bytes:
     return b"&".join(parts)
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(query=ask_queries(NAMES) | ask_queries(("shop.acme.com", "k.acme.com")))
 @example(query=b"domain=shop%2Eacme.com")
@@ -216,6 +218,7 @@ async def test_tls_ask_with_any_bytes_on_the_wire(
     no_gate_errors(caplog)
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(junk=st.binary(max_size=40))
 @example(junk=b"#x")

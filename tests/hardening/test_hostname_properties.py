@@ -68,6 +68,7 @@ def rejected(raw: str, error: type[InvalidHostname | WildcardNotSupported]) -> N
     assert caught.value.message
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(st.data(), valid_names())
 def test_case_trailing_dot_and_blanks_change_nothing(data: st.DataObject, name: str) -> None:
@@ -75,6 +76,7 @@ def test_case_trailing_dot_and_blanks_change_nothing(data: st.DataObject, name: 
     assert normalize(data.draw(spellings(name))) == name
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(st.one_of(st.text(max_size=30), valid_names().map(str.upper)))
 @example("Shop.Bücher.DE.")
@@ -93,6 +95,7 @@ def test_normalising_is_idempotent_and_yields_an_a_label_name(raw: str) -> None:
     assert gate_key(name) == name  # what the API stores is what the gate will match
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(st.lists(st.integers(1, 70), min_size=1, max_size=6), st.booleans())
 @example([63, 63, 63, 57], True)  # 253 octets: the longest name, with or without its dot
@@ -109,6 +112,7 @@ def test_length_limits(lengths: list[int], dot: bool) -> None:
 UNICODE_LETTERS = "äöüßçéñøåłžاБвгдежзийклмнпртуфхцчшщыэюяαβγδεζηθλμξπστφχψω例え日本語中文한국어"
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(st.text(UNICODE_LETTERS, min_size=1, max_size=10), st.sampled_from(REGISTRABLE))
 @example("bücher", "acme.com")
@@ -176,6 +180,7 @@ def test_no_character_vanishes_or_turns_into_a_lookalike() -> None:
     assert wrong == []
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(SAMPLED)
 def test_no_ideograph_or_unassigned_character_vanishes(char: str) -> None:
@@ -197,6 +202,7 @@ def test_full_width_dots_are_dots_and_lookalikes_are_other_names() -> None:
         assert name != "shop.acme.com" and "xn--" in name, ascii_char
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(st.text(max_size=20))
 @example("\u212a.acme.com")
@@ -211,6 +217,7 @@ def test_gate_key_is_the_name_as_caddy_sends_it(raw: str) -> None:
     assert key == raw.translate(LOWER).removesuffix(".")
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(ldh_label(20), st.sampled_from(REGISTRABLE))
 def test_only_the_a_label_reaches_the_gate(label: str, registrable: str) -> None:

@@ -1,6 +1,7 @@
-"""Fixtures for the reconciler tests: a real SQLite store on tmp_path, tenants, domains in any
-status, certificates made with `cryptography` in a Caddy-shaped storage tree, a controllable clock,
-and the daemon itself running in the test's event loop.
+"""Fixtures for the reconciler tests: the real SQLite store of the shared `settings`
+(tests/conftest.py), tenants, domains in any status, certificates made with `cryptography` in a
+Caddy-shaped storage tree, a controllable clock, and the daemon itself running in the test's event
+loop.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from domaingate import hostnames
-from domaingate.settings import Listen, Settings, load_settings
+from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import tenants
@@ -33,28 +34,9 @@ from domaingate.store.models import Domain, Tenant
 from reconciler.daemon import Tuning, run
 from tests.conftest import T0 as T0
 from tests.conftest import FakeClock as FakeClock
-from tests.knot import HOST, free_port
+from tests.support.wait import await_until
 
 DAY = 86400.0
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Path:
-    root = tmp_path / "caddy"
-    (root / "certificates").mkdir(parents=True)
-    return root
-
-
-@pytest.fixture
-def settings(tmp_path: Path, storage: Path) -> Settings:
-    return load_settings(
-        env={},
-        db=tmp_path / "x.db",
-        caddy_storage=storage,
-        platform_zone="apps.example.net",
-        # A daemon started on these settings must not collide with another on the default port.
-        reconciler_listen=Listen(HOST, free_port()),
-    )
 
 
 @pytest.fixture
@@ -239,20 +221,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         await hooks.close()
 
 
-async def wait_for(predicate: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0) -> None:
-    """Poll `predicate` until it holds; fail the test after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[str]:
     """`reconciler.daemon.run()` on `settings` (a 5 s lease) until the block ends; yields the base
@@ -272,7 +240,7 @@ async def running(settings: Settings) -> AsyncIterator[str]:
                 except aiohttp.ClientConnectionError:
                     return False
 
-            await wait_for(listening)
+            await await_until(listening, timeout=10, what="the reconciler's /healthz")
         yield base
     finally:
         stop.set()

@@ -21,10 +21,11 @@ from domaingate.store.models import Tenant
 from reconciler.daemon import Reconciler, Tuning
 from reconciler.metrics import CountedChecker, ReconcilerMetrics
 from reconciler.webhooks import Backoff
-from tests.cli.test_cli import run as run_cli
 from tests.conftest import sample
+from tests.domaingate.cli.test_cli import run as run_cli
+from tests.support.wait import await_until
 
-from .conftest import SECRET, FakeClock, Receiver, attach, running, wait_for
+from .conftest import SECRET, FakeClock, Receiver, attach, running
 
 
 async def get(url: str) -> tuple[int, str, str]:
@@ -48,7 +49,7 @@ async def test_the_daemon_serves_metrics_and_health(
             runs = "domaingate_reconciler_job_runs_total"
             return sample(text, runs, job="certs", result="ok") > 0
 
-        await wait_for(scanned)
+        await await_until(scanned, timeout=10)
         status, kind, text = await get(f"{base}/metrics")
         assert (status, kind) == (200, "text/plain")
         assert sample(text, "domaingate_reconciler_lease_held") == 1
@@ -67,6 +68,7 @@ async def test_the_daemon_serves_metrics_and_health(
         await get(f"{base}/healthz")
 
 
+@pytest.mark.slow
 async def test_a_second_reconciler_on_a_taken_address_stops_naming_the_key(
     db: Database, settings: Settings
 ) -> None:
@@ -80,7 +82,7 @@ async def test_a_second_reconciler_on_a_taken_address_stops_naming_the_key(
         async def leased() -> bool:
             return await store.lease_holder(db, "reconciler", time.time()) is not None
 
-        await wait_for(leased)
+        await await_until(leased, timeout=10, what="the first reconciler to hold the lease")
         holder = await store.lease_holder(db, "reconciler", time.time())
         second = await asyncio.to_thread(run_cli, settings.db, "reconcile", env=env)
         assert second.code == 2, second.err
@@ -188,7 +190,7 @@ async def test_webhook_deliveries_are_counted(
             text = reconciler.metrics.render().decode()
             return sample(text, "domaingate_reconciler_outbox_backlog") == 0
 
-        await wait_for(delivered)
+        await await_until(delivered, timeout=10)
     text = reconciler.metrics.render().decode()
     deliveries = "domaingate_reconciler_webhook_deliveries_total"
     assert sample(text, deliveries, result="delivered") == 2

@@ -16,8 +16,9 @@ from domaingate.store.models import Tenant
 from domaingate.times import rfc3339
 from reconciler.daemon import Tuning, run
 from reconciler.webhooks import Backoff, WebhookSender
+from tests.support.wait import await_until
 
-from .conftest import SECRET, Receiver, attach, wait_for
+from .conftest import SECRET, Receiver, attach
 
 FAST = Backoff(base=0.05, cap=0.2)
 
@@ -71,7 +72,7 @@ async def test_failed_attempts_are_retried_and_every_event_arrives_once(
             await sender.deliver_due()
             return all(at is not None for _n, at in (await outbox(db)).values())
 
-        await wait_for(all_delivered)
+        await await_until(all_delivered, timeout=10)
 
     assert all(r.signed for r in receiver.requests)
     assert sorted(r.event_id for r in receiver.accepted()) == sorted(ids)
@@ -133,7 +134,7 @@ async def test_delivery_survives_a_reconciler_restart(
     receiver.failing = True
     stop = asyncio.Event()
     daemon = asyncio.create_task(run(hooked, stop, tuning=tuning))
-    await wait_for(lambda: {r.event_id for r in receiver.requests} == set(ids))
+    await await_until(lambda: {r.event_id for r in receiver.requests} == set(ids), timeout=10)
     stop.set()
     await daemon
     assert receiver.accepted() == []
@@ -153,7 +154,7 @@ async def test_delivery_survives_a_reconciler_restart(
     async def delivered() -> bool:
         return all(at is not None for _n, at in (await outbox(db)).values())
 
-    await wait_for(delivered)
+    await await_until(delivered, timeout=10)
     stop.set()
     await daemon
 

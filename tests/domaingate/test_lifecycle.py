@@ -27,10 +27,10 @@ from domaingate.lifecycle import (
 from domaingate.lifecycle.certificates import MASS_LOSS_MIN
 from domaingate.states import TRANSITIONS, IllegalTransition, Status
 from domaingate.store.models import Domain
-
-from .conftest import DAY, T0
+from tests.conftest import T0
 
 NOW = T0
+DAY = 86400.0
 EXPIRING_DAYS = 14.0
 
 

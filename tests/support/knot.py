@@ -1,26 +1,21 @@
-"""Real authoritative DNS for tests: knot on 127.0.0.1, plus a resolver address that never answers.
+"""Real authoritative DNS for tests: knot on 127.0.0.1.
 
 `Knot` runs `knotd -c <tmp>/knot.conf` in the foreground on a free loopback port and serves zones
 given as text. The harness writes each zone's SOA (bumping its serial on every change) and, when
 missing, an apex NS. knot answers REFUSED outside its zones, so it also serves each zone's
 top-level label (`test.` for `acme.test`) with delegations, letting a CAA climb reach the top.
+`Knot.expire_zone` makes a zone answer SERVFAIL.
 
-Fixtures (import them into a conftest.py): `knot_factory` starts any number of independent
-servers and stops them all at teardown; `blackhole` is a UDP address that reads and drops every
-query (a `Blackhole(reply=...)` built by hand answers garbage instead). `Knot.expire_zone` makes a
-zone answer SERVFAIL.
-`knot_fixture(zones, scope=...)` builds a fixture serving fixed zones at a wider scope.
+`knot_fixture(zones, scope=...)` builds a fixture serving fixed zones at a wider scope; the
+`knot_factory` fixture (tests.support.fixtures) starts any number of servers for one test.
 """
 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -35,28 +30,14 @@ import dns.zone
 import pytest
 
 from domaingate.settings import Listen
+from tests.support.net import HOST, free_port
+from tests.support.wait import wait_until
 
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
 KNOTC = shutil.which("knotc") or "/usr/sbin/knotc"
-HOST = "127.0.0.1"
 READY_TIMEOUT = 10.0
 
 Scope = Literal["session", "package", "module", "class", "function"]
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 right now (knot listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((HOST, 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((HOST, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def _zone_name(name: str) -> str:
@@ -140,11 +121,17 @@ class Knot:
         expired zone, so `set_zone` cannot bring it back."""
         name = _zone_name(name)
         self._knotc("zone-purge", "-f", name, "+expire")
-        deadline = time.monotonic() + READY_TIMEOUT
-        while (response := self._soa(name)) is None or response.rcode() != dns.rcode.SERVFAIL:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"zone {name} still served after expiring:\n{self.log[-2000:]}")
-            time.sleep(0.02)
+
+        def failing() -> bool:
+            response = self._soa(name)
+            return response is not None and response.rcode() == dns.rcode.SERVFAIL
+
+        try:
+            wait_until(failing, timeout=READY_TIMEOUT, interval=0.02, what=f"{name} to fail")
+        except TimeoutError:
+            raise RuntimeError(
+                f"zone {name} still served after expiring:\n{self.log[-2000:]}"
+            ) from None
 
     def _kill(self) -> None:
         process, self._process = self._process, None
@@ -231,18 +218,24 @@ zone:
 
     def _wait_served(self, serials: Mapping[str, int]) -> None:
         """Block until every zone answers its SOA with the expected serial."""
-        deadline = time.monotonic() + READY_TIMEOUT
         pending = dict(serials)
-        while pending:
-            if self._process is None or self._process.poll() is not None:
-                raise RuntimeError(f"knotd exited:\n{self.log[-2000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"zones {sorted(pending)} not served:\n{self.log[-2000:]}")
+
+        def served() -> bool:
             for name, serial in list(pending.items()):
                 if self._soa_serial(name) == serial:
                     del pending[name]
-            if pending:
-                time.sleep(0.02)
+            return not pending
+
+        try:
+            wait_until(
+                served, timeout=READY_TIMEOUT, interval=0.02, what="the zones", alive=self._alive
+            )
+        except TimeoutError:
+            raise RuntimeError(f"zones {sorted(pending)} not served:\n{self.log[-2000:]}") from None
+
+    def _alive(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            raise RuntimeError(f"knotd exited:\n{self.log[-2000:]}")
 
     def _soa(self, name: str) -> dns.message.Message | None:
         query = dns.message.make_query(f"{name}.", dns.rdatatype.SOA)
@@ -260,69 +253,6 @@ zone:
                 if isinstance(rdata, dns.rdtypes.ANY.SOA.SOA):
                     return int(rdata.serial)
         return None
-
-
-class Blackhole:
-    """A UDP socket on 127.0.0.1 that reads every datagram and never answers: a silent resolver.
-
-    With `reply`, it sends those bytes back to every query instead: a resolver that talks garbage.
-    """
-
-    def __init__(self, reply: bytes | None = None) -> None:
-        self.reply = reply
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._socket.bind((HOST, 0))
-        self._socket.settimeout(0.05)
-        self.received = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drain, name="dns-blackhole", daemon=True)
-        self._thread.start()
-
-    @property
-    def listen(self) -> Listen:
-        return Listen(HOST, self._socket.getsockname()[1])
-
-    def _drain(self) -> None:
-        while not self._stop.is_set():
-            try:
-                _, peer = self._socket.recvfrom(65535)
-                if self.reply is not None:
-                    self._socket.sendto(self.reply, peer)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.received += 1
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._socket.close()
-
-
-@pytest.fixture
-def knot_factory() -> Iterator[Callable[[Mapping[str, str]], Knot]]:
-    """`knot_factory(zones) -> Knot`: a started, independent server; all stop at teardown."""
-    started: list[Knot] = []
-
-    def start(zones: Mapping[str, str]) -> Knot:
-        server = Knot(zones)
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
-def blackhole() -> Iterator[Listen]:
-    """A resolver address (127.0.0.1:port) that receives queries and never answers."""
-    hole = Blackhole()
-    try:
-        yield hole.listen
-    finally:
-        hole.close()
 
 
 def knot_fixture(zones: Mapping[str, str], *, scope: Scope = "module") -> Any:

@@ -19,7 +19,10 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+# Real caddy, systemd-analyze and domaingate processes.
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
 CADDYFILE = ROOT / "caddy" / "Caddyfile"
 CADDYFILE_LOCAL = ROOT / "caddy" / "Caddyfile.local"
 UNITS = {

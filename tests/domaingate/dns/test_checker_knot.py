@@ -11,7 +11,7 @@ from domaingate.dns.checker import DnsChecker, Expectation
 from domaingate.dns.findings import CheckReport, Code
 from domaingate.hostnames import classify
 from domaingate.settings import Listen
-from tests.knot import Knot, knot_fixture
+from tests.support.knot import Knot, knot_fixture
 
 TARGET = "app.apps.test"
 TOKEN = "dg_" + "0123456789abcdef" * 4

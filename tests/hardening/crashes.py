@@ -1,67 +1,26 @@
-"""The daemons as real processes for the crash tests, SIGKILL, and the audit of what a crash leaves.
+"""What a crash is and what it may leave: SIGKILL, and the audit of the database afterwards.
 
-`daemons` (a fixture) is tests.e2e.stack's `Domaingate` on the test's tmp_path: the gateway is
-`python -m domaingate serve`; the reconciler is `python -m tests.hardening.daemons`, which runs the
-`domaingate reconcile` command unchanged but for the daemon's `Tuning` (see `main`).
 `kill()` sends SIGKILL, nothing gentler. `audit()` reads the database the way an operator would
-after the crash and fails on anything a half-applied write could have left behind.
+after the crash and fails on anything a half-applied write could have left behind. The daemons
+themselves come from the `daemons` fixture (tests.support.domaingate).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
-import sys
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
-import pytest
-
 from domaingate.states import WEBHOOK_STATUSES, Status, can_move, event_type
 from tests.conftest import sql
-from tests.e2e.stack import Domaingate, Process
+from tests.support.process import Process
 
-MODULE = "tests.hardening.daemons"
-
-
-class Daemons:
-    """Builds `Domaingate`s under one directory and stops every process they started."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._started: list[Domaingate] = []
-
-    def __call__(self, settings: Mapping[str, str]) -> Domaingate:
-        workdir = self.root / f"domaingate-{len(self._started)}"
-        daemons = Domaingate(workdir, settings)
-        daemons.reconciler = Process(
-            "reconciler",
-            [sys.executable, "-m", MODULE],
-            env=daemons.env,
-            cwd=workdir,
-            log=workdir / "reconciler.log",
-        )
-        self._started.append(daemons)
-        return daemons
-
-    def stop(self) -> None:
-        while self._started:
-            self._started.pop().stop()
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    """`daemons(settings) -> Domaingate` (DOMAINGATE_* keys without the prefix); all stopped at
-    teardown, whatever state the test left them in."""
-    factory = Daemons(tmp_path)
-    try:
-        yield factory
-    finally:
-        factory.stop()
+# What the crash tests poll webhook delivery at (the daemon's default is seconds), so that a
+# delivery is under way when a kill lands.
+WEBHOOK_INTERVAL = 0.1
 
 
 def kill(process: Process) -> None:
@@ -124,24 +83,3 @@ def audit(db: Path) -> dict[int, list[Move]]:
     outbox = {event_id for (event_id,) in sql(db, "SELECT event_id FROM webhook_outbox")}
     assert outbox == webhook_events
     return dict(chains)
-
-
-def main() -> int:
-    """`domaingate reconcile`, with the daemon's test tuning.
-
-    The lease keeps its production ttl (30 s): a SIGKILLed reconciler cannot release it, and its
-    successor takes it over at once because the holder's process is gone (reconciler.lease), as
-    in production. Only webhook delivery is polled faster (0.1 s) to keep the tests short;
-    everything else (the command, settings, signals, jobs) is the real thing.
-    """
-    from domaingate import cli
-    from reconciler import daemon
-
-    tuning = daemon.Tuning(webhook_interval=0.1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(daemon, "run", functools.partial(daemon.run, tuning=tuning))
-        return cli.main(["reconcile"])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ import pytest
 from domaingate.dns.checker import DnsChecker, Expectation
 from domaingate.dns.findings import Code
 from domaingate.hostnames import Kind
-from tests.knot import Blackhole
+from tests.support.blackhole import Blackhole
 
 EXPECTATION = Expectation(
     hostname="shop.acme.test",

@@ -14,9 +14,7 @@ from domaingate.settings import Listen
 from domaingate.times import rfc3339
 from gateway.app import create_internal_app
 from tests.conftest import EDGE_IPV4, EDGE_IPV6, T0, Api, ApiFactory, set_status, sql
-from tests.knot import Knot, blackhole
-
-__all__ = ["blackhole"]
+from tests.support.knot import Knot
 
 pytestmark = pytest.mark.knot
 

@@ -25,9 +25,12 @@ from domaingate.store import tenants
 from domaingate.store.database import Database, migrations
 from gateway.app import create_app
 from tests.conftest import FakeClock, bearer, make_settings
-from tests.knot import Knot
+from tests.support.knot import Knot
 
-ROOT = Path(__file__).resolve().parents[2]
+# Every test runs the command as a process.
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[3]
 TOKEN = re.compile(r"dgt_[0-9a-f]{64}\n")
 
 
