@@ -30,6 +30,15 @@ UNITS = {
     "domaingate-gateway.service": "serve",
     "domaingate-reconciler.service": "reconcile",
 }
+# What Caddy's own unit is ordered after, and how (systemd/caddy.service.d/domaingate.conf).
+CADDY_DROP_IN = ROOT / "systemd" / "caddy.service.d" / "domaingate.conf"
+# Where Debian's caddy package (and Caddy's own) installs caddy.service.
+CADDY_UNITS = (
+    Path("/lib/systemd/system/caddy.service"),
+    Path("/usr/lib/systemd/system/caddy.service"),
+)
+UNIT_TYPES = {"domaingate-gateway.service": "notify", "domaingate-reconciler.service": "exec"}
+MAX_EXPOSURE = 2.0
 INSTALLED_BINARY = "/opt/domaingate/venv/bin/domaingate"
 CONFIG = "/etc/domaingate/domaingate.toml"
 GATE_ASK = "http://127.0.0.1:9123/tls-ask"
@@ -258,7 +267,15 @@ def _unit_settings(text: str) -> dict[str, list[str]]:
     return settings
 
 
+def _caddy_unit() -> Path:
+    found = [path for path in CADDY_UNITS if path.is_file()]
+    assert found, f"no caddy.service in {[str(p) for p in CADDY_UNITS]} (apt-get install caddy)"
+    return found[0]
+
+
 def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
+    """Both units, and Caddy's own unit with the drop-in beside it, as systemd would load them
+    from /etc/systemd/system (verify reads a unit's drop-ins from its directory)."""
     assert SYSTEMD_ANALYZE is not None, "systemd-analyze is not installed (apt-get install systemd)"
     true = shutil.which("true")
     assert true is not None
@@ -269,6 +286,11 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
         copy = tmp_path / name
         copy.write_text(text.replace(INSTALLED_BINARY, true), encoding="utf-8")
         copies.append(str(copy))
+    caddy_unit = tmp_path / "caddy.service"
+    shutil.copyfile(_caddy_unit(), caddy_unit)
+    (tmp_path / "caddy.service.d").mkdir()
+    shutil.copyfile(CADDY_DROP_IN, tmp_path / "caddy.service.d" / CADDY_DROP_IN.name)
+    copies.append(str(caddy_unit))
     result = subprocess.run(
         [SYSTEMD_ANALYZE, "verify", *copies],
         capture_output=True,
@@ -279,6 +301,45 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     # verify only warns (exit 0) about unknown keys or bad values: any output is a finding.
     assert result.stdout + result.stderr == ""
+
+
+def test_caddy_starts_after_the_gateway_is_ready() -> None:
+    """The gateway is Type=notify (ready = allowlist loaded, listeners open: the gateway's
+    side is tests/gate/test_readiness.py); Caddy's drop-in orders Caddy after it and pulls it in,
+    without tying Caddy's life to it: a gateway restart must not restart Caddy."""
+    drop_in = _unit_settings(CADDY_DROP_IN.read_text(encoding="utf-8"))
+    assert drop_in == {
+        "Wants": ["domaingate-gateway.service"],
+        "After": ["domaingate-gateway.service"],
+    }
+    assert "[Unit]" in CADDY_DROP_IN.read_text(encoding="utf-8")
+    gateway = _unit_settings((ROOT / "systemd" / "domaingate-gateway.service").read_text("utf-8"))
+    assert gateway["Type"] == ["notify"]
+    assert "caddy.service" in gateway["Before"]
+    # The documented install steps put the drop-in where systemd reads it.
+    steps = (ROOT / "systemd" / "domaingate-gateway.service").read_text(encoding="utf-8")
+    assert (
+        "install -D -m 0644 caddy.service.d/domaingate.conf "
+        "/etc/systemd/system/caddy.service.d/domaingate.conf"
+    ) in steps
+
+
+@pytest.mark.parametrize("name", sorted(UNITS))
+def test_unit_exposure_is_at_most_2(name: str) -> None:
+    """`systemd-analyze security` judges the shipped unit as it stands (offline: no running
+    systemd needed); 0 is fully locked down, 10 fully exposed."""
+    assert SYSTEMD_ANALYZE is not None, "systemd-analyze is not installed (apt-get install systemd)"
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "security", "--offline=yes", str(ROOT / "systemd" / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found = re.search(rf"Overall exposure level for {re.escape(name)}: (\d+\.\d+)", result.stdout)
+    assert found is not None, result.stdout + result.stderr
+    assert float(found.group(1)) <= MAX_EXPOSURE, result.stdout
 
 
 @pytest.mark.parametrize("name", sorted(UNITS))
@@ -322,6 +383,7 @@ def test_units_are_sandboxed(name: str) -> None:
 
     # `--config` is a global option of the CLI: it goes before the sub-command.
     assert one("ExecStart") == f"{INSTALLED_BINARY} --config {CONFIG} {UNITS[name]}"
+    assert one("Type") == UNIT_TYPES[name]
     assert one("User") == "domaingate"
     assert one("Group") == "domaingate"
     assert one("DynamicUser") == "no"
