@@ -53,11 +53,9 @@ def caddy(request: pytest.FixtureRequest) -> CaddyBinary:
     return caddy_binary(minor)
 
 
-def _caddy(
-    caddy: CaddyBinary, tmp_path: Path, *args: str, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """Run `caddy` with no environment but a home in tmp_path (and `env`): the shipped files
-    must not need a variable set."""
+def _caddy(caddy: CaddyBinary, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `caddy` with no environment but a home in tmp_path: the shipped files must not need a
+    variable set."""
     home = tmp_path / "home"
     return subprocess.run(
         [str(caddy.path), *args],
@@ -65,7 +63,6 @@ def _caddy(
             "HOME": str(home),
             "XDG_DATA_HOME": str(home / "data"),
             "XDG_CONFIG_HOME": str(home / "config"),
-            **env,
         },
         cwd=tmp_path,
         capture_output=True,
