@@ -18,7 +18,8 @@ from aiohttp import web
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store.database import Clock, Database
-from gateway.api import domains, openapi
+from gateway import ui
+from gateway.api import domains, openapi, status
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
 from gateway.api.inputs import MAX_BODY
@@ -65,6 +66,8 @@ def create_app(
     app.cleanup_ctx.append(_gate_sync)
     domains.setup(app)
     openapi.setup(app)
+    status.setup(app)
+    ui.setup(app)
     return app
 
 
