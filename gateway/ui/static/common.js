@@ -1,6 +1,6 @@
 // What every page shares: the token in session storage, the API call, building DOM from data.
 // Values from the API are only ever placed with textContent, createTextNode or setAttribute on
-// plain attributes: never innerHTML, so a hostile hostname or DNS finding stays text.
+// plain attributes, never parsed as HTML, so a hostile hostname or DNS finding stays text.
 "use strict";
 
 const TOKEN_KEY = "domaingate.token";
