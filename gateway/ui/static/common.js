@@ -148,6 +148,9 @@ function when(value, now) {
 }
 
 function relative(seconds) {
+  if (Math.abs(seconds) < 2) {
+    return "now";
+  }
   const future = seconds >= 0;
   let amount = Math.abs(seconds);
   let unit = "s";
