@@ -108,8 +108,8 @@ def test_the_scripts_never_build_html_from_strings() -> None:
 
 def test_every_file_ships_as_package_data() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    patterns = config["tool"]["setuptools"]["package-data"]["gateway.ui"]
-    assert "gateway.ui" in config["tool"]["setuptools"]["packages"]
+    patterns = config["tool"]["setuptools"]["package-data"]["gateway.ui.static"]
+    assert {"gateway.ui", "gateway.ui.static"} <= set(config["tool"]["setuptools"]["packages"])
     for path in STATIC.iterdir():
-        assert any(fnmatch(f"static/{path.name}", pattern) for pattern in patterns), path.name
+        assert any(fnmatch(path.name, pattern) for pattern in patterns), path.name
     assert set(ui.load_files()) == {path.name for path in STATIC.iterdir()}
