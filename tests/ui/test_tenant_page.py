@@ -3,6 +3,7 @@ watch the page turn `verified` by itself, verify now, read the events, detach.""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -126,3 +127,24 @@ def test_the_app_quota_is_shown_and_its_refusal_too(page: Page, stack: Stack) ->
     expect(page.locator("#attach-message")).to_have_text(
         f"the app 'shop' already has {PER_APP} domains, its quota (QUOTA_EXCEEDED)"
     )
+
+
+def test_pending_domains_are_read_again_gently(page: Page, stack: Stack) -> None:
+    token = stack.tenant("gentle")
+    stack.attach(token, "later.acme.test", "web")
+    calls: list[tuple[float, str, str]] = []
+    page.on(
+        "request",
+        lambda request: calls.append((time.monotonic(), request.method, request.url)),
+    )
+    sign_in(page, token, "/ui/domains.html")
+    expect(badge(page, "later.acme.test")).to_have_text("pending")
+    started = time.monotonic()
+    page.wait_for_timeout(14_000)
+    api_calls = [(at, method, url) for at, method, url in calls if "/api/v1/" in url]
+    # Reading, never checking: the reconciler checks, the page only looks.
+    assert all(method == "GET" for _, method, _ in api_calls), api_calls
+    polls = [at - started for at, _, url in api_calls if "/api/v1/domains?" in url and at > started]
+    # The first poll 5 s after the page loaded, the next 7.5 s after that: two in 14 s.
+    assert len(polls) == 2, polls
+    assert polls[1] - polls[0] >= 7.0, polls
