@@ -113,3 +113,11 @@ def test_every_file_ships_as_package_data() -> None:
     for path in STATIC.iterdir():
         assert any(fnmatch(path.name, pattern) for pattern in patterns), path.name
     assert set(ui.load_files()) == {path.name for path in STATIC.iterdir()}
+
+
+def test_the_token_field_is_never_submitted_by_the_browser_itself() -> None:
+    # Without a name, a form submitted with the script missing sends no token in a URL.
+    field = re.search(r"<input\b[^>]*\bid=\"token\"[^>]*>", (STATIC / "index.html").read_text())
+    assert field is not None
+    assert " name=" not in field.group(0)
+    assert 'type="password"' in field.group(0)

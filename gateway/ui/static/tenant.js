@@ -1,7 +1,7 @@
 // A tenant's page: their domains with records, findings, certificate and events; attach, verify
-// now, detach. Domains still waiting (pending, or verified and waiting for a certificate) are
-// read again by polling GET, never by POST …/verify, with a back-off from 5 s to 60 s, and not
-// at all while the tab is hidden.
+// now, detach. While domains are waiting (pending, or verified and waiting for a certificate) the
+// list is read again by polling GET, never by POST …/verify, with a back-off from 5 s to 60 s;
+// otherwise once a minute; never while the tab is hidden.
 "use strict";
 
 const FIRST_DELAY = 5000;
@@ -23,9 +23,9 @@ const state = {
 };
 
 function signature(domain) {
-  const { now, ...rest } = domain;
+  // `now` included: a card shows times relative to it, so it is drawn again at each read.
   return JSON.stringify([
-    rest,
+    domain,
     state.verifyResults.get(domain.domain) || null,
     state.confirming.has(domain.domain),
   ]);
@@ -341,7 +341,9 @@ function schedule() {
   clearTimeout(state.timer);
   const note = document.getElementById("refresh-note");
   if (!waiting()) {
+    // Nothing to wait for: read once a minute, so statuses and times do not go stale.
     note.textContent = "";
+    state.timer = setTimeout(tick, LONGEST_DELAY);
     return;
   }
   note.textContent =
