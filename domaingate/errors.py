@@ -126,8 +126,14 @@ class QuotaExceeded(DomaingateError):
     code = "QUOTA_EXCEEDED"
     status = 422
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"this tenant already has {limit} domains, its quota", limit=limit)
+    def __init__(self, limit: int, app: str | None = None) -> None:
+        holder = "this tenant" if app is None else f"the app {app!r}"
+        super().__init__(f"{holder} already has {limit} domains, its quota", limit=limit)
+
+
+class Forbidden(DomaingateError, PermissionError):
+    code = "FORBIDDEN"
+    status = 403
 
 
 class VerifyRateLimited(DomaingateError):

@@ -71,6 +71,8 @@ class Settings:
     expiring_days: float = 14
     admin_token: str | None = None
     max_domains_per_tenant: int = 10
+    # A second quota per app; None: no per-app cap.
+    max_domains_per_app: int | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
     cert_scan_interval: float = 60
@@ -263,6 +265,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "expiring_days": _as_positive,
     "admin_token": _as_secret,
     "max_domains_per_tenant": _as_count,
+    "max_domains_per_app": lambda v: None if str(v).strip() == "" else _as_count(v),
     "webhook_url": _as_url,
     "webhook_secret": _as_secret,
     "cert_scan_interval": _as_positive,

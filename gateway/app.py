@@ -18,11 +18,13 @@ from aiohttp import web
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store.database import Clock, Database
+from gateway import ui
 from gateway.api import domains, openapi
+from gateway.api import status as api_status
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
 from gateway.api.inputs import MAX_BODY
-from gateway.gate import status
+from gateway.gate import status as gate_status
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.routes import GateRoutes
 from gateway.gate.watcher import AllowlistSync
@@ -67,6 +69,8 @@ def create_app(
     app.cleanup_ctx.append(_gate_sync)
     domains.setup(app)
     openapi.setup(app)
+    api_status.setup(app)
+    ui.setup(app)
     return app
 
 
@@ -80,5 +84,5 @@ def create_internal_app(api_app: web.Application) -> web.Application:
     app[ALLOWLIST] = api_app[ALLOWLIST]
     app[METRICS] = api_app[METRICS]
     GateRoutes(app[ALLOWLIST], app[METRICS], app[SETTINGS]).add_to(app.router)
-    status.setup(app)
+    gate_status.setup(app)
     return app

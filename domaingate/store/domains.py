@@ -45,6 +45,7 @@ class AttachPolicy:
     require_txt: bool
     quota: int
     first_check_in: float
+    app_quota: int | None = None  # None: no cap per app
 
 
 async def attach(
@@ -61,6 +62,17 @@ async def attach(
             row = await cursor.fetchone()
         if row is not None and row[0] >= policy.quota:
             raise QuotaExceeded(policy.quota)
+        # Counted in the same write transaction as the insert, like the tenant's quota, so
+        # concurrent attaches cannot all slip under the cap.
+        if policy.app_quota is not None:
+            async with conn.execute(
+                "SELECT count(*) FROM domains"
+                " WHERE tenant_id = ? AND app = ? AND status != 'removed'",
+                (tenant.id, app),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None and row[0] >= policy.app_quota:
+                raise QuotaExceeded(policy.app_quota, app=app)
         try:
             cursor = await conn.execute(
                 "INSERT INTO domains (hostname, tenant_id, app, status, kind, method, txt_token,"

@@ -36,6 +36,7 @@ async def attach(request: web.Request) -> web.Response:
     policy = store.AttachPolicy(
         require_txt=settings.require_txt,
         quota=settings.max_domains_per_tenant,
+        app_quota=settings.max_domains_per_app,
         first_check_in=settings.pending_fast_interval,
     )
     clock = request.app[CLOCK]

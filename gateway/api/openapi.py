@@ -183,6 +183,53 @@ _SCHEMAS: dict[str, Any] = {
             "now": _TIME,
         }
     ),
+    "Account": _object(
+        {
+            "admin": {"type": "boolean"},
+            "tenant": {"type": "string", "nullable": True},
+            "limits": _object(
+                {
+                    "max_domains_per_tenant": {"type": "integer", "minimum": 1},
+                    "max_domains_per_app": {"type": "integer", "minimum": 1, "nullable": True},
+                }
+            ),
+            "usage": {
+                **_object(
+                    {
+                        "domains": {"type": "integer", "minimum": 0},
+                        "apps": {
+                            "type": "array",
+                            "items": _object(
+                                {"app": {"type": "string"}, "domains": {"type": "integer"}}
+                            ),
+                        },
+                    }
+                ),
+                "nullable": True,
+            },
+            "now": _TIME,
+        }
+    ),
+    "Status": _object(
+        {
+            "reconciler": _object(
+                {
+                    "lease_held": {"type": "boolean"},
+                    "holder": {"type": "string", "nullable": True},
+                    "lease_expires_at": _NULLABLE_TIME,
+                    "last_check_at": _NULLABLE_TIME,
+                    "checks_overdue": {"type": "integer", "minimum": 0},
+                }
+            ),
+            "outbox": _object(
+                {"backlog": {"type": "integer", "minimum": 0}, "oldest_at": _NULLABLE_TIME}
+            ),
+            "counts": _object(
+                {name: {"type": "integer", "minimum": 0} for name in _LIVE_STATUS["enum"]}
+            ),
+            "now": _TIME,
+        }
+    ),
     "AttachRequest": {
         "type": "object",
         "required": ["domain", "app"],
@@ -307,6 +354,22 @@ DOCUMENT: dict[str, Any] = {
                     **_errors(400, 404),
                 },
             },
+        },
+        "/api/v1/account": {
+            "get": {
+                "operationId": "account",
+                "summary": "Who the token is, the quotas, and the tenant's use of them",
+                "parameters": [_TENANT_HEADER],
+                "responses": {"200": _json(_ref("Account"), "The caller"), **_errors(400)},
+            }
+        },
+        "/api/v1/status": {
+            "get": {
+                "operationId": "status",
+                "summary": "The reconciler's health as the store shows it (admin token only)",
+                "parameters": [_TENANT_HEADER],
+                "responses": {"200": _json(_ref("Status"), "Health"), **_errors(400, 403)},
+            }
         },
         "/api/v1/openapi.json": {
             "get": {

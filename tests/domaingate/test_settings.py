@@ -46,6 +46,7 @@ KEYS: dict[str, tuple[str, Any, Any]] = {
         "admin-secret-0123456789",
     ),
     "MAX_DOMAINS_PER_TENANT": ("250", 250, 250),
+    "MAX_DOMAINS_PER_APP": ("10", 10, 10),
     "WEBHOOK_URL": (
         "https://hooks.example/x",
         "https://hooks.example/x",
@@ -84,6 +85,7 @@ SPEC_KEYS = {
     "EXPIRING_DAYS",
     "ADMIN_TOKEN",
     "MAX_DOMAINS_PER_TENANT",
+    "MAX_DOMAINS_PER_APP",
     "WEBHOOK_URL",
     "WEBHOOK_SECRET",
     "CERT_SCAN_INTERVAL",
@@ -138,6 +140,7 @@ def test_defaults_are_the_specs() -> None:
     assert settings.expiring_days == 14
     assert settings.admin_token is None
     assert settings.max_domains_per_tenant == 10
+    assert settings.max_domains_per_app is None
     assert settings.webhook_url is None and settings.webhook_secret is None
     assert settings.cert_scan_interval == 60
     assert (settings.pending_fast_interval, settings.pending_fast_window) == (60, 900)
@@ -259,6 +262,8 @@ def test_a_bad_environment_value_names_the_key(key: str, value: str) -> None:
         ("max_domains_per_tenant = 1.5", "MAX_DOMAINS_PER_TENANT"),
         ("max_domains_per_tenant = nan", "MAX_DOMAINS_PER_TENANT"),
         ("max_domains_per_tenant = true", "MAX_DOMAINS_PER_TENANT"),
+        ("max_domains_per_app = 0", "MAX_DOMAINS_PER_APP"),
+        ("max_domains_per_app = 2.5", "MAX_DOMAINS_PER_APP"),
         ("require_txt = 'perhaps'", "REQUIRE_TXT"),
         ("foo = 1", "FOO"),
         ("[gateway]\ndb = 'x'", "GATEWAY"),
