@@ -124,10 +124,15 @@ async def _query(
             # the retransmit timer starts once the query can be sent.
             async with asyncio.timeout_at(deadline), QUERIES.slot():
                 asked = True
-                async with asyncio.timeout(attempt):
-                    response, _ = await dns.asyncquery.udp_with_fallback(
-                        query, server.host, port=server.port
-                    )
+                try:
+                    async with asyncio.timeout(attempt):
+                        response, _ = await dns.asyncquery.udp_with_fallback(
+                            query, server.host, port=server.port
+                        )
+                finally:
+                    # asyncio closes the query's socket on the loop's next turn, not at once:
+                    # the slot stands for that descriptor, so it is held until then.
+                    await asyncio.sleep(0)
         except TimeoutError:
             attempt *= 2
             continue
