@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
+from collections.abc import Callable
 
 import aiohttp
 import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
@@ -29,9 +32,10 @@ async def outbox(db: Database) -> dict[str, tuple[int, float | None]]:
         return {row[0]: (row[1], row[2]) async for row in cursor}
 
 
-async def make_events(db: Database, tenant: Tenant) -> list[str]:
+async def make_events(
+    db: Database, tenant: Tenant, clock: Callable[[], float] = time.time
+) -> list[str]:
     """Five webhook events: verified, active, expiring, failed, removed (and their outbox rows)."""
-    clock = time.time
     a = await attach(db, tenant, "a.acme.test", clock, status=Status.EXPIRING)
     b = await attach(db, tenant, "b.acme.test", clock, status=Status.FAILED)
     await domain_store.remove(db, b, clock)
@@ -162,3 +166,70 @@ async def test_delivery_survives_a_reconciler_restart(
     assert set(ids) <= set(accepted)
     assert all(r.signed for r in receiver.requests)
     assert rfc3339(0) == "1970-01-01T00:00:00.000Z"
+
+
+# --- signatures, as receivers verify them ----------------------------------------------------
+
+# A secret as the Standard Webhooks libraries make one (`whsec_` and 32 random bytes in base64).
+WHSEC = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+MAX_AGE = 5 * 60  # what the libraries tolerate between a delivery's timestamp and their clock
+
+
+@pytest.mark.parametrize(
+    ("secret", "as_the_receiver_holds_it"),
+    [(WHSEC, WHSEC), (SECRET, SECRET.encode())],
+    ids=["whsec", "any-string"],
+)
+async def test_deliveries_verify_with_the_standardwebhooks_library(
+    db: Database, tenant: Tenant, secret: str, as_the_receiver_holds_it: str | bytes
+) -> None:
+    ids = await make_events(db, tenant)
+    receiver = Receiver(as_the_receiver_holds_it)
+    await receiver.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            sender = WebhookSender(db, session, url=receiver.url, secret=secret, clock=time.time)
+            assert (await sender.deliver_due()).delivered == 5
+    finally:
+        await receiver.close()
+    assert [r.event_id for r in receiver.accepted()] == ids
+    for request in receiver.requests:
+        assert request.headers["webhook-id"] == request.body["id"]
+        assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60
+        assert request.headers["webhook-signature"].startswith("v1,")
+        assert "X-Domaingate-Signature" not in request.headers
+
+
+async def test_a_delivery_signed_with_another_secret_is_refused(
+    db: Database, tenant: Tenant, receiver: Receiver
+) -> None:
+    await make_events(db, tenant)
+    async with aiohttp.ClientSession() as session:
+        sender = WebhookSender(db, session, url=receiver.url, secret=WHSEC, clock=time.time)
+        assert (await sender.deliver_due()).failed == 5
+    assert receiver.accepted() == [] and not any(r.signed for r in receiver.requests)
+
+
+async def test_a_captured_delivery_replayed_later_is_refused(
+    db: Database, tenant: Tenant, receiver: Receiver
+) -> None:
+    """Someone who captured a delivery sends it again once it is older than the receiver's
+    tolerance: refused by its age. Given a fresh timestamp instead, it no longer matches its
+    signature: refused too."""
+    captured_at = time.time() - MAX_AGE - 60
+    await make_events(db, tenant, lambda: captured_at)
+    async with aiohttp.ClientSession() as session:
+        sender = WebhookSender(
+            db, session, url=receiver.url, secret=SECRET, clock=lambda: captured_at
+        )
+        assert (await sender.deliver_due()).failed == 5  # the replay of a delivery made then
+        captured = receiver.requests[0]
+        with pytest.raises(WebhookVerificationError, match="too old"):
+            Webhook(SECRET.encode()).verify(captured.raw, captured.headers)
+
+        refreshed = {**captured.headers, "webhook-timestamp": str(int(time.time()))}
+        async with session.post(receiver.url, data=captured.raw, headers=refreshed) as answer:
+            assert answer.status == 500
+        with pytest.raises(WebhookVerificationError, match="No matching signature"):
+            Webhook(SECRET.encode()).verify(captured.raw, refreshed)
+    assert receiver.accepted() == []
