@@ -6,9 +6,12 @@ import asyncio
 import base64
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from domaingate.settings import Settings, load_settings
@@ -233,3 +236,44 @@ async def test_a_captured_delivery_replayed_later_is_refused(
         with pytest.raises(WebhookVerificationError, match="No matching signature"):
             Webhook(SECRET.encode()).verify(captured.raw, refreshed)
     assert receiver.accepted() == []
+
+
+async def test_the_readme_receiver_accepts_deliveries_and_refuses_forgeries(
+    db: Database, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The receiver the README shows, run as written (with a real secret), behind a real
+    listener."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Webhooks") :]
+    source = section[section.index("```python\n") + 10 : section.index("```\n", 10)]
+    namespace: dict[str, Any] = {}
+    exec(source.replace('"whsec_…"', repr(WHSEC)), namespace)
+    app = web.Application()
+    app.router.add_post("/hooks", namespace["receive"])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    try:
+        ids = await make_events(db, tenant)
+        async with aiohttp.ClientSession() as session:
+            forged = WebhookSender(
+                db, session, url=url, secret=SECRET, clock=time.time, backoff=FAST
+            )
+            assert (await forged.deliver_due()).failed == len(ids)  # 400 each: another secret
+            sender = WebhookSender(
+                db, session, url=url, secret=WHSEC, clock=time.time, backoff=FAST
+            )
+            delivered = 0
+            for _ in range(50):
+                delivered += (await sender.deliver_due()).delivered
+                if delivered == len(ids):
+                    break
+                await asyncio.sleep(0.05)
+        assert delivered == len(ids)
+    finally:
+        await runner.cleanup()
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(ids)
+    assert "domain.verified a.acme.test verified" in printed
