@@ -27,6 +27,9 @@ from domaingate.errors import InvalidHostname, ReservedHostname, WildcardNotSupp
 
 MAX_NAME_OCTETS = 253
 MAX_LABEL_OCTETS = 63
+# DNS allows up to 127 labels in 253 octets, but every label costs a CAA lookup at every resolver
+# (RFC 8659 climbs to the top) and no tenant's real hostname comes near 16.
+MAX_LABELS = 16
 
 # Invisible or control characters: UTS 46 would silently drop some of them (soft hyphen, zero-width
 # joiners), which would let two different-looking inputs claim one name. Refuse them outright.
@@ -92,6 +95,11 @@ def normalize(raw: str) -> str:
     if name.endswith("."):
         name = name[:-1]
     labels = name.split(".")
+    if len(labels) > MAX_LABELS:
+        # Before the labels are encoded one by one: the count alone decides.
+        raise InvalidHostname(
+            raw, f"it has {len(labels)} labels; a hostname may have at most {MAX_LABELS}"
+        )
     encoded = [_label_to_ascii(raw, label) for label in labels]
     name = ".".join(encoded)
     if len(name) > MAX_NAME_OCTETS:

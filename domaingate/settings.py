@@ -6,6 +6,8 @@ one), so a bad deployment stops at once with a message an operator can act on.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -218,6 +220,33 @@ def _as_secret(value: Any) -> str | None:
     return text
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+
+
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key a WEBHOOK_SECRET stands for, as the Standard Webhooks libraries read it: the
+    base64 after `whsec_`, or any other string as its UTF-8 bytes."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        return secret.encode()
+    try:
+        # Exactly the libraries' decoding: padding appended, characters outside base64 skipped.
+        key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX) + "==")
+    except binascii.Error as exc:
+        raise ValueError(f"{WEBHOOK_SECRET_PREFIX} must be followed by base64 ({exc})") from exc
+    if len(key) < 16:
+        raise ValueError(
+            f"the base64 after {WEBHOOK_SECRET_PREFIX} must decode to 16 bytes or more"
+        )
+    return key
+
+
+def _as_webhook_secret(value: Any) -> str | None:
+    text = _as_secret(value)
+    if text is not None:
+        webhook_key(text)
+    return text
+
+
 def _as_template(value: Any) -> str:
     text = str(value).strip()
     if "{app}" not in text:
@@ -267,7 +296,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_domains_per_tenant": _as_count,
     "max_domains_per_app": lambda v: None if str(v).strip() == "" else _as_count(v),
     "webhook_url": _as_url,
-    "webhook_secret": _as_secret,
+    "webhook_secret": _as_webhook_secret,
     "cert_scan_interval": _as_positive,
     "pending_fast_interval": _as_positive,
     "pending_fast_window": _as_positive,

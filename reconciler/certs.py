@@ -19,6 +19,7 @@ tenant's own certificate exists. Clean-up never touches them either.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -39,6 +40,9 @@ _PEM_CERT = re.compile(
 )
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 WILDCARD_PREFIX = "wildcard_"
+# A certificate chain is a few KiB, and so is the .json Caddy writes beside it: nothing in the
+# storage is read past this, whatever was put there.
+MAX_FILE_OCTETS = 1 << 20
 
 
 class CertError(ValueError):
@@ -67,6 +71,29 @@ def issuer_dirs(storage: Path) -> Iterator[Path]:
     for entry in sorted(entries, key=lambda e: e.name):
         if entry.is_dir(follow_symlinks=False):
             yield Path(entry.path)
+
+
+def read_file(path: str) -> bytes:
+    """The content of the regular file at `path`, at most MAX_FILE_OCTETS + 1 octets of it.
+
+    The reconciler may read every file of Caddy's storage (CAP_DAC_OVERRIDE), so neither the file
+    nor its directory is followed if it is a symbolic link (OSError ELOOP or ENOTDIR): a link
+    planted there must not hand it a private key from elsewhere. Nor does it wait on a FIFO.
+    """
+    directory, file_name = os.path.split(path)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(
+            file_name,
+            os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+            dir_fd=dir_fd,
+        )
+    finally:
+        os.close(dir_fd)
+    with os.fdopen(fd, "rb") as file:
+        if not stat_mode.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return file.read(MAX_FILE_OCTETS + 1)
 
 
 def parse_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> CertFact:
@@ -206,8 +233,7 @@ class CertScanner:
             return cached[1]
         self.parsed += 1
         try:
-            with open(path, "rb") as file:
-                data = file.read()
+            data = read_file(path)
         except OSError as exc:
             # Not cached: once it can be read again (a permission put back leaves the stamp as
             # it was) it is read at the next scan.
@@ -219,6 +245,8 @@ class CertScanner:
         fact: CertFact | None = None
         incomplete = False
         try:
+            if len(data) > MAX_FILE_OCTETS:
+                raise CertError(f"{path}: larger than {MAX_FILE_OCTETS} octets, unlike any chain")
             fact = parse_leaf(data, name=name, issuer_key=issuer_key, path=Path(path))
         except CertError as exc:
             # Cached too: a broken file is reported once, not at every scan.

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from domaingate.dns.inflight import MAX_QUERIES_IN_FLIGHT
 from tests.support.caddy_binaries import CURRENT, DEBIAN, VERSIONS, CaddyBinary, caddy_binary
 
 # Real caddy, systemd-analyze and domaingate processes.
@@ -427,3 +428,13 @@ def test_units_are_sandboxed(name: str) -> None:
         hidden = " ".join(settings["InaccessiblePaths"])
         for path in ("caddy/acme", "caddy/pki", "/etc/shadow"):
             assert path in hidden
+
+
+@pytest.mark.parametrize("name", sorted(UNITS))
+def test_units_allow_far_more_descriptors_than_the_dns_cap(name: str) -> None:
+    """The DNS cap holds queries at 256 per process; the unit must leave room above it for the
+    connections and files a daemon holds besides (the usual soft limit is 1,024)."""
+    settings = _unit_settings((ROOT / "systemd" / name).read_text(encoding="utf-8"))
+    (limit,) = settings["LimitNOFILE"]
+    assert ":" not in limit  # one number: soft and hard alike
+    assert int(limit) >= 8192 >= 8 * MAX_QUERIES_IN_FLIGHT

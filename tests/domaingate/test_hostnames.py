@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from domaingate.errors import InvalidHostname, ReservedHostname, WildcardNotSupported
-from domaingate.hostnames import Kind, classify, gate_key, is_reserved, normalize, parse
+from domaingate.hostnames import (
+    MAX_LABELS,
+    Kind,
+    classify,
+    gate_key,
+    is_reserved,
+    normalize,
+    parse,
+)
 
 RESERVED = ("apps.example.net", "internal.corp")
 
@@ -50,6 +58,26 @@ def test_a_name_of_253_octets_is_accepted_254_is_not() -> None:
     assert normalize(name) == name
     with pytest.raises(InvalidHostname):
         normalize("a" + name)
+
+
+def test_a_name_of_16_labels_is_accepted_17_is_not() -> None:
+    name = "a." * 14 + "acme.com"
+    assert len(name.split(".")) == MAX_LABELS == 16
+    assert normalize(name) == name
+    for longer in ("a." + name, "a." + name + ".", "a\u3002" + name):
+        with pytest.raises(InvalidHostname) as caught:
+            normalize(longer)
+        assert caught.value.code == "INVALID_HOSTNAME"
+        assert "17 labels" in caught.value.message and "at most 16" in caught.value.message
+
+
+def test_the_longest_name_in_labels_is_refused_for_its_labels() -> None:
+    """The name that cost the most lookups: 127 one-octet labels in 253 octets."""
+    name = "a." * 125 + "com"
+    assert len(name) == 253 and len(name.split(".")) == 126
+    with pytest.raises(InvalidHostname) as caught:
+        parse(name, RESERVED)
+    assert "126 labels" in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from domaingate.settings import Listen, Settings, SettingsError, load_settings
+from domaingate.settings import Listen, Settings, SettingsError, load_settings, webhook_key
 
 # key: (environment value, TOML value, the parsed value)
 KEYS: dict[str, tuple[str, Any, Any]] = {
@@ -327,6 +328,31 @@ def test_a_webhook_url_needs_its_secret() -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(env={"DOMAINGATE_WEBHOOK_URL": "https://hooks.example/x"})
     assert caught.value.key == "WEBHOOK_SECRET"
+
+
+@pytest.mark.parametrize(
+    ("secret", "key"),
+    [
+        ("whsec_" + base64.b64encode(b"k" * 24).decode(), b"k" * 24),
+        ("whsec_" + base64.b64encode(b"k" * 24).decode().rstrip("="), b"k" * 24),  # unpadded
+        ("any other string, 16+ characters", b"any other string, 16+ characters"),
+        ("whsec-not-the-prefix-0123", b"whsec-not-the-prefix-0123"),
+    ],
+)
+def test_a_webhook_secret_is_read_as_the_standard_webhooks_libraries_read_it(
+    secret: str, key: bytes
+) -> None:
+    settings = load_settings(env={"DOMAINGATE_WEBHOOK_SECRET": secret})
+    assert settings.webhook_secret == secret
+    assert webhook_key(secret) == key
+
+
+@pytest.mark.parametrize("secret", ["whsec_" + "A" * 17, "whsec_" + "QUFB" * 4])
+def test_a_whsec_secret_that_is_no_key_is_refused(secret: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env={"DOMAINGATE_WEBHOOK_SECRET": secret})
+    assert caught.value.key == "WEBHOOK_SECRET"
+    assert "whsec_" in str(caught.value)
 
 
 def test_derived_values() -> None:

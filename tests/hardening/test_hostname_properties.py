@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from domaingate.errors import InvalidHostname, WildcardNotSupported
-from domaingate.hostnames import gate_key, normalize
+from domaingate.hostnames import MAX_LABELS, gate_key, normalize
 from domaingate.settings import load_settings
 
 FAST = settings(max_examples=150, deadline=None, database=None)
@@ -89,7 +89,7 @@ def test_normalising_is_idempotent_and_yields_an_a_label_name(raw: str) -> None:
     assert normalize(name) == name
     assert name.isascii() and name == name.translate(LOWER)
     labels = name.split(".")
-    assert len(labels) >= 2 and len(name) <= 253
+    assert 2 <= len(labels) <= MAX_LABELS and len(name) <= 253
     assert all(0 < len(label) <= 63 for label in labels)
     assert set(name) <= set(string.ascii_lowercase + string.digits + "-.")
     assert gate_key(name) == name  # what the API stores is what the gate will match
@@ -107,6 +107,22 @@ def test_length_limits(lengths: list[int], dot: bool) -> None:
         assert normalize(name + "." * dot) == name
     else:
         rejected(name + "." * dot, InvalidHostname)
+
+
+@FAST
+@given(st.lists(ldh_label(8), min_size=1, max_size=40), st.sampled_from(REGISTRABLE), st.data())
+@example(["a"] * 14, "acme.com", None)  # 16 labels: the most a name may have
+@example(["a"] * 13, "acme.co.uk", None)  # 16 labels under a two-label suffix
+@example(["a"] * 15, "acme.com", None)  # 17
+def test_label_count_limit(labels: list[str], registrable: str, data: st.DataObject | None) -> None:
+    """At most 16 labels, however the name is spelled; each one more costs a CAA lookup at
+    every resolver."""
+    name = ".".join([*labels, registrable])
+    typed = data.draw(spellings(name)) if data is not None else name
+    if len(name.split(".")) <= MAX_LABELS:
+        assert normalize(typed) == name
+    else:
+        rejected(typed, InvalidHostname)
 
 
 UNICODE_LETTERS = "äöüßçéñøåłžاБвгдежзийклмнпртуфхцчшщыэюяαβγδεζηθλμξπστφχψω例え日本語中文한국어"

@@ -25,6 +25,8 @@ SPEC_REJECTIONS: list[tuple[str, type[InvalidHostname | WildcardNotSupported]]] 
     (" \t", InvalidHostname),
     (".", InvalidHostname),
     ("a." * 125 + "acme.com", InvalidHostname),  # 258 octets
+    ("a." * 15 + "acme.com", InvalidHostname),  # 17 labels
+    ("a." * 124 + "com", InvalidHostname),  # 125 labels in 251 octets
     ("a" * 64 + ".acme.com", InvalidHostname),
     ("sh_op.acme.com", InvalidHostname),
     ("shop acme.com", InvalidHostname),

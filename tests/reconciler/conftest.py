@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import hmac
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -23,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from domaingate import hostnames
 from domaingate.settings import Settings
@@ -169,12 +168,18 @@ class Received:
     body: dict[str, object]
     signed: bool
     answered: int
+    raw: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Receiver:
-    """A webhook endpoint on 127.0.0.1 that checks signatures and can refuse the first attempts."""
+    """A webhook endpoint on 127.0.0.1 that checks signatures and can refuse the first attempts.
 
-    def __init__(self) -> None:
+    Signatures are checked as a receiver would check them: by the `standardwebhooks` library,
+    given `secret` as its users give it (a `whsec_…` string, or the raw bytes of any other)."""
+
+    def __init__(self, secret: str | bytes = SECRET.encode()) -> None:
+        self._webhook = Webhook(secret)
         self.requests: list[Received] = []
         self.fail_first = 0  # answer 500 to this many attempts of each event id
         self.failing = False  # answer 500 to everything while set
@@ -186,14 +191,18 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
-        expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-        signed = hmac.compare_digest(request.headers.get("X-Domaingate-Signature", ""), expected)
+        headers = dict(request.headers)
+        try:
+            self._webhook.verify(raw, headers)
+            signed = True
+        except WebhookVerificationError:
+            signed = False
         body = json.loads(raw)
-        event_id = request.headers.get("X-Domaingate-Event-Id", "")
-        assert body["id"] == event_id
+        event_id = request.headers.get("webhook-id", "")
+        assert body["id"] == event_id == request.headers.get("X-Domaingate-Event-Id")
         tries = sum(1 for r in self.requests if r.event_id == event_id)
         status = 500 if self.failing or tries < self.fail_first or not signed else 200
-        self.requests.append(Received(event_id, body, signed, status))
+        self.requests.append(Received(event_id, body, signed, status, raw, headers))
         return web.Response(status=status, text="ok" if status == 200 else "try again")
 
     async def start(self) -> None:

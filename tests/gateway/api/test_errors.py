@@ -38,6 +38,8 @@ INVALID_HOSTNAMES = [
     "xn--zz.acme.com",
     "a" * 64 + ".acme.com",
     ".".join(["a" * 63] * 4) + ".com",
+    "a." * 15 + "acme.com",  # 17 labels
+    "a." * 125 + "com",  # 126 labels in 253 octets: a CAA lookup each, at every resolver
     "1.2.3.4",
     "1.2.3.4.",
     "127.1",
