@@ -141,6 +141,14 @@ class AllowlistSync:
         self._allowlist.synced_at = time.monotonic()
         return len(rows)
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Domains by status, for /metrics (on the watcher's connection: a gate worker has no
+        other)."""
+        async with self._require_conn().execute(
+            "SELECT status, count(*) FROM domains GROUP BY status"
+        ) as cursor:
+            return {row[0]: row[1] async for row in cursor}
+
     async def run(self) -> None:
         """Poll until cancelled. A failing poll is logged and retried: the gate keeps answering
         from what it knows."""
