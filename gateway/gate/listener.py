@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
+from typing import cast
 
 import httptools
 
@@ -151,8 +152,8 @@ class GateProtocol(asyncio.Protocol):
     # -- the connection ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self._transport = cast(asyncio.Transport, transport)
         self._listener.connections.add(self)
         self._arm(self._listener.idle_timeout)
 
