@@ -36,6 +36,8 @@ MAX_HEADERS = 100
 MAX_BODY = 65536
 REQUEST_TIMEOUT = 10.0
 IDLE_TIMEOUT = 15.0
+SWEEP_INTERVAL = 0.25  # how late past its deadline a connection may be closed
+SPARE = 256  # reusable connection objects kept
 MAX_PENDING = 32  # pipelined answers waiting on a slow one (/metrics) before reading pauses
 BACKLOG = 4096
 
@@ -83,14 +85,34 @@ class GateListener:
         self.request_timeout = request_timeout
         self.idle_timeout = idle_timeout
         self.clock = _Clock()
-        self.connections: set[GateProtocol] = set()
+        # Each open connection → the loop time by which it must have made progress.
+        self.connections: dict[GateProtocol, float] = {}
+        # Connections that ended cleanly between requests, kept for the next ones: a new
+        # llhttp parser per connection was the largest Python cost of a new-connection ask.
+        self.spare: list[GateProtocol] = []
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: GateProtocol(self), host, port, backlog=BACKLOG, reuse_port=reuse_port
+            self._protocol, host, port, backlog=BACKLOG, reuse_port=reuse_port
         )
+        self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def _protocol(self) -> GateProtocol:
+        spare = self.spare
+        return spare.pop() if spare else GateProtocol(self)
+
+    def _sweep(self) -> None:
+        """Close the connections past their deadline. One timer for all of them, rather than
+        one per request: a timer's creation and cancellation per ask cost more than a pass
+        over the few connections open at once."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for connection in [c for c, deadline in self.connections.items() if deadline < now]:
+            connection.close()
+        self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
 
     @property
     def port(self) -> int:
@@ -103,6 +125,8 @@ class GateListener:
         so only a pending /metrics scrape can be cut short)."""
         if self._server is None:
             return
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         self._server.close()
         for connection in list(self.connections):
             connection.close()
@@ -121,11 +145,12 @@ class GateProtocol(asyncio.Protocol):
         "_headers",
         "_in_head",
         "_listener",
+        "_loop",
         "_parser",
         "_pending",
         "_reading",
         "_refused",
-        "_timer",
+        "_reusable",
         "_transport",
         "_url",
         "_write_paused",
@@ -133,6 +158,7 @@ class GateProtocol(asyncio.Protocol):
 
     def __init__(self, listener: GateListener) -> None:
         self._listener = listener
+        self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
@@ -147,43 +173,38 @@ class GateProtocol(asyncio.Protocol):
         self._write_paused = False
         # Answers queued behind a slow one, in request order: (answer, keep-alive, HEAD).
         self._pending: deque[tuple[Reply | asyncio.Future[Reply], bool, bool]] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        # Whether the parser sits between requests, ready for another connection's first.
+        self._reusable = True
 
     # -- the connection ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self._transport = cast(asyncio.Transport, transport)
-        self._listener.connections.add(self)
-        self._arm(self._listener.idle_timeout)
+        self._closing = False
+        self._reading = True
+        self._write_paused = False
+        listener = self._listener
+        listener.connections[self] = self._loop.time() + listener.request_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._listener.connections.discard(self)
+        listener = self._listener
+        listener.connections.pop(self, None)
         self._closing = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._transport = None
         if self._pending is not None:
             for item, _, _ in self._pending:
                 if isinstance(item, asyncio.Future):
                     item.cancel()
             self._pending = None
-        self._transport = None
+            self._reusable = False
+        if self._reusable and len(listener.spare) < SPARE:
+            listener.spare.append(self)
 
     def close(self) -> None:
         self._closing = True
         if self._transport is not None:
             self._transport.close()
-
-    def _arm(self, seconds: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(seconds, self._expire)
-
-    def _expire(self) -> None:
-        # A slow or silent client: nothing was half answered, so closing is the whole story.
-        self._timer = None
-        self.close()
 
     def pause_writing(self) -> None:
         # A client that sends requests without reading the answers: stop reading until it does.
@@ -218,8 +239,11 @@ class GateProtocol(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             # An upgrade or CONNECT: the gate speaks plain HTTP/1.1 alone.
+            self._reusable = False
             self._refuse(400)
         except httptools.HttpParserError:
+            # llhttp stays in its error state: this parser is done for good.
+            self._reusable = False
             self._refuse(self._refused or 400)
         if self._pending is not None and len(self._pending) >= MAX_PENDING:
             self._pause()
@@ -234,7 +258,11 @@ class GateProtocol(asyncio.Protocol):
         self._body = 0
         self._in_head = True
         self._refused = 0
-        self._arm(self._listener.request_timeout)
+        self._reusable = False
+        # A slow client is closed by the listener's sweep once this passes: nothing was half
+        # answered, so closing is the whole story.
+        listener = self._listener
+        listener.connections[self] = self._loop.time() + listener.request_timeout
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -265,6 +293,8 @@ class GateProtocol(asyncio.Protocol):
             return  # pipelined after a request that ended the connection
         parser = self._parser
         keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
+        # After a last request (Connection: close, HTTP/1.0) llhttp refuses any more data.
+        self._reusable = keep_alive
         method = parser.get_method()
         path, _, query = self._url.partition(b"#")[0].partition(b"?")
         handler = self._listener.routes.get(path)
@@ -281,7 +311,8 @@ class GateProtocol(asyncio.Protocol):
         else:
             self._defer(answer, keep_alive, head_only)
         if keep_alive and not self._closing:
-            self._arm(self._listener.idle_timeout)
+            listener = self._listener
+            listener.connections[self] = self._loop.time() + listener.idle_timeout
 
     # -- answers -------------------------------------------------------------------------
 

@@ -225,3 +225,42 @@ def test_the_request_path_reads_memory_only() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+async def one_by_one(gate: GateListener, request: bytes) -> bytes:
+    """`request` on its own connection, which the client closes once answered (as Go does)."""
+    reader, writer = await asyncio.open_connection(HOST, gate.port)
+    try:
+        writer.write(request)
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        return exc.partial if isinstance(exc, asyncio.IncompleteReadError) else b""
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_connections_that_ended_any_way_leave_nothing_behind(
+    listener: GateListener,
+) -> None:
+    """Connection objects are reused after a clean end: whatever the previous connection did
+    (half a request, a malformed one, Connection: close, HTTP/1.0, an abrupt close), the next
+    one starts afresh."""
+    endings = [
+        ASK,
+        b"GET /tls-ask?domain=shop.acme.com HTTP/1.1\r\nHost: ga",
+        b"GET /tls-ask?domain=shop.acme.com HTTP/1.1\r\nNo colon\r\n\r\n",
+        CLOSE,
+        b"GET /tls-ask?domain=shop.acme.com HTTP/1.0\r\n\r\n",
+        b"\x16\x03\x01",
+        DENY,
+    ]
+    for ending in endings * 3:
+        _, writer = await asyncio.open_connection(HOST, listener.port)
+        writer.write(ending)
+        await writer.drain()
+        await asyncio.sleep(0.01)
+        writer.close()
+        for request, expected in ((ASK, 200), (DENY, 403), (ROUTE, 200)):
+            assert statuses(await one_by_one(listener, request)) == [expected], ending
+    assert listener.spare, "clean keep-alive connections are kept for reuse"
