@@ -168,32 +168,36 @@ def _children_cpu() -> float:
 
 def flood(
     flood_bin: Path,
-    caddy: Caddy,
-    caddy_pid: int,
+    caddy: Caddy | None,
     ask_pids: list[int],
     seconds: float,
     *,
     probe: tuple[int, str] | None = None,
     cores: str = LOAD_CORE,
+    asks_at: int | None = None,
 ) -> Round:
-    """One round: the generator on `cores` against `caddy`; CPU of Caddy and of the ask
-    server's processes (`ask_pids`) over the round."""
-    args = [str(flood_bin), HOST, str(caddy.https), str(seconds), str(CONNECTIONS)]
+    """One round: the generator on `cores` against `caddy`, or with `asks_at` (no Caddy) new-
+    connection asks straight at that port; CPU of Caddy and of the ask server's processes
+    (`ask_pids`) over the round."""
+    port = caddy.https if caddy is not None else asks_at
+    args = [str(flood_bin), HOST, str(port), str(seconds), str(CONNECTIONS)]
+    env = dict(os.environ, FLOOD_HTTP="1") if caddy is None else None
     if probe is not None:
         args += [str(probe[0]), probe[1], str(PROBE_MS)]
-    caddy_before = common.cpu_seconds(caddy_pid)
+    caddy_pid = caddy.process.pid if caddy is not None else None
+    caddy_before = common.cpu_seconds(caddy_pid) if caddy_pid else 0.0
     ask_before = sum(common.cpu_seconds(pid) for pid in ask_pids)
     generator_before = _children_cpu()
     done = subprocess.run(
         ["taskset", "-c", cores, *args],
-        capture_output=True, text=True, check=True, timeout=seconds + 30,
+        capture_output=True, text=True, check=True, timeout=seconds + 30, env=env,
     )  # fmt: skip
     generator = _children_cpu() - generator_before
     ask = sum(common.cpu_seconds(pid) for pid in ask_pids) - ask_before
-    server = common.cpu_seconds(caddy_pid) - caddy_before + ask
+    server = (common.cpu_seconds(caddy_pid) - caddy_before if caddy_pid else 0.0) + ask
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return Round(
-        label=caddy.label,
+        label=caddy.label if caddy is not None else "asks",
         seconds=result["seconds"],
         denied=result["denied"],
         served=result["served"],

@@ -38,7 +38,7 @@ def _rounds(
             probe: tuple[int, str] | None = (gate_port, allowed)
         else:
             ask_pids, probe = [], None
-        rounds.append(caddyflood.flood(flood, caddy, caddy.process.pid, ask_pids, s, probe=probe))
+        rounds.append(caddyflood.flood(flood, caddy, ask_pids, s, probe=probe))
     return rounds
 
 
@@ -79,7 +79,7 @@ def caddy_flood_section(report: Report, quick: bool) -> None:
             static = caddyflood.start_caddy(binary, f"{version} static", None)
             try:
                 for caddy in (gated, static):  # warm-up
-                    caddyflood.flood(flood, caddy, caddy.process.pid, [], 2)
+                    caddyflood.flood(flood, caddy, [], 2)
                 rounds = _rounds(
                     flood, gated, static, gate.process.pid, allowed, gate.port, seconds
                 )
@@ -89,7 +89,7 @@ def caddy_flood_section(report: Report, quick: bool) -> None:
                 if version == binaries[-1][0]:
                     out = WORK / "gate-flood-profile.txt"
                     spy = profiling.record(gate.process.pid, out, seconds)
-                    caddyflood.flood(flood, gated, gated.process.pid, [gate.process.pid], seconds)
+                    caddyflood.flood(flood, gated, [gate.process.pid], seconds)
                     profile = profiling.finish(spy, out)
             finally:
                 common.stop(gated.process)
@@ -114,31 +114,27 @@ def caddy_flood_section(report: Report, quick: bool) -> None:
         *tables,
     )
     report.add("Profile: the gateway during the flood (py-spy)", profile)
-    workers_section(report, db, flood, binaries[-1], allowed, seconds)
+    workers_section(report, db, flood, allowed, seconds)
 
 
-def workers_section(
-    report: Report, db: Path, flood: Path, caddy_bin: tuple[str, Path], allowed: str, s: int
-) -> None:
-    """GATE_WORKERS 1 and 2 with Caddy, the gate and the generator free on both cores."""
+def workers_section(report: Report, db: Path, flood: Path, allowed: str, s: int) -> None:
+    """GATE_WORKERS 1 and 2: new-connection asks straight at the gate, as Caddy makes them."""
     both = f"{LOAD_CORE},{SERVER_CORE}"
     lines = [
-        "| GATE_WORKERS | start-up s | gateway VmRSS MiB | worker VmRSS MiB | round | "
-        "denied/s | CPU µs per denied | of which the gate | gate CPU per process (s) | "
+        "| GATE_WORKERS | cores | start-up s | gateway VmRSS MiB | worker VmRSS MiB | asks/s | "
+        "gate CPU µs per ask | gate CPU per process (s) | generator core busy | "
         "allowed ask p50 / p99 ms |",
-        "|---:|---:|---:|---:|---|---:|---:|---:|---|---|",
+        "|---:|---|---:|---:|---:|---:|---:|---|---:|---|",
     ]
-    for workers in (1, 2, 2, 1):
-        gate = caddyflood.start_gate(db, both, workers)
-        caddy = caddyflood.start_caddy(
-            caddy_bin[1], f"{caddy_bin[0]} domaingate", f"http://{HOST}:{gate.port}/tls-ask", both
-        )
+    runs = [(1, SERVER_CORE), (1, both), (2, both), (2, both), (1, both), (1, SERVER_CORE)]
+    for workers, cores in runs:
+        gate = caddyflood.start_gate(db, cores, workers)
         try:
             pids = caddyflood.gate_pids(gate.process.pid)
+            caddyflood.flood(flood, None, pids, 2, asks_at=gate.port)
             before = [common.cpu_seconds(pid) for pid in pids]
-            caddyflood.flood(flood, caddy, caddy.process.pid, pids, 2, cores=both)
             r = caddyflood.flood(
-                flood, caddy, caddy.process.pid, pids, s, probe=(gate.port, allowed), cores=both
+                flood, None, pids, s, probe=(gate.port, allowed), asks_at=gate.port
             )
             split = ", ".join(
                 f"{common.cpu_seconds(pid) - b:.1f}" for pid, b in zip(pids, before, strict=True)
@@ -146,21 +142,23 @@ def workers_section(
             memory = caddyflood.worker_memory(gate.process.pid)
             worker_rss = ", ".join(f"{rss:.0f}" for rss, _ in memory) or "-"
             ok = all(rss <= 300 for rss, _ in memory)
+            asks = r.denied + r.served
             lines.append(
-                f"| {workers} | {gate.startup:.2f} | {gate.rss_mb:.0f} | {worker_rss}"
-                f"{' ' + verdict(ok) if memory else ''} | {r.label} | {r.rate:,.0f} | "
-                f"{r.us_per_denied:.0f} | {1e6 * r.ask_cpu / max(r.denied, 1):.0f} | {split} | "
+                f"| {workers} | {cores} | {gate.startup:.2f} | {gate.rss_mb:.0f} | {worker_rss}"
+                f"{' ' + verdict(ok) if memory else ''} | {asks / r.seconds:,.0f} | "
+                f"{1e6 * r.ask_cpu / max(asks, 1):.0f} | {split} | "
+                f"{100 * r.generator_cpu / r.seconds:.0f}% | "
                 f"{r.probe['probe_p50_us'] / 1000:.2f} / {r.probe['probe_p99_us'] / 1000:.2f} |"
             )
         finally:
-            common.stop(caddy.process)
             common.stop(gate.process)
     report.add(
-        "7. GATE_WORKERS on this machine's two cores",
-        f"Caddy {caddy_bin[0]}, the gateway (and its workers) and the generator all on cores "
-        f"{both}: there is no third core to keep the generator apart. Rounds in 1-2-2-1 order, "
-        f"{s} s each, a fresh gateway per round (start-up includes loading {COUNT:,} domains "
-        "in every worker).",
+        "7. GATE_WORKERS: new-connection asks straight at the gate",
+        f"The generator (bench/flood.c with FLOOD_HTTP=1: `GET /tls-ask?domain=<random>` as "
+        f"Go's client sends it, one connection each, {caddyflood.CONNECTIONS} at once) on core "
+        f"{LOAD_CORE}; the gateway with its workers pinned to the cores shown. With both cores "
+        "the gate shares the generator's: there is no third core. A fresh gateway per run; "
+        f"start-up includes loading {COUNT:,} domains in every worker.",
         "",
         *lines,
     )
