@@ -7,10 +7,11 @@ parser and a few attributes, and a gate answer is prebuilt bytes. The HTTP parsi
 
 Limits, each answered fail-closed (the gate's routes deny: 403 for /tls-ask, 404 for /route;
 elsewhere the HTTP error) and followed by closing the connection: a request target over
-`MAX_URL` bytes (414), a request head over `MAX_HEAD` bytes or `MAX_HEADERS` fields (431), a body
-over `MAX_BODY` (413), anything llhttp refuses (400). A request must arrive whole within
-`REQUEST_TIMEOUT` of its first byte and an idle kept-alive connection lasts `IDLE_TIMEOUT`:
-slow clients are disconnected. Pipelined requests are answered in order.
+`MAX_URL` bytes (414), a request head over `MAX_URL + MAX_HEAD` bytes or `MAX_HEADERS` fields
+(431), a body over `MAX_BODY` (413), anything llhttp refuses (400). A new connection's first
+request, and every later one from its first byte, must arrive whole within `REQUEST_TIMEOUT`; an
+idle kept-alive connection lasts `IDLE_TIMEOUT`. Slow clients are disconnected (by a sweep, at
+most `SWEEP_INTERVAL` late). Pipelined requests are answered in order.
 """
 
 from __future__ import annotations
