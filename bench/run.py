@@ -1,6 +1,6 @@
 """Run every benchmark and write bench/RESULTS.md.
 
-    python -m bench.run [--quick] [--only gate,dns,gate-pass,certs]
+    python -m bench.run [--quick] [--only gate,dns,gate-pass,certs,caddy-flood]
                         [--candidate /path/to/patched/repo] [--output FILE]
 
 `--candidate` also measures the gate's start-up and memory, its throughput ratio and the
@@ -23,7 +23,16 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import certbench, common, dnsbench, gatebench, gatedb, passbench, profiling
+from bench import (
+    caddyreport,
+    certbench,
+    common,
+    dnsbench,
+    gatebench,
+    gatedb,
+    passbench,
+    profiling,
+)
 from bench.common import WORK
 from bench.findings import FINDINGS
 
@@ -383,7 +392,7 @@ def certs_section(report: Report, quick: bool, candidate: Path | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer domains")
-    parser.add_argument("--only", default="gate,dns,gate-pass,certs")
+    parser.add_argument("--only", default="gate,dns,gate-pass,certs,caddy-flood")
     parser.add_argument("--candidate", type=Path, help="a patched checkout to compare")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the report")
     args = parser.parse_args()
@@ -401,6 +410,8 @@ def main() -> None:
         gate_pass_section(report, args.quick)
     if "certs" in only:
         certs_section(report, args.quick, args.candidate)
+    if "caddy-flood" in only:
+        caddyreport.caddy_flood_section(report, args.quick)
     took = (datetime.datetime.now(datetime.UTC) - started).seconds
     header = [
         "# domaingate benchmarks (issue 5)",

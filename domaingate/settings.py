@@ -86,6 +86,9 @@ class Settings:
     drift_grace: float = 259200
     dns_timeout: float = 5.0
     check_concurrency: int = 50
+    # Processes answering the internal listener; above 1, the extra ones are gate-only workers
+    # sharing its port (SO_REUSEPORT), each following the database itself.
+    gate_workers: int = 1
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -306,6 +309,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "drift_grace": _as_positive,
     "dns_timeout": _as_positive,
     "check_concurrency": _as_count,
+    "gate_workers": _as_count,
     "log_level": _as_log_level,
 }
 

@@ -1,9 +1,9 @@
 """The gateway's application factories: they wire, and do nothing else.
 
 `create_app()` builds the API application, which owns the shared resources (database, gate
-watcher, DNS checker) in its cleanup context; `create_internal_app()` builds the internal
-listener's application on the same resources. The two are served on different sockets, so the
-API listener never answers /tls-ask.
+watcher, DNS checker) in its cleanup context; `create_internal_listener()` builds the internal
+listener (not aiohttp: see gateway.gate.listener) on the same resources. The two are served on
+different sockets, so the API listener never answers /tls-ask.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from gateway.api import status as api_status
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
 from gateway.api.inputs import MAX_BODY
-from gateway.gate import status as gate_status
 from gateway.gate.allowlist import Allowlist
+from gateway.gate.listener import GateListener
 from gateway.gate.routes import GateRoutes
 from gateway.gate.watcher import AllowlistSync
-from gateway.keys import ALLOWLIST, API_APP, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
+from gateway.keys import ALLOWLIST, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
 from gateway.metrics import Metrics
 from gateway.timing import timing_middleware
 
@@ -74,15 +74,13 @@ def create_app(
     return app
 
 
-def create_internal_app(api_app: web.Application) -> web.Application:
-    # No middleware on the gate's listener: the timing middleware (and the per-request wrapper
-    # aiohttp adds once an app has any) cost ~20% of /tls-ask throughput; the gate's routes
-    # time themselves into the same histogram.
-    app = web.Application()
-    app[API_APP] = api_app
-    app[SETTINGS] = api_app[SETTINGS]
-    app[ALLOWLIST] = api_app[ALLOWLIST]
-    app[METRICS] = api_app[METRICS]
-    GateRoutes(app[ALLOWLIST], app[METRICS], app[SETTINGS]).add_to(app.router)
-    gate_status.setup(app)
-    return app
+def create_internal_listener(api_app: web.Application) -> GateListener:
+    """The internal listener (gate, route, health, metrics) on the API app's resources: the same
+    allowlist object, so a change made through the API holds at the gate at once."""
+    settings = api_app[SETTINGS]
+
+    async def domain_counts() -> dict[str, int]:
+        return await api_app[SYNC].count_by_status()
+
+    routes = GateRoutes(api_app[ALLOWLIST], api_app[METRICS], settings.upstream, domain_counts)
+    return GateListener(routes.table(), routes.refusals())

@@ -18,5 +18,3 @@ ALLOWLIST = web.AppKey("allowlist", Allowlist)
 SYNC = web.AppKey("sync", AllowlistSync)
 CHECKER = web.AppKey("checker", DnsChecker)
 METRICS = web.AppKey("metrics", Metrics)
-# The internal app reads the database through the API app, which owns it.
-API_APP = web.AppKey("api_app", web.Application)

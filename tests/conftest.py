@@ -1,7 +1,7 @@
 """Shared fixtures: a real SQLite file on tmp_path, the one `settings` of the domaingate under
-test, the API app and the internal (gate) app through pytest-aiohttp's `aiohttp_client`, tenants,
-and a clock to drive. The processes (knot, the daemons) come from tests/support/fixtures.py,
-loaded here as a plugin.
+test, the API app and the internal (gate) listener through pytest-aiohttp's `aiohttp_client`,
+tenants, and a clock to drive. The processes (knot, the daemons) come from
+tests/support/fixtures.py, loaded here as a plugin.
 
 Nothing here is autouse. The `knot` and `e2e` markers imply `slow` (see
 `pytest_collection_modifyitems`), so `scripts/check --fast` leaves those tests out.
@@ -15,19 +15,20 @@ import sqlite3
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import BaseTestServer, TestClient
 from multidict import CIMultiDictProxy
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
+from yarl import URL
 
 from domaingate.settings import Listen, Settings, load_settings
 from domaingate.store import tenants
 from domaingate.store.database import Database
-from gateway.app import create_app, create_internal_app
+from gateway.app import create_app, create_internal_listener
 from gateway.keys import ALLOWLIST, DB
 from tests.support.net import HOST, free_port
 from tests.support.wait import await_until
@@ -212,11 +213,40 @@ async def api(api_factory: ApiFactory) -> Api:
     return await api_factory()
 
 
+class GateTestServer(BaseTestServer):
+    """The internal listener (gateway.gate.listener, not an aiohttp app) on a free loopback port,
+    behind aiohttp's test client: tests speak to it over real sockets as Caddy does."""
+
+    def __init__(self, api_app: web.Application) -> None:
+        super().__init__(host="127.0.0.1")
+        self._listener = create_internal_listener(api_app)
+
+    async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **_: Any) -> None:
+        await self._listener.start(self.host, 0)
+        self.port = self._listener.port
+        self.scheme = "http"
+        self._root = URL(f"http://{self.host}:{self.port}")
+
+    async def _make_runner(self, **kwargs: Any) -> Any:
+        raise NotImplementedError("the internal listener is not an aiohttp runner")
+
+    async def close(self) -> None:
+        if not self._closed:
+            await self._listener.close()
+            self._root = None
+            self._closed = True
+
+
+async def gate_client(aiohttp_client: AiohttpClient, api_app: web.Application) -> Client:
+    """A client of the internal listener (gate, route, health, metrics) on `api_app`'s
+    resources. Typed as the API's client: tests use only what both have (requests, `server`)."""
+    return cast(Client, await aiohttp_client(GateTestServer(api_app)))
+
+
 @pytest.fixture
 async def internal(aiohttp_client: AiohttpClient, api: Api) -> Client:
-    """The internal listener's app (gate, route, health, metrics), on the API app's resources."""
-    client: Client = await aiohttp_client(create_internal_app(api.app))
-    return client
+    """The internal listener (gate, route, health, metrics), on the API app's resources."""
+    return await gate_client(aiohttp_client, api.app)
 
 
 def set_status(db: Path, hostname: str, status: str) -> None:

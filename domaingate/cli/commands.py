@@ -27,10 +27,10 @@ from domaingate.wire import domain_json
 def serve(settings: Settings) -> int:
     # Imported here: the daemons pull in aiohttp and APScheduler, which the short commands
     # (`tenant create`, `domains list`, …) do not need and should not pay for at every start.
-    from gateway.server import serve as serve_gateway
+    from gateway.server import main as serve_gateway
 
     configure_logging(settings.log_level)
-    asyncio.run(serve_gateway(settings))
+    serve_gateway(settings)
     return 0
 
 

@@ -62,3 +62,10 @@ async def changed_since(
     ) as cursor:
         rows = await cursor.fetchall()
     return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+
+
+async def count_by_status(conn: aiosqlite.Connection) -> dict[str, int]:
+    """Domains by status, for the gate's /metrics (on the watcher's own connection: a gate
+    worker has no other)."""
+    async with conn.execute("SELECT status, count(*) FROM domains GROUP BY status") as cursor:
+        return {row[0]: row[1] async for row in cursor}

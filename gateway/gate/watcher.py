@@ -80,6 +80,10 @@ class AllowlistSync:
         self._allowlist.synced_at = time.monotonic()
         return len(rows)
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Domains by status, for /metrics."""
+        return await store.count_by_status(self._require_conn())
+
     async def run(self) -> None:
         """Poll until cancelled. A failing poll is logged and retried: the gate keeps answering
         from what it knows."""

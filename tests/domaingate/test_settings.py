@@ -67,6 +67,7 @@ KEYS: dict[str, tuple[str, Any, Any]] = {
     "DRIFT_GRACE": ("7200", 7200, 7200.0),
     "DNS_TIMEOUT": ("2.5", 2.5, 2.5),
     "CHECK_CONCURRENCY": ("8", 8, 8),
+    "GATE_WORKERS": ("4", 4, 4),
     "LOG_LEVEL": ("debug", "DEBUG", "DEBUG"),
 }
 SPEC_KEYS = {

@@ -28,8 +28,7 @@ from domaingate.settings import Listen
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import events, tenants
-from gateway.app import create_internal_app
-from tests.conftest import ApiFactory, Client, gate_synced, make_settings, sample
+from tests.conftest import ApiFactory, Client, gate_client, gate_synced, make_settings, sample
 from tests.reconciler.conftest import attach, running
 from tests.support.blackhole import Blackhole
 from tests.support.knot import Knot
@@ -87,7 +86,7 @@ async def test_a_resolver_fault_moves_nothing_and_shows_in_logs_and_metrics(
     code, words = FAULTS[fault]
     with broken_resolver(fault, knot_factory) as resolver:
         api = await api_factory(resolvers=(resolver,), dns_timeout=0.5)
-        gate: Client = await aiohttp_client(create_internal_app(api.app))
+        gate: Client = await gate_client(aiohttp_client, api.app)
         tenant, token = await tenants.create(api.db, "acme", api.clock)
         # Both due at once: a live domain the fault must not demote, a pending one it must not
         # verify or fail.

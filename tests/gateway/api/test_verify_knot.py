@@ -12,8 +12,7 @@ from pytest_aiohttp import AiohttpClient
 
 from domaingate.settings import Listen
 from domaingate.times import rfc3339
-from gateway.app import create_internal_app
-from tests.conftest import EDGE_IPV4, EDGE_IPV6, T0, Api, ApiFactory, set_status, sql
+from tests.conftest import EDGE_IPV4, EDGE_IPV6, T0, Api, ApiFactory, gate_client, set_status, sql
 from tests.support.knot import Knot
 
 pytestmark = pytest.mark.knot
@@ -45,7 +44,7 @@ async def api(api_factory: ApiFactory, knot: Knot) -> Api:
 
 @pytest.fixture
 async def gate(aiohttp_client: AiohttpClient, api: Api) -> Any:
-    client: TestClient[Any, Any] = await aiohttp_client(create_internal_app(api.app))
+    client: TestClient[Any, Any] = await gate_client(aiohttp_client, api.app)
     return client
 
 

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from pytest_aiohttp import AiohttpClient
 
-from gateway.app import create_app, create_internal_app
-from tests.conftest import Api, Client, FakeClock, gate_synced, make_settings, sample, set_status
+from gateway.app import create_app
+from tests.conftest import (
+    Api,
+    Client,
+    FakeClock,
+    gate_client,
+    gate_synced,
+    make_settings,
+    sample,
+    set_status,
+)
 
 
 async def test_healthz(internal: Client) -> None:
@@ -36,7 +45,7 @@ async def test_before_the_gate_loads_it_is_not_ready_and_denies_everything(
     await api.attach(token, "shop.acme.com")
     set_status(api.db_path, "shop.acme.com", "verified")
     unstarted = create_app(make_settings(api.db_path), clock=FakeClock())
-    gate: Client = await aiohttp_client(create_internal_app(unstarted))
+    gate: Client = await gate_client(aiohttp_client, unstarted)
     async with gate.get("/readyz") as response:
         assert response.status == 503
         assert (await response.json())["ready"] is False

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from gateway.app import create_internal_app
 from gateway.gate.watcher import AllowlistSync
 from tests.conftest import (
     Api,
     ApiFactory,
     Client,
+    gate_client,
     gate_synced,
     raw_get,
     set_status,
@@ -90,7 +90,7 @@ async def test_upstream_template_names_the_upstream(
     api_factory: ApiFactory, aiohttp_client: AiohttpClient
 ) -> None:
     api = await api_factory(upstream_template="{app}.svc.cluster.local:8080")
-    internal: Client = await aiohttp_client(create_internal_app(api.app))
+    internal: Client = await gate_client(aiohttp_client, api.app)
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com", app="web")
     set_status(api.db_path, "shop.acme.com", "active")
@@ -130,7 +130,7 @@ async def test_delete_holds_at_once_even_with_the_watcher_stopped(
 
     monkeypatch.setattr(AllowlistSync, "poll", blind_poll)
     api = await api_factory()
-    internal: Client = await aiohttp_client(create_internal_app(api.app))
+    internal: Client = await gate_client(aiohttp_client, api.app)
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com")
     set_status(api.db_path, "shop.acme.com", "verified")
@@ -138,7 +138,7 @@ async def test_delete_holds_at_once_even_with_the_watcher_stopped(
     assert (await route(internal, "shop.acme.com"))[0] == 404
     # A restart loads it (the initial load does not poll).
     api = await api_factory()
-    internal = await aiohttp_client(create_internal_app(api.app))
+    internal = await gate_client(aiohttp_client, api.app)
     assert (await route(internal, "shop.acme.com"))[0] == 200
     reply = await api.call("DELETE", "/api/v1/domains/shop.acme.com", token=token)
     assert reply.status == 204

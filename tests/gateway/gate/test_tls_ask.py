@@ -5,8 +5,17 @@ from __future__ import annotations
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from gateway.app import create_app, create_internal_app
-from tests.conftest import Api, Client, gate_synced, make_settings, raw_get, set_status, sql
+from gateway.app import create_app
+from tests.conftest import (
+    Api,
+    Client,
+    gate_client,
+    gate_synced,
+    make_settings,
+    raw_get,
+    set_status,
+    sql,
+)
 
 ALLOWED = ("verified", "active", "expiring")
 DENIED = ("pending", "failed", "removed")
@@ -114,7 +123,7 @@ async def test_a_new_app_on_the_same_database_loads_allowed_names_at_start(
     shop: Api, aiohttp_client: AiohttpClient
 ) -> None:
     fresh: Client = await aiohttp_client(create_app(make_settings(shop.db_path), clock=shop.clock))
-    gate: Client = await aiohttp_client(create_internal_app(fresh.app))
+    gate: Client = await gate_client(aiohttp_client, fresh.app)
     for name, expected in (
         ("shop.acme.com", 200),
         ("k.acme.com", 200),
