@@ -117,6 +117,19 @@ class VerifyRateLimited(DomaingateError):
         self.retry_after = retry_after
 
 
+class AttachRateLimited(DomaingateError):
+    code = "ATTACH_RATE_LIMITED"
+    status = 429
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"this tenant attached {limit} domains within the hour, its limit; try again in "
+            f"{retry_after} s",
+            retry_after=retry_after,
+        )
+        self.retry_after = retry_after
+
+
 class TenantExists(DomaingateError):
     code = "TENANT_EXISTS"
     status = 409

@@ -18,7 +18,7 @@ from aiohttp import web
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store.database import Clock, Database
-from gateway.api import domains, openapi
+from gateway.api import apps, domains, openapi
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
 from gateway.api.inputs import MAX_BODY
@@ -36,7 +36,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _gate_sync(app: web.Application) -> AsyncIterator[None]:
-    sync = AllowlistSync(app[SETTINGS].db, app[ALLOWLIST], on_error=app[METRICS].sync_errors.inc)
+    settings = app[SETTINGS]
+    sync = AllowlistSync(
+        settings.db, app[ALLOWLIST], settings.upstream, on_error=app[METRICS].sync_errors.inc
+    )
     await sync.open()
     app[SYNC] = sync
     task = asyncio.create_task(sync.run(), name="allowlist-sync")
@@ -64,6 +67,7 @@ def create_app(
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_gate_sync)
     domains.setup(app)
+    apps.setup(app)
     openapi.setup(app)
     return app
 

@@ -2,8 +2,9 @@
 
 Jobs: the lease (renewed every third of its ttl), due DNS checks (polled every second or the
 shortest check interval, whichever is smaller), the certificate scan (`CERT_SCAN_INTERVAL`), removal
-clean-up, and webhook delivery. Every job but the lease does nothing unless this process holds the
-lease. The metrics listener (`RECONCILER_LISTEN`) opens before the lease is first tried, so a
+clean-up (with the purge of removals past `REMOVED_RETENTION`), and webhook delivery. Every job
+but the lease does nothing unless this process holds the lease. The metrics listener
+(`RECONCILER_LISTEN`) opens before the lease is first tried, so a
 second reconciler on the same address stops at once. Shutdown is graceful: no new runs start,
 running jobs and DNS checks get a few seconds to write their results, then everything opened here
 is closed in reverse order.
@@ -32,6 +33,7 @@ from domaingate.settings import Settings
 from domaingate.store import reconcile as store
 from domaingate.store.database import Clock, Database
 from domaingate.store.models import Domain
+from domaingate.store.retention import purge_removed
 from reconciler.apply import apply_cert_changes
 from reconciler.certs import CertFact, CertScanner, StorageUnreadable, certificates_dir
 from reconciler.cleanup import clean_removed
@@ -199,7 +201,15 @@ class Reconciler:
         return holding, plan_certs(affected.values(), certs, now, days, unknown=unknown)
 
     async def clean_up(self) -> int:
-        result = await clean_removed(self.db, self.settings.caddy_storage, self.clock)
+        settings = self.settings
+        result = await clean_removed(
+            self.db, settings.caddy_storage, self.clock, reserved_zones=settings.reserved_zones
+        )
+        purged = await purge_removed(self.db, before=self.clock() - settings.removed_retention)
+        if purged:
+            log.info(
+                "purged %d domains removed more than %g s ago", purged, settings.removed_retention
+            )
         return result.cleaned
 
     async def deliver_webhooks(self) -> int:

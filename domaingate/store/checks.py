@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import aiosqlite
 
 from domaingate.lifecycle import CheckPlan
-from domaingate.states import check_move
+from domaingate.states import Status, check_move
+from domaingate.store import claims
 from domaingate.store.database import Database
 from domaingate.store.domains import Move, get_by_id_in, move_many, unchanged
 from domaingate.store.models import Domain
@@ -62,6 +63,8 @@ async def apply_check(db: Database, outcome: CheckOutcome) -> Domain | None:
 
 async def _write(conn: aiosqlite.Connection, outcomes: Sequence[CheckOutcome]) -> list[bool]:
     written = await unchanged(conn, [o.domain for o in outcomes])
+    # A verification another claim has beaten (or a cool-down holds back) is written as such.
+    outcomes = await claims.settle(conn, outcomes, written)
     chosen = [o for o, ok in zip(outcomes, written, strict=True) if ok]
     await conn.executemany(
         _WRITE_CHECK,
@@ -95,4 +98,5 @@ async def _write(conn: aiosqlite.Connection, outcomes: Sequence[CheckOutcome]) -
             if o.plan.target is not None
         ],
     )
+    await claims.fail_rivals(conn, [o for o in chosen if o.plan.target is Status.VERIFIED])
     return written

@@ -11,7 +11,12 @@ import sqlite3
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from domaingate.errors import DomaingateError, HostnameCooldownActive, VerifyRateLimited
+from domaingate.errors import (
+    AttachRateLimited,
+    DomaingateError,
+    HostnameCooldownActive,
+    VerifyRateLimited,
+)
 from domaingate.store.database import failure_cause
 from gateway.keys import METRICS
 
@@ -37,7 +42,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except DomaingateError as exc:
         response = web.json_response(exc.body(), status=exc.status)
-        if isinstance(exc, VerifyRateLimited | HostnameCooldownActive):
+        if isinstance(exc, VerifyRateLimited | HostnameCooldownActive | AttachRateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except web.HTTPException as exc:

@@ -14,10 +14,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
 from domaingate.states import ALLOWED
+from domaingate.store.apps import GATE_SELECT
 from domaingate.store.database import open_connection
 
 log = logging.getLogger(__name__)
@@ -27,11 +29,18 @@ _LOAD_CHUNK = 10_000
 _ALLOWED_VALUES = tuple(status.value for status in ALLOWED)
 
 
+Upstream = Callable[[str, str], str]
+
+
 class Allowlist:
-    """hostname → (domain id, app) for every domain the gate may allow."""
+    """hostname → (domain id, app, upstream) for every domain the gate may allow.
+
+    The upstream is resolved when a row is taken in (the app's own, or UPSTREAM_TEMPLATE for
+    the app and its tenant), so `/route` answers from memory and nothing in a request chooses it.
+    """
 
     def __init__(self) -> None:
-        self._hosts: dict[str, tuple[int, str]] = {}
+        self._hosts: dict[str, tuple[int, str, str]] = {}
         self.last_seq = 0
         self.loaded = False
         self.synced_at = 0.0
@@ -39,18 +48,22 @@ class Allowlist:
     def __len__(self) -> int:
         return len(self._hosts)
 
-    def app_for(self, hostname: str) -> str | None:
+    def route_for(self, hostname: str) -> tuple[str, str] | None:
+        """(app, upstream) of an allowed hostname, else None."""
         entry = self._hosts.get(hostname)
-        return entry[1] if entry is not None else None
+        return (entry[1], entry[2]) if entry is not None else None
 
     def __contains__(self, hostname: object) -> bool:
         return hostname in self._hosts
 
-    def apply(self, domain_id: int, hostname: str, app: str, status: str) -> None:
-        """Take in one domain row's current state."""
-        if status in _ALLOWED_VALUES:
-            # Interned: a million domains share a handful of app names.
-            self._hosts[hostname] = (domain_id, sys.intern(app))
+    def apply(
+        self, domain_id: int, hostname: str, app: str, status: str, upstream: str | None
+    ) -> None:
+        """Take in one domain row's current state; `upstream` None: its app is not its tenant's
+        (never allowed)."""
+        if status in _ALLOWED_VALUES and upstream is not None:
+            # Interned: a million domains share a handful of app names and upstreams.
+            self._hosts[hostname] = (domain_id, sys.intern(app), sys.intern(upstream))
             return
         entry = self._hosts.get(hostname)
         # Only the row that granted the entry may withdraw it: an old removed row of the same
@@ -66,6 +79,7 @@ class AllowlistSync:
         self,
         path: Path,
         allowlist: Allowlist,
+        upstream: Upstream,
         *,
         poll_interval: float = POLL_INTERVAL,
         on_error: Callable[[], object] | None = None,
@@ -73,6 +87,7 @@ class AllowlistSync:
         self._path = path
         self._on_error = on_error
         self._allowlist = allowlist
+        self._upstream = upstream
         self._poll_interval = poll_interval
         self._conn: aiosqlite.Connection | None = None
         self._data_version: int | None = None
@@ -98,20 +113,24 @@ class AllowlistSync:
                 row = await cursor.fetchone()
             last_seq = int(row[0]) if row else 0
             async with conn.execute(
-                f"SELECT id, hostname, app, status FROM domains WHERE status IN ({placeholders})",
-                _ALLOWED_VALUES,
+                f"{GATE_SELECT} WHERE d.status IN ({placeholders})", _ALLOWED_VALUES
             ) as cursor:
                 # Plain tuples, a chunk at a time: a million sqlite3.Row objects held at once
                 # cost a second and leave ~200 MB of freed-but-kept memory behind.
                 cursor.row_factory = None
                 while rows := await cursor.fetchmany(_LOAD_CHUNK):
-                    for domain_id, hostname, app, status in rows:
-                        self._allowlist.apply(domain_id, hostname, app, status)
+                    for row in rows:
+                        self._take(row)
         finally:
             await conn.execute("COMMIT")
         self._allowlist.last_seq = last_seq
         self._allowlist.loaded = True
         self._allowlist.synced_at = time.monotonic()
+
+    def _take(self, row: Any) -> None:
+        domain_id, hostname, app, status, own_upstream, tenant, owned, _seq = row
+        upstream = (own_upstream or self._upstream(app, tenant)) if owned else None
+        self._allowlist.apply(domain_id, hostname, app, status, upstream)
 
     def _require_conn(self) -> aiosqlite.Connection:
         if self._conn is None:
@@ -130,13 +149,12 @@ class AllowlistSync:
             self._allowlist.synced_at = time.monotonic()
             return 0
         async with self._require_conn().execute(
-            "SELECT id, hostname, app, status, seq FROM domains WHERE seq > ? ORDER BY seq",
-            (self._allowlist.last_seq,),
+            f"{GATE_SELECT} WHERE d.seq > ? ORDER BY d.seq", (self._allowlist.last_seq,)
         ) as cursor:
             rows = list(await cursor.fetchall())
-        for domain_id, hostname, app, status, seq in rows:
-            self._allowlist.apply(domain_id, hostname, app, status)
-            self._allowlist.last_seq = seq
+        for row in rows:
+            self._take(row)
+            self._allowlist.last_seq = row[7]
         self._data_version = version
         self._allowlist.synced_at = time.monotonic()
         return len(rows)

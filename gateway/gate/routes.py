@@ -67,21 +67,19 @@ class GateRoutes:
     async def route(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         allowlist, metrics = self._allowlist, self._metrics
-        app: str | None = None
+        found: tuple[str, str] | None = None
         try:
             forwarded = request.headers.getall("X-Forwarded-Host", ())
             if len(forwarded) == 1 and allowlist.loaded:
                 key = gate_key(_strip_port(forwarded[0]))
-                app = allowlist.app_for(key) if key is not None else None
+                found = allowlist.route_for(key) if key is not None else None
         except Exception:
             log.exception("route failed; refusing")
-        if app is not None:
+        if found is not None:
             metrics.route_allowed.inc()
+            app, upstream = found
             response = web.Response(
-                headers={
-                    "X-Domaingate-App": app,
-                    "X-Domaingate-Upstream": self._settings.upstream(app),
-                }
+                headers={"X-Domaingate-App": app, "X-Domaingate-Upstream": upstream}
             )
         else:
             metrics.route_denied.inc()
