@@ -20,10 +20,10 @@ from typing import Any, Protocol
 
 import pytest
 
+from domaingate.claims import COOLDOWN_SECONDS
 from domaingate.store import tenants
 from domaingate.store.database import Database
 from domaingate.store.domains import (
-    COOLDOWN_SECONDS,
     VERIFY_LIMIT_PER_DOMAIN,
     VERIFY_LIMIT_PER_TENANT,
     VERIFY_WINDOW_SECONDS,
