@@ -11,6 +11,7 @@ from pathlib import Path
 from domaingate.cli import apps, commands, supervisor
 from domaingate.errors import DomaingateError
 from domaingate.settings import Settings, SettingsError, load_settings
+from domaingate.store.database import MigrationError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DomaingateError as exc:
         print(f"domaingate: {exc.message}", file=sys.stderr)
         return 1
+    except MigrationError as exc:
+        # The database is left as it was; the message says what to do first.
+        print(f"domaingate: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

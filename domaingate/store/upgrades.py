@@ -32,6 +32,7 @@ async def _shared_apps(conn: aiosqlite.Connection) -> str | None:
         for app, names in shared
     )
     return (
-        f"apps now belong to one tenant each, but {listed}. Detach the domains of all but one "
-        "of those tenants from each app (domaingate domains remove), then start again"
+        f"apps now belong to one tenant each, but {listed}. With the release in use before this "
+        "one, detach the domains of all but one of those tenants from each such app "
+        "(domaingate domains remove NAME), then upgrade again"
     )
