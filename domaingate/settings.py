@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from domaingate.claims import COOLDOWN_SECONDS
+from domaingate.claims import ATTACH_LIMIT_PER_TENANT, COOLDOWN_SECONDS
 
 ENV_PREFIX = "DOMAINGATE_"
 
@@ -71,6 +71,8 @@ class Settings:
     expiring_days: float = 14
     admin_token: str | None = None
     max_domains_per_tenant: int = 10
+    # Attaches per tenant in a sliding hour (removed or not): what a tenant can churn.
+    attach_rate_limit: int = ATTACH_LIMIT_PER_TENANT
     # Seconds a removed domain's row and events are kept; never less than the cool-down, which
     # reads the removed rows.
     removed_retention: float = 2592000
@@ -273,6 +275,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "expiring_days": _as_positive,
     "admin_token": _as_secret,
     "max_domains_per_tenant": _as_count,
+    "attach_rate_limit": _as_count,
     "removed_retention": _as_positive,
     "webhook_url": _as_url,
     "webhook_secret": _as_secret,

@@ -43,6 +43,7 @@ async def attach(request: web.Request) -> web.Response:
         require_txt=settings.require_txt,
         quota=settings.max_domains_per_tenant,
         first_check_in=settings.pending_fast_interval,
+        hourly_attaches=settings.attach_rate_limit,
     )
     clock = request.app[CLOCK]
     domain = await store.attach(request.app[DB], tenant, host, attach_request.app, policy, clock)

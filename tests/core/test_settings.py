@@ -51,6 +51,7 @@ KEYS: dict[str, tuple[str, Any, Any]] = {
     ),
     "MAX_DOMAINS_PER_TENANT": ("250", 250, 250),
     "REMOVED_RETENTION": ("604800", 604800, 604800.0),
+    "ATTACH_RATE_LIMIT": ("300", 300, 300),
     "WEBHOOK_URL": (
         "https://hooks.example/x",
         "https://hooks.example/x",
@@ -233,6 +234,7 @@ def test_other_environment_variables_are_ignored() -> None:
         ("RESERVED", "ok.example,bad..example"),
         ("UPSTREAM_TEMPLATE", "backend:80"),
         ("REMOVED_RETENTION", "0"),
+        ("ATTACH_RATE_LIMIT", "0"),
         ("REMOVED_RETENTION", "never"),
         ("EDGE_IPV4", "2001:db8::1"),
         ("EDGE_IPV4", "192.0.2.300"),

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 
 from domaingate.states import ALLOWED, Status
-from domaingate.store import tenants
+from domaingate.store import apps, tenants
 from domaingate.store.database import Database
 from tests.conftest import PLATFORM_ZONE, Api, bearer, sql
 from tests.e2e.stack import Domaingate, Process
@@ -34,7 +34,7 @@ __all__ = ["daemons"]  # the fixture, re-exported for pytest
 SEED = 63
 ROUNDS = 3
 TENANTS = ("alpha", "bravo", "charlie", "delta")
-APPS = ("web", "shop", "api")
+APPS = ("web", "shop", "api")  # each tenant's own: `web-alpha`, … (app names are unique)
 SEEDED = (Status.PENDING, Status.VERIFIED, Status.ACTIVE, Status.EXPIRING, Status.FAILED)
 SEEDED_PER_TENANT = 25
 NEW_PER_ROUND = 640
@@ -46,6 +46,7 @@ KILL_AFTER = (250, 450)
 KILL_DELAY = 0.02
 SETTINGS = {
     "MAX_DOMAINS_PER_TENANT": "100000",  # the quota is not what this tests
+    "ATTACH_RATE_LIMIT": "100000",  # nor the attach rate
     "PLATFORM_ZONE": PLATFORM_ZONE,
     "RESOLVERS": "127.0.0.1:9",
     "LOG_LEVEL": "WARNING",
@@ -53,6 +54,10 @@ SETTINGS = {
 CLAIMED = frozenset({"HOSTNAME_ALREADY_REGISTERED", "HOSTNAME_COOLDOWN_ACTIVE"})
 
 Answer = tuple[int, Any]
+
+
+def app_of(tenant: str, app: str) -> str:
+    return f"{app}-{tenant}"
 
 
 @dataclass(slots=True)
@@ -169,9 +174,8 @@ class Storm:
             )
 
     async def foreign_attach(self, row: Row, tenant: str) -> None:
-        answer = await self.call("POST", "/domains", tenant, {"domain": row.hostname, "app": "web"})
-        if answer is not None:
-            self.expect(f"attach {row.hostname} by {tenant}", answer, 409)
+        # With an app of its own: held names answer 409, unproven ones take a claim beside it.
+        await self.attach(tenant, row.hostname, app_of(tenant, "web"), wins=False)
 
 
 def plan(storm: Storm, rng: random.Random, round_: int) -> list[Callable[[], Awaitable[Any]]]:
@@ -184,7 +188,9 @@ def plan(storm: Storm, rng: random.Random, round_: int) -> list[Callable[[], Awa
     jobs: list[Callable[[], Awaitable[Any]]] = []
     for i, row in enumerate(deletes):
         if i % 3 == 0:
-            jobs.append(partial(storm.detach_then_reattach, row, rng.choice(APPS)))
+            jobs.append(
+                partial(storm.detach_then_reattach, row, app_of(row.tenant, rng.choice(APPS)))
+            )
         else:
             jobs.append(partial(storm.detach, row))
     for row in rng.sample(live, min(FOREIGN_PER_ROUND, len(live))):
@@ -194,7 +200,8 @@ def plan(storm: Storm, rng: random.Random, round_: int) -> list[Callable[[], Awa
             partial(storm.foreign_attach, row, other),
         ]
     for i in range(NEW_PER_ROUND):
-        tenant, app = rng.choice(TENANTS), rng.choice(APPS)
+        tenant = rng.choice(TENANTS)
+        app = app_of(tenant, rng.choice(APPS))
         # One in ten is an apex name (TXT method), the rest subdomains (CNAME method).
         name = f"{tenant}{round_}x{i}.test" if i % 10 == 0 else f"n{i}.r{round_}.{tenant}.test"
         chained = rng.random() < 0.15
@@ -204,7 +211,7 @@ def plan(storm: Storm, rng: random.Random, round_: int) -> list[Callable[[], Awa
     for i in range(CONTESTED_PER_ROUND):
         name = f"race{i}.r{round_}.contested.test"
         for tenant in rng.sample(TENANTS, 2):
-            jobs.append(partial(storm.attach, tenant, name, "web", wins=False))
+            jobs.append(partial(storm.attach, tenant, name, app_of(tenant, "web"), wins=False))
     rng.shuffle(jobs)
     return jobs
 
@@ -217,12 +224,15 @@ async def seed(daemons: Domaingate) -> tuple[dict[str, str], dict[str, Row]]:
     async with await Database.open(daemons.db) as db:
         for name in TENANTS:
             tenant, tokens[name] = await tenants.create(db, name, time.time)
+            for app in APPS:
+                await apps.put(db, tenant, app_of(name, app), None, time.time)
+            shop = app_of(name, "shop")
             for i in range(SEEDED_PER_TENANT):
                 status = SEEDED[i % len(SEEDED)]
                 hostname = f"seed{i}.{name}.test"
-                domain = await attach(db, tenant, hostname, time.time, status=status, app="shop")
+                domain = await attach(db, tenant, hostname, time.time, status=status, app=shop)
                 ledger[domain.txt_token] = Row(
-                    domain.txt_token, hostname, name, "shop", {status.value}
+                    domain.txt_token, hostname, name, shop, {status.value}
                 )
     return tokens, ledger
 

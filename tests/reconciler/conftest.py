@@ -92,9 +92,9 @@ async def attach(
 ) -> Domain:
     """Attach `name` and walk it to `status` through real transitions."""
     host = hostnames.parse(name, ("apps.example.net",))
-    # Set-up, not a tenant: scenarios attach more than a tenant may in an hour.
+    # Set-up, not a tenant: scenarios attach more than a tenant may hold, or attach in an hour.
     policy = domain_store.AttachPolicy(
-        require_txt=False, quota=100, first_check_in=first_check_in, hourly_attaches=10_000
+        require_txt=False, quota=10_000, first_check_in=first_check_in, hourly_attaches=10_000
     )
     if await apps.get(db, app) is None:
         await apps.put(db, tenant, app, None, clock)
