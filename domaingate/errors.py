@@ -144,3 +144,32 @@ class TenantNotFound(DomaingateError, LookupError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"no tenant named {name[:80]!r}")
+
+
+class AppTaken(DomaingateError):
+    """The app name belongs to another tenant (said to the platform only, never to a tenant)."""
+
+    code = "APP_TAKEN"
+    status = 409
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"app {name!r} belongs to another tenant")
+
+
+class AppNotFound(DomaingateError, LookupError):
+    code = "APP_NOT_FOUND"
+    status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"this tenant has no app {name[:80]!r}")
+
+
+class AppInUse(DomaingateError):
+    code = "APP_IN_USE"
+    status = 409
+
+    def __init__(self, name: str, domains: int) -> None:
+        super().__init__(
+            f"app {name!r} still routes {domains} attached domain(s); detach them first",
+            domains=domains,
+        )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import aiosqlite
 
 from domaingate.apps import App
-from domaingate.errors import DomaingateError, InvalidApp
+from domaingate.errors import AppInUse, AppNotFound, AppTaken, InvalidApp
 from domaingate.store.database import Clock, Database, Reader
 from domaingate.store.models import Domain, Tenant
 
@@ -20,35 +20,6 @@ _SELECT = (
     "SELECT a.name, a.tenant_id, t.name AS tenant, a.upstream, a.created_at, a.updated_at"
     " FROM apps a JOIN tenants t ON t.id = a.tenant_id"
 )
-
-
-class AppTaken(DomaingateError):
-    """The app name belongs to another tenant (said to the platform only, never to a tenant)."""
-
-    code = "APP_TAKEN"
-    status = 409
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"app {name!r} belongs to another tenant")
-
-
-class AppNotFound(DomaingateError, LookupError):
-    code = "APP_NOT_FOUND"
-    status = 404
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"this tenant has no app {name[:80]!r}")
-
-
-class AppInUse(DomaingateError):
-    code = "APP_IN_USE"
-    status = 409
-
-    def __init__(self, name: str, domains: int) -> None:
-        super().__init__(
-            f"app {name!r} still routes {domains} attached domain(s); detach them first",
-            domains=domains,
-        )
 
 
 def _app(row: aiosqlite.Row) -> App:
