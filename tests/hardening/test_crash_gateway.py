@@ -174,8 +174,12 @@ class Storm:
             )
 
     async def foreign_attach(self, row: Row, tenant: str) -> None:
-        # With an app of its own: held names answer 409, unproven ones take a claim beside it.
-        await self.attach(tenant, row.hostname, app_of(tenant, "web"), wins=False)
+        # A held name (its cool-down, if its holder detaches it meanwhile): 409, with an app of
+        # the tenant's own.
+        body = {"domain": row.hostname, "app": app_of(tenant, "web")}
+        answer = await self.call("POST", "/domains", tenant, body)
+        if answer is not None:
+            self.expect(f"attach {row.hostname} by {tenant}", answer, 409)
 
 
 def plan(storm: Storm, rng: random.Random, round_: int) -> list[Callable[[], Awaitable[Any]]]:
@@ -193,12 +197,17 @@ def plan(storm: Storm, rng: random.Random, round_: int) -> list[Callable[[], Awa
             )
         else:
             jobs.append(partial(storm.detach, row))
+    claims = {(row.tenant, row.hostname) for row in live}
     for row in rng.sample(live, min(FOREIGN_PER_ROUND, len(live))):
-        other = rng.choice([t for t in TENANTS if t != row.tenant])
-        jobs += [
-            partial(storm.foreign_detach, row, other),
-            partial(storm.foreign_attach, row, other),
-        ]
+        # A tenant with no claim of its own on the name (several tenants may claim one).
+        others = [t for t in TENANTS if (t, row.hostname) not in claims]
+        if not others:
+            continue
+        other = rng.choice(others)
+        jobs.append(partial(storm.foreign_detach, row, other))
+        if row.statuses <= set(ALLOWED):
+            # Only a proven claim holds the name against others.
+            jobs.append(partial(storm.foreign_attach, row, other))
     for i in range(NEW_PER_ROUND):
         tenant = rng.choice(TENANTS)
         app = app_of(tenant, rng.choice(APPS))
