@@ -148,6 +148,19 @@ class VerifyRateLimited(DomaingateError):
         self.retry_after = retry_after
 
 
+class AttachRateLimited(DomaingateError):
+    code = "ATTACH_RATE_LIMITED"
+    status = 429
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"this tenant attached {limit} domains within the hour, its limit; try again in "
+            f"{retry_after} s",
+            retry_after=retry_after,
+        )
+        self.retry_after = retry_after
+
+
 class TenantExists(DomaingateError):
     code = "TENANT_EXISTS"
     status = 409
@@ -162,6 +175,35 @@ class TenantNotFound(DomaingateError, LookupError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"no tenant named {name[:80]!r}")
+
+
+class AppTaken(DomaingateError):
+    """The app name belongs to another tenant (said to the platform only, never to a tenant)."""
+
+    code = "APP_TAKEN"
+    status = 409
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"app {name!r} belongs to another tenant")
+
+
+class AppNotFound(DomaingateError, LookupError):
+    code = "APP_NOT_FOUND"
+    status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"this tenant has no app {name[:80]!r}")
+
+
+class AppInUse(DomaingateError):
+    code = "APP_IN_USE"
+    status = 409
+
+    def __init__(self, name: str, domains: int) -> None:
+        super().__init__(
+            f"app {name!r} still routes {domains} attached domain(s); detach them first",
+            domains=domains,
+        )
 
 
 class StoreUnavailable(DomaingateError):

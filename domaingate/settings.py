@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from domaingate.claims import ATTACH_LIMIT_PER_TENANT, COOLDOWN_SECONDS
 from domaingate.hostnames import LDH_LABEL
 
 ENV_PREFIX = "DOMAINGATE_"
@@ -75,6 +76,11 @@ class Settings:
     max_domains_per_tenant: int = 10
     # A second quota per app; None: no per-app cap.
     max_domains_per_app: int | None = None
+    # Attaches per tenant in a sliding hour (removed or not): what a tenant can churn.
+    attach_rate_limit: int = ATTACH_LIMIT_PER_TENANT
+    # Seconds a removed domain's row and events are kept; never less than the cool-down, which
+    # reads the removed rows.
+    removed_retention: float = 2592000
     webhook_url: str | None = None
     webhook_secret: str | None = None
     cert_scan_interval: float = 60
@@ -104,8 +110,18 @@ class Settings:
     def cname_target(self, app: str) -> str:
         return f"{app}.{self.platform_zone}"
 
-    def upstream(self, app: str) -> str:
-        return self.upstream_template.replace("{app}", app)
+    def upstream(self, app: str, tenant: str) -> str:
+        """UPSTREAM_TEMPLATE for `app` of `tenant`, for an app that names no upstream of its own."""
+        return fill_upstream(self.upstream_template, app, tenant)
+
+
+_PLACEHOLDER = re.compile(r"\{app\}|\{tenant\}")
+
+
+def fill_upstream(template: str, app: str, tenant: str) -> str:
+    """`template` with `{app}` and `{tenant}` replaced."""
+    # One pass, so a value is never searched for placeholders again.
+    return _PLACEHOLDER.sub(lambda match: app if match.group(0) == "{app}" else tenant, template)
 
 
 def _parse_listen(value: Any, default_port: int | None = None) -> Listen:
@@ -252,8 +268,8 @@ def _as_webhook_secret(value: Any) -> str | None:
 
 def _as_template(value: Any) -> str:
     text = str(value).strip()
-    if "{app}" not in text:
-        raise ValueError("must contain {app}")
+    if "{app}" not in text and "{tenant}" not in text:
+        raise ValueError("must contain {app} or {tenant}")
     return text
 
 
@@ -298,6 +314,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "admin_token": _as_secret,
     "max_domains_per_tenant": _as_count,
     "max_domains_per_app": lambda v: None if str(v).strip() == "" else _as_count(v),
+    "attach_rate_limit": _as_count,
+    "removed_retention": _as_positive,
     "webhook_url": _as_url,
     "webhook_secret": _as_webhook_secret,
     "cert_scan_interval": _as_positive,
@@ -377,5 +395,11 @@ def _check_consistency(settings: Settings) -> None:
     # Both daemons run on the same machine (they share the SQLite file).
     if settings.reconciler_listen in (settings.internal_listen, settings.api_listen):
         raise SettingsError("RECONCILER_LISTEN", "must differ from INTERNAL_LISTEN and API_LISTEN")
+    if settings.removed_retention < COOLDOWN_SECONDS:
+        raise SettingsError(
+            "REMOVED_RETENTION",
+            f"{settings.removed_retention:g} s is shorter than the {COOLDOWN_SECONDS} s cool-down, "
+            "which needs the removed rows",
+        )
     if settings.webhook_url and not settings.webhook_secret:
         raise SettingsError("WEBHOOK_SECRET", "is required when WEBHOOK_URL is set")

@@ -19,7 +19,7 @@ from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store.database import Clock, Database
 from gateway import ui
-from gateway.api import domains, openapi
+from gateway.api import apps, domains, openapi
 from gateway.api import status as api_status
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
@@ -40,7 +40,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _gate_sync(app: web.Application) -> AsyncIterator[None]:
-    sync = AllowlistSync(app[SETTINGS].db, app[ALLOWLIST], on_error=app[METRICS].sync_errors.inc)
+    settings = app[SETTINGS]
+    sync = AllowlistSync(
+        settings.db, app[ALLOWLIST], settings.upstream, on_error=app[METRICS].sync_errors.inc
+    )
     await sync.open()
     app[SYNC] = sync
     task = asyncio.create_task(sync.run(), name="allowlist-sync")
@@ -68,6 +71,7 @@ def create_app(
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_gate_sync)
     domains.setup(app)
+    apps.setup(app)
     openapi.setup(app)
     api_status.setup(app)
     ui.setup(app)
@@ -77,10 +81,9 @@ def create_app(
 def create_internal_listener(api_app: web.Application) -> GateListener:
     """The internal listener (gate, route, health, metrics) on the API app's resources: the same
     allowlist object, so a change made through the API holds at the gate at once."""
-    settings = api_app[SETTINGS]
 
     async def domain_counts() -> dict[str, int]:
         return await api_app[SYNC].count_by_status()
 
-    routes = GateRoutes(api_app[ALLOWLIST], api_app[METRICS], settings.upstream, domain_counts)
+    routes = GateRoutes(api_app[ALLOWLIST], api_app[METRICS], domain_counts)
     return GateListener(routes.table(), routes.refusals())

@@ -3,8 +3,9 @@
 Caddy serves a certificate it finds in storage after a restart without asking the gate, so a removed
 domain's certificate directories must go. They are kept when the hostname is live again (re-attached
 by its old tenant, or by another after the cool-down): that domain's certificate is then the one in
-storage. The liveness check, the deletion and `certs_cleaned_at` share one write transaction, so an
-attach cannot slip in between the check and the deletion.
+storage. Only a name that had been verified is cleaned, never one in the platform zone or a
+reserved suffix. The liveness check, the deletion and `certs_cleaned_at` share one write
+transaction, so an attach cannot slip in between the check and the deletion.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _NO_FOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 class CleanupResult:
     cleaned: int = 0
     kept_live: int = 0
+    kept_unproven: int = 0
     deleted_dirs: int = 0
     errors: int = 0
 
@@ -98,12 +100,24 @@ def _delete_in(issuer_fd: int, hostname: str, shown: Path) -> int:
     return 1
 
 
-async def clean_removed(db: Database, storage: Path, clock: Clock) -> CleanupResult:
+def never_deleted(hostname: str, reserved_zones: tuple[str, ...]) -> bool:
+    """A name in the platform zone or a reserved suffix: its certificates are the operator's."""
+    return any(hostname == zone or hostname.endswith(f".{zone}") for zone in reserved_zones)
+
+
+async def clean_removed(
+    db: Database, storage: Path, clock: Clock, *, reserved_zones: tuple[str, ...] = ()
+) -> CleanupResult:
+    """Delete the certificates of removed domains that had been verified. A claim nobody proved
+    got no certificate through domaingate, so whatever is stored under its name belongs to
+    someone else (the operator's own site in the same storage, say) and stays."""
     result = CleanupResult()
     for domain in await store.uncleaned_removals(db):
         try:
             async with db.write() as conn:
-                if await store.hostname_is_live(conn, domain.hostname):
+                if domain.verified_at is None or never_deleted(domain.hostname, reserved_zones):
+                    result.kept_unproven += 1
+                elif await store.hostname_is_live(conn, domain.hostname):
                     result.kept_live += 1
                 else:
                     result.deleted_dirs += await asyncio.to_thread(

@@ -2,8 +2,9 @@
 
 Jobs: the lease (renewed every third of its ttl), due DNS checks (polled every second or the
 shortest check interval, whichever is smaller; `reconciler.schedule`), the certificate job
-(`CERT_SCAN_INTERVAL`; `reconciler.certjob`), removal clean-up, and webhook delivery, which runs
-whenever `WEBHOOK_URL` is set. Each job's work lives in its own module; this one schedules them.
+(`CERT_SCAN_INTERVAL`; `reconciler.certjob`), removal clean-up (with the purge of removals past
+`REMOVED_RETENTION`), and webhook delivery, which runs whenever `WEBHOOK_URL` is set. Each job's
+work lives in its own module; this one schedules them.
 Every job but the lease does nothing unless this process holds the lease. The metrics listener
 (`RECONCILER_LISTEN`) opens before the lease is first tried, so a second reconciler on the same
 address stops at once. Shutdown is graceful: no new runs start, running jobs and DNS checks get a
@@ -32,6 +33,7 @@ from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store import outbox
 from domaingate.store.database import Clock, Database
+from domaingate.store.retention import purge_removed
 from reconciler.certjob import CertJob
 from reconciler.cleanup import clean_removed
 from reconciler.lease import Lease
@@ -142,7 +144,15 @@ class Reconciler:
         return await self.certs.run()
 
     async def clean_up(self) -> int:
-        result = await clean_removed(self.db, self.settings.caddy_storage, self.clock)
+        settings = self.settings
+        result = await clean_removed(
+            self.db, settings.caddy_storage, self.clock, reserved_zones=settings.reserved_zones
+        )
+        purged = await purge_removed(self.db, before=self.clock() - settings.removed_retention)
+        if purged:
+            log.info(
+                "purged %d domains removed more than %g s ago", purged, settings.removed_retention
+            )
         return result.cleaned
 
     async def deliver_webhooks(self) -> int:

@@ -26,8 +26,9 @@ from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
 from domaingate.settings import Listen, Settings, load_settings
-from domaingate.store import tenants
+from domaingate.store import apps, tenants
 from domaingate.store.database import Database
+from domaingate.store.models import Tenant
 from gateway.app import create_app, create_internal_listener
 from gateway.keys import ALLOWLIST, DB
 from tests.support.net import HOST, free_port
@@ -134,6 +135,7 @@ class Api:
     def __init__(self, client: Client, clock: FakeClock) -> None:
         self.client = client
         self.clock = clock
+        self.tenants: dict[str, Tenant] = {}  # by API token
 
     @property
     def app(self) -> web.Application:
@@ -149,8 +151,19 @@ class Api:
 
     async def tenant(self, name: str) -> str:
         """Create a tenant in the app's database; returns its API token."""
-        _, token = await tenants.create(self.db, name, self.clock)
+        tenant, token = await tenants.create(self.db, name, self.clock)
+        self.tenants[token] = tenant
         return token
+
+    async def register(self, token: str, app: str, upstream: str | None = None) -> None:
+        """Register `app` for the tenant holding `token`, as the platform does (the CLI)."""
+        await apps.put(self.db, self.tenants[token], app, upstream, self.clock)
+
+    async def register_if_free(self, token: str, app: str) -> None:
+        """What the platform does before a tenant attaches with an app of its own: register it,
+        unless it is taken (then the attach is the tenant's attempt on another's app)."""
+        if token in self.tenants and await apps.get(self.db, app) is None:
+            await self.register(token, app)
 
     async def call(
         self,
@@ -179,13 +192,28 @@ class Api:
                 body = json.loads(raw)
             return Reply(response.status, body, response.headers)
 
-    async def post_domain(self, token: str, domain: str, app: str = "shop") -> Reply:
-        """An attach attempt, whatever its answer."""
+    async def default_app(self, token: str) -> str:
+        """`shop`, or `shop-{tenant}` once another tenant holds `shop` (app names are unique)."""
+        owner = await apps.get(self.db, "shop")
+        tenant = self.tenants.get(token)
+        if owner is None or tenant is None or owner.tenant_id == tenant.id:
+            return "shop"
+        return f"shop-{tenant.name}"
+
+    async def post_domain(
+        self, token: str, domain: str, app: str | None = None, *, register: bool = True
+    ) -> Reply:
+        """An attach attempt, whatever its answer; `register`: the app is registered for the
+        tenant first if nobody holds it. Without `app`, the tenant's default app."""
+        if app is None:
+            app = await self.default_app(token)
+        if register:
+            await self.register_if_free(token, app)
         return await self.call(
             "POST", "/api/v1/domains", token=token, json_body={"domain": domain, "app": app}
         )
 
-    async def attach(self, token: str, domain: str, app: str = "shop") -> dict[str, Any]:
+    async def attach(self, token: str, domain: str, app: str | None = None) -> dict[str, Any]:
         reply = await self.post_domain(token, domain, app=app)
         assert reply.status == 201, reply
         assert isinstance(reply.body, dict)

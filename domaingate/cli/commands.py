@@ -8,6 +8,7 @@ import json
 import time
 
 from domaingate import hostnames
+from domaingate.cli import apps
 from domaingate.dns.checker import DnsChecker
 from domaingate.dns.findings import CheckReport
 from domaingate.errors import DomainNotFound, InvalidRequest
@@ -51,6 +52,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             return await _tenant(args, db)
         if args.command == "domains":
             return await _domains(args, db, settings)
+        if args.command == "apps":
+            return await apps.run(args, db)
         if args.command == "check":
             return await _check(args, db, settings)
     raise InvalidRequest(f"unknown command {args.command}")
@@ -88,7 +91,8 @@ async def _domains(args: argparse.Namespace, db: Database, settings: Settings) -
                 print(f"{domain.hostname}\t{domain.status}\t{domain.tenant}\t{domain.app}\t{error}")
             after = page[-1].id
         return 0
-    domain = await domain_store.get(db, hostnames.normalize(args.hostname), None)
+    tenant_id = (await tenants.get_by_name(db, args.tenant)).id if args.tenant else None
+    domain = await domain_store.get(db, hostnames.normalize(args.hostname), tenant_id)
     if args.action == "show":
         print(json.dumps(domain_json(domain, settings, time.time()), indent=2))
         return 0

@@ -2,8 +2,8 @@
 
 They run on the gate watcher's own connection (`open_connection`), not the shared reader, so a
 load of a million rows never holds up the API's reads. Rows come back as plain tuples
-`(id, hostname, app, status)`: a million `sqlite3.Row` objects held at once cost a second and
-leave ~200 MB of freed-but-kept memory behind.
+(`GateRow`): a million `sqlite3.Row` objects held at once cost a second and leave ~200 MB of
+freed-but-kept memory behind.
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ from collections.abc import Callable
 import aiosqlite
 
 from domaingate.states import ALLOWED
+from domaingate.store.apps import GATE_SELECT
 
 _ALLOWED_VALUES = tuple(status.value for status in ALLOWED)
 _LOAD_CHUNK = 10_000
 
-# (id, hostname, app, status) of one domain row.
-RowHandler = Callable[[int, str, str, str], object]
+# One domain as the gate takes it in: (id, hostname, app, status, the app's own upstream, the
+# tenant's name, whether the app is the tenant's, change sequence); `GATE_SELECT` reads it.
+GateRow = tuple[int, str, str, str, str | None, str, int, int]
+RowHandler = Callable[[GateRow], object]
 
 
 async def data_version(conn: aiosqlite.Connection) -> int:
@@ -40,28 +43,24 @@ async def load_allowed(conn: aiosqlite.Connection, handle: RowHandler) -> int:
             row = await cursor.fetchone()
         last_seq = int(row[0]) if row else 0
         async with conn.execute(
-            f"SELECT id, hostname, app, status FROM domains WHERE status IN ({placeholders})",
-            _ALLOWED_VALUES,
+            f"{GATE_SELECT} WHERE d.status IN ({placeholders})", _ALLOWED_VALUES
         ) as cursor:
             # A chunk at a time, as plain tuples (see the module docstring).
             cursor.row_factory = None
             while rows := await cursor.fetchmany(_LOAD_CHUNK):
-                for domain_id, hostname, app, status in rows:
-                    handle(domain_id, hostname, app, status)
+                for row in rows:
+                    handle(tuple(row))
     finally:
         await conn.execute("COMMIT")
     return last_seq
 
 
-async def changed_since(
-    conn: aiosqlite.Connection, seq: int
-) -> list[tuple[int, str, str, str, int]]:
-    """(id, hostname, app, status, seq) of every row changed after `seq`, in the order of change."""
-    async with conn.execute(
-        "SELECT id, hostname, app, status, seq FROM domains WHERE seq > ? ORDER BY seq", (seq,)
-    ) as cursor:
+async def changed_since(conn: aiosqlite.Connection, seq: int) -> list[GateRow]:
+    """Every row changed after `seq`, in the order of change."""
+    async with conn.execute(f"{GATE_SELECT} WHERE d.seq > ? ORDER BY d.seq", (seq,)) as cursor:
+        cursor.row_factory = None
         rows = await cursor.fetchall()
-    return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+    return [tuple(row) for row in rows]
 
 
 async def count_by_status(conn: aiosqlite.Connection) -> dict[str, int]:

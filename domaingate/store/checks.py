@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from domaingate.lifecycle.dns import CheckPlan
+from domaingate.store import claims
 from domaingate.store.database import Database
 from domaingate.store.domains import get_by_id_in, move_many, unchanged
 from domaingate.store.models import DOMAIN_SELECT, Domain
@@ -65,6 +66,8 @@ async def apply_check(db: Database, outcome: CheckOutcome) -> Domain | None:
 
 async def _write(conn: aiosqlite.Connection, outcomes: Sequence[CheckOutcome]) -> list[bool]:
     written = await unchanged(conn, [o.domain for o in outcomes])
+    # A verification another claim has beaten (or a cool-down holds back) is written as such.
+    outcomes = await claims.settle(conn, outcomes, written)
     chosen = [o for o, ok in zip(outcomes, written, strict=True) if ok]
     await conn.executemany(
         _WRITE_CHECK,
@@ -87,6 +90,7 @@ async def _write(conn: aiosqlite.Connection, outcomes: Sequence[CheckOutcome]) -
     await move_many(
         conn, [(o.domain.id, o.plan.move, o.now) for o in chosen if o.plan.move is not None]
     )
+    await claims.fail_rivals(conn, [o for o in chosen if claims.verifies(o.plan)])
     return written
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import aiosqlite
 
+from domaingate.store import upgrades
+
 Clock = Callable[[], float]
 # Why a database operation failed, as logs and metrics name it.
 FAILURE_CAUSES = ("locked", "full", "other")
@@ -83,6 +85,9 @@ async def migrate(conn: aiosqlite.Connection) -> int:
                 f"({len(known)}); upgrade domaingate"
             )
         for version, _name, sql in known[current:]:
+            refusal = await upgrades.refusal(conn, version)
+            if refusal is not None:
+                raise MigrationError(f"cannot upgrade to schema version {version}: {refusal}")
             for statement in _statements(sql):
                 await conn.execute(statement)
             await conn.execute(f"PRAGMA user_version = {version}")

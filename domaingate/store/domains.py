@@ -16,21 +16,20 @@ from typing import Any
 
 import aiosqlite
 
+from domaingate.claims import ATTACH_LIMIT_PER_TENANT
 from domaingate.errors import (
     DomainNotFound,
     HostnameAlreadyRegistered,
-    HostnameCooldownActive,
     QuotaExceeded,
     VerifyRateLimited,
 )
 from domaingate.hostnames import Hostname, Kind
 from domaingate.lifecycle.moves import Move
 from domaingate.states import Status
-from domaingate.store import events
+from domaingate.store import apps, claims, events
 from domaingate.store.database import Clock, Database, Reader
 from domaingate.store.models import DOMAIN_SELECT, Domain, Tenant
 
-COOLDOWN_SECONDS = 48 * 3600
 VERIFY_WINDOW_SECONDS = 3600
 VERIFY_LIMIT_PER_DOMAIN = 5
 VERIFY_LIMIT_PER_TENANT = 10
@@ -46,6 +45,7 @@ class AttachPolicy:
     quota: int
     first_check_in: float
     app_quota: int | None = None  # None: no cap per app
+    hourly_attaches: int = ATTACH_LIMIT_PER_TENANT
 
 
 async def attach(
@@ -54,7 +54,8 @@ async def attach(
     method = "txt" if host.kind is Kind.APEX or policy.require_txt else "cname"
     async with db.write() as conn:
         now = clock()
-        await _check_claimable(conn, tenant, host.name, now)
+        await apps.require_owned(conn, tenant.id, app)
+        await claims.check_claimable(conn, tenant, host.name, now)
         async with conn.execute(
             "SELECT count(*) FROM domains WHERE tenant_id = ? AND status != 'removed'",
             (tenant.id,),
@@ -73,6 +74,7 @@ async def attach(
                 row = await cursor.fetchone()
             if row is not None and row[0] >= policy.app_quota:
                 raise QuotaExceeded(policy.app_quota, app=app)
+        await claims.check_attach_rate(conn, tenant, now, policy.hourly_attaches)
         try:
             cursor = await conn.execute(
                 "INSERT INTO domains (hostname, tenant_id, app, status, kind, method, txt_token,"
@@ -113,24 +115,6 @@ async def attach(
         return await get_by_id_in(conn, domain_id)
 
 
-async def _check_claimable(
-    conn: aiosqlite.Connection, tenant: Tenant, hostname: str, now: float
-) -> None:
-    async with conn.execute(
-        "SELECT tenant_id, status, removed_at FROM domains WHERE hostname = ?"
-        " ORDER BY (status != 'removed') DESC, removed_at DESC LIMIT 1",
-        (hostname,),
-    ) as cursor:
-        row = await cursor.fetchone()
-    if row is None:
-        return
-    if row["status"] != Status.REMOVED:
-        raise HostnameAlreadyRegistered(hostname)
-    free_at = row["removed_at"] + COOLDOWN_SECONDS
-    if row["tenant_id"] != tenant.id and now < free_at:
-        raise HostnameCooldownActive(hostname, retry_after=max(1, math.ceil(free_at - now)))
-
-
 async def get_by_id_in(conn: aiosqlite.Connection | Reader, domain_id: int) -> Domain:
     """The domain with row id `domain_id`, read on `conn` (in its transaction) or the reader."""
     async with conn.execute(f"{DOMAIN_SELECT} WHERE d.id = ?", (domain_id,)) as cursor:
@@ -145,12 +129,17 @@ async def get_by_id(db: Database, domain_id: int) -> Domain:
 
 
 async def get(db: Database, hostname: str, tenant_id: int | None) -> Domain:
-    """The live domain `hostname`, seen by `tenant_id` (None: any tenant). Else DomainNotFound."""
+    """The live domain `hostname`, seen by `tenant_id` (None: any tenant). Else DomainNotFound.
+
+    Across tenants a name may have several claims: the one that holds it (proven) comes first,
+    else the oldest.
+    """
     sql = f"{DOMAIN_SELECT} WHERE d.hostname = ? AND d.status != 'removed'"
     params: tuple[Any, ...] = (hostname,)
     if tenant_id is not None:
         sql += " AND d.tenant_id = ?"
         params += (tenant_id,)
+    sql += " ORDER BY d.status IN ('verified', 'active', 'expiring') DESC, d.id LIMIT 1"
     async with db.reader.execute(sql, params) as cursor:
         row = await cursor.fetchone()
     if row is None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from domaingate import hostnames, wire
+from domaingate.states import ALLOWED
+from domaingate.store import apps, events
 from domaingate.store import domains as store
-from domaingate.store import events
 from domaingate.store.models import Domain
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
@@ -17,9 +18,14 @@ from gateway.keys import ALLOWLIST, CHECKER, CLOCK, DB, SETTINGS
 PREFIX = "/api/v1"
 
 
-def _reflect(request: web.Request, domain: Domain) -> None:
+async def _reflect(request: web.Request, domain: Domain) -> None:
     # A change made here holds at this process's gate at once, before the watcher sees it.
-    request.app[ALLOWLIST].apply(domain.id, domain.hostname, domain.app, domain.status.value)
+    upstream = None
+    if domain.status in ALLOWED:
+        upstream = await apps.gate_upstream(request.app[DB], domain, request.app[SETTINGS].upstream)
+    request.app[ALLOWLIST].apply(
+        domain.id, domain.hostname, domain.app, domain.status.value, upstream
+    )
 
 
 async def _lookup(request: web.Request) -> Domain:
@@ -38,6 +44,7 @@ async def attach(request: web.Request) -> web.Response:
         quota=settings.max_domains_per_tenant,
         app_quota=settings.max_domains_per_app,
         first_check_in=settings.pending_fast_interval,
+        hourly_attaches=settings.attach_rate_limit,
     )
     clock = request.app[CLOCK]
     domain = await store.attach(request.app[DB], tenant, host, attach_request.app, policy, clock)
@@ -83,7 +90,7 @@ async def verify(request: web.Request) -> web.Response:
     await store.consume_verify_allowance(db, domain.tenant_id, domain.hostname, clock)
     updated, report = await verify_now(db, request.app[CHECKER], settings, domain, clock)
     now = clock()
-    _reflect(request, updated)
+    await _reflect(request, updated)
     return web.json_response(wire.verify_json(updated, report, now))
 
 
@@ -102,7 +109,7 @@ async def list_events(request: web.Request) -> web.Response:
 async def detach(request: web.Request) -> web.Response:
     domain = await _lookup(request)
     removed = await store.remove(request.app[DB], domain, request.app[CLOCK])
-    _reflect(request, removed)
+    await _reflect(request, removed)
     return web.Response(status=204)
 
 

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from domaingate.errors import (
+    AttachRateLimited,
     DomaingateError,
     HostnameCooldownActive,
     InternalError,
@@ -50,7 +51,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except DomaingateError as exc:
         response = error_response(exc)
-        if isinstance(exc, VerifyRateLimited | HostnameCooldownActive):
+        if isinstance(exc, VerifyRateLimited | HostnameCooldownActive | AttachRateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except web.HTTPException as exc:

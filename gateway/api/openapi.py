@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from domaingate.apps import MAX_UPSTREAM
 from domaingate.errors import error_codes
 from domaingate.hostnames import LDH_LABEL
 from domaingate.states import Status
@@ -92,8 +93,9 @@ _SCHEMAS: dict[str, Any] = {
                     "retry_after": {"type": "integer", "minimum": 1},
                     "fields": {"type": "array", "items": {"type": "string"}},
                     "limit": {"type": "integer"},
+                    "domains": {"type": "integer"},
                 },
-                optional=("retry_after", "fields", "limit"),
+                optional=("retry_after", "fields", "limit", "domains"),
             )
         }
     ),
@@ -230,6 +232,29 @@ _SCHEMAS: dict[str, Any] = {
             "now": _TIME,
         }
     ),
+    "App": _object(
+        {
+            "app": _APP,
+            "upstream": {"type": "string", "nullable": True},
+            "tenant": {"type": "string"},
+            "now": _TIME,
+        },
+        optional=("tenant", "now"),
+    ),
+    "AppList": _object({"apps": {"type": "array", "items": _ref("App")}, "now": _TIME}),
+    "AppRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "upstream": {
+                "type": "string",
+                "nullable": True,
+                "maxLength": MAX_UPSTREAM,
+                "description": "host:port for /route (null or absent: UPSTREAM_TEMPLATE)",
+                "example": "shop-backend.internal:8080",
+            }
+        },
+    },
     "AttachRequest": {
         "type": "object",
         "required": ["domain", "app"],
@@ -242,6 +267,7 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 _DOMAIN_OPS = [_DOMAIN_PARAM, _TENANT_HEADER]
+_APP_OPS = [{"name": "app", "in": "path", "required": True, "schema": _APP}, _TENANT_HEADER]
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -290,7 +316,7 @@ DOCUMENT: dict[str, Any] = {
                             }
                         },
                     },
-                    **_errors(400, 409, 413, 422),
+                    **_errors(400, 409, 413, 422, 429),
                 },
             },
             "get": {
@@ -370,6 +396,36 @@ DOCUMENT: dict[str, Any] = {
                 "parameters": [_TENANT_HEADER],
                 "responses": {"200": _json(_ref("Status"), "Health"), **_errors(400, 403)},
             }
+        },
+        "/api/v1/apps": {
+            "get": {
+                "operationId": "listApps",
+                "summary": "The tenant's apps (with the admin token and no tenant: every app)",
+                "parameters": [_TENANT_HEADER],
+                "responses": {"200": _json(_ref("AppList"), "Apps by name"), **_errors(400)},
+            }
+        },
+        "/api/v1/apps/{app}": {
+            "put": {
+                "operationId": "putApp",
+                "summary": "Register an app for the tenant, or change its upstream (admin token)",
+                "parameters": _APP_OPS,
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("AppRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("App"), "Changed"),
+                    "201": _json(_ref("App"), "Registered"),
+                    **_errors(400, 409, 413),
+                },
+            },
+            "delete": {
+                "operationId": "removeApp",
+                "summary": "Remove an app no attached domain uses (admin token)",
+                "parameters": _APP_OPS,
+                "responses": {"204": {"description": "Removed"}, **_errors(400, 404, 409)},
+            },
         },
         "/api/v1/openapi.json": {
             "get": {

@@ -7,17 +7,25 @@ The gate answers from this dict alone: no DNS, no disk, no lock on the request p
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from domaingate.states import ALLOWED
 
 _ALLOWED_VALUES = tuple(status.value for status in ALLOWED)
 
+# UPSTREAM_TEMPLATE filled for (app, tenant), for an app that names no upstream of its own.
+Upstream = Callable[[str, str], str]
+
 
 class Allowlist:
-    """hostname → (domain id, app) for every domain the gate may allow."""
+    """hostname → (domain id, app, upstream) for every domain the gate may allow.
+
+    The upstream is resolved when a row is taken in (the app's own, or UPSTREAM_TEMPLATE for
+    the app and its tenant), so `/route` answers from memory and nothing in a request chooses it.
+    """
 
     def __init__(self) -> None:
-        self._hosts: dict[str, tuple[int, str]] = {}
+        self._hosts: dict[str, tuple[int, str, str]] = {}
         self.last_seq = 0
         self.loaded = False
         self.synced_at = 0.0
@@ -25,18 +33,22 @@ class Allowlist:
     def __len__(self) -> int:
         return len(self._hosts)
 
-    def app_for(self, hostname: str) -> str | None:
+    def route_for(self, hostname: str) -> tuple[str, str] | None:
+        """(app, upstream) of an allowed hostname, else None."""
         entry = self._hosts.get(hostname)
-        return entry[1] if entry is not None else None
+        return (entry[1], entry[2]) if entry is not None else None
 
     def __contains__(self, hostname: object) -> bool:
         return hostname in self._hosts
 
-    def apply(self, domain_id: int, hostname: str, app: str, status: str) -> None:
-        """Take in one domain row's current state."""
-        if status in _ALLOWED_VALUES:
-            # Interned: a million domains share a handful of app names.
-            self._hosts[hostname] = (domain_id, sys.intern(app))
+    def apply(
+        self, domain_id: int, hostname: str, app: str, status: str, upstream: str | None
+    ) -> None:
+        """Take in one domain row's current state; `upstream` None: its app is not its tenant's
+        (never allowed)."""
+        if status in _ALLOWED_VALUES and upstream is not None:
+            # Interned: a million domains share a handful of app names and upstreams.
+            self._hosts[hostname] = (domain_id, sys.intern(app), sys.intern(upstream))
             return
         entry = self._hosts.get(hostname)
         # Only the row that granted the entry may withdraw it: an old removed row of the same

@@ -41,7 +41,7 @@ class AllowlistView(Protocol):
 
     def __len__(self) -> int: ...
     def __contains__(self, hostname: object) -> bool: ...
-    def app_for(self, hostname: str) -> str | None: ...
+    def route_for(self, hostname: str) -> tuple[str, str] | None: ...
 
 
 class Count(Protocol):
@@ -122,14 +122,12 @@ class GateRoutes:
         self,
         allowlist: AllowlistView,
         metrics: GateMetrics,
-        upstream: Callable[[str], str],
         domain_counts: DomainCounts | None = None,
     ) -> None:
         self._allowlist = allowlist
         self._metrics = metrics
-        self._upstream = upstream
         self._domain_counts = domain_counts
-        self._routed: dict[str, Reply] = {}
+        self._routed: dict[tuple[str, str], Reply] = {}
 
     def table(self) -> dict[bytes, Handler]:
         return {
@@ -179,9 +177,9 @@ class GateRoutes:
                 # Header bytes as they came: anything past ASCII is refused by gate_key.
                 host = forwarded[0].strip(b" \t").decode("latin-1")
                 key = gate_key(_strip_port(host))
-                app = allowlist.app_for(key) if key is not None else None
-                if app is not None:
-                    answer = self._routed.get(app) or self._route_reply(app)
+                found = allowlist.route_for(key) if key is not None else None
+                if found is not None:
+                    answer = self._routed.get(found) or self._route_reply(*found)
         except Exception:
             log.exception("route failed; refusing")
         if answer is UNKNOWN_HOST:
@@ -195,15 +193,14 @@ class GateRoutes:
         self._metrics.route_denied.inc()
         return UNKNOWN_HOST
 
-    def _route_reply(self, app: str) -> Reply:
-        upstream = self._upstream(app)
+    def _route_reply(self, app: str, upstream: str) -> Reply:
         if not (_HEADER_SAFE.fullmatch(app) and _HEADER_SAFE.fullmatch(upstream)):
             # Never a header a client could split; the API admits no such app name anyway.
             log.error("app %r has no header-safe name or upstream; refusing", app)
             return UNKNOWN_HOST
         built = reply(200, [("X-Domaingate-App", app), ("X-Domaingate-Upstream", upstream)])
         if len(self._routed) < 10_000:  # apps are few; never a cache a database can grow
-            self._routed[app] = built
+            self._routed[app, upstream] = built
         return built
 
     def healthz(self, request: Request) -> Reply:

@@ -17,7 +17,7 @@ import aiosqlite
 
 from domaingate.store import allowlist as store
 from domaingate.store.database import open_connection
-from gateway.gate.allowlist import Allowlist
+from gateway.gate.allowlist import Allowlist, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class AllowlistSync:
         self,
         path: Path,
         allowlist: Allowlist,
+        upstream: Upstream,
         *,
         poll_interval: float = POLL_INTERVAL,
         on_error: Callable[[], object] | None = None,
@@ -38,6 +39,7 @@ class AllowlistSync:
         self._path = path
         self._on_error = on_error
         self._allowlist = allowlist
+        self._upstream = upstream
         self._poll_interval = poll_interval
         self._conn: aiosqlite.Connection | None = None
         self._data_version: int | None = None
@@ -55,10 +57,16 @@ class AllowlistSync:
     async def _load(self) -> None:
         conn = self._require_conn()
         self._data_version = await store.data_version(conn)
-        last_seq = await store.load_allowed(conn, self._allowlist.apply)
+        last_seq = await store.load_allowed(conn, self._take)
         self._allowlist.last_seq = last_seq
         self._allowlist.loaded = True
         self._allowlist.synced_at = time.monotonic()
+
+    def _take(self, row: store.GateRow) -> None:
+        domain_id, hostname, app, status, own_upstream, tenant, owned, _seq = row
+        # A domain whose app is not its tenant's is never routed (None withdraws it).
+        upstream = (own_upstream or self._upstream(app, tenant)) if owned else None
+        self._allowlist.apply(domain_id, hostname, app, status, upstream)
 
     def _require_conn(self) -> aiosqlite.Connection:
         if self._conn is None:
@@ -73,9 +81,9 @@ class AllowlistSync:
             self._allowlist.synced_at = time.monotonic()
             return 0
         rows = await store.changed_since(conn, self._allowlist.last_seq)
-        for domain_id, hostname, app, status, seq in rows:
-            self._allowlist.apply(domain_id, hostname, app, status)
-            self._allowlist.last_seq = seq
+        for row in rows:
+            self._take(row)
+            self._allowlist.last_seq = row[7]
         self._data_version = version
         self._allowlist.synced_at = time.monotonic()
         return len(rows)

@@ -22,6 +22,7 @@ from pathlib import Path
 import uvloop
 
 from domaingate.logs import configure_logging
+from domaingate.settings import fill_upstream
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.listener import GateListener
 from gateway.gate.routes import GateRoutes
@@ -43,8 +44,8 @@ class WorkerSettings:
     upstream_template: str
     log_level: str
 
-    def upstream(self, app: str) -> str:
-        return self.upstream_template.replace("{app}", app)
+    def upstream(self, app: str, tenant: str) -> str:
+        return fill_upstream(self.upstream_template, app, tenant)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -74,11 +75,13 @@ async def run(settings: WorkerSettings, parent: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     allowlist, metrics = Allowlist(), Metrics()
-    sync = AllowlistSync(Path(settings.db), allowlist, on_error=metrics.sync_errors.inc)
+    sync = AllowlistSync(
+        Path(settings.db), allowlist, settings.upstream, on_error=metrics.sync_errors.inc
+    )
     await sync.open()
     gc.collect()
     gc.freeze()
-    routes = GateRoutes(allowlist, metrics, settings.upstream, sync.count_by_status)
+    routes = GateRoutes(allowlist, metrics, sync.count_by_status)
     listener = GateListener(routes.table(), routes.refusals())
     tasks = [
         asyncio.create_task(sync.run(), name="allowlist-sync"),

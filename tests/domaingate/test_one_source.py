@@ -14,6 +14,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from domaingate import errors, wire
+from domaingate.apps import check_app
 from domaingate.errors import DomaingateError, InvalidRequest, PayloadTooLarge
 from domaingate.hostnames import Kind, parse
 from domaingate.instructions import expectation_for, expectation_unattached, instructions
@@ -21,7 +22,7 @@ from domaingate.settings import SettingsError, load_settings
 from domaingate.states import Status
 from domaingate.store.models import Domain
 from domaingate.store.tenants import check_tenant_name
-from gateway.api.inputs import MAX_BODY, check_app
+from gateway.api.inputs import MAX_BODY
 from gateway.api.openapi import DOCUMENT
 from tests.conftest import T0, Api, make_settings
 

@@ -24,7 +24,11 @@ KEYS: dict[str, tuple[str, Any, Any]] = {
         ["corp.example", "internal.example"],
         ("corp.example", "internal.example"),
     ),
-    "UPSTREAM_TEMPLATE": ("{app}.svc:8080", "{app}.svc:8080", "{app}.svc:8080"),
+    "UPSTREAM_TEMPLATE": (
+        "{app}.{tenant}.svc:8080",
+        "{app}.{tenant}.svc:8080",
+        "{app}.{tenant}.svc:8080",
+    ),
     "EDGE_IPV4": ("192.0.2.1,192.0.2.2", ["192.0.2.1", "192.0.2.2"], ("192.0.2.1", "192.0.2.2")),
     "EDGE_IPV6": ("2001:DB8::1", ["2001:db8::1"], ("2001:db8::1",)),
     "RESOLVERS": (
@@ -48,6 +52,8 @@ KEYS: dict[str, tuple[str, Any, Any]] = {
     ),
     "MAX_DOMAINS_PER_TENANT": ("250", 250, 250),
     "MAX_DOMAINS_PER_APP": ("10", 10, 10),
+    "REMOVED_RETENTION": ("604800", 604800, 604800.0),
+    "ATTACH_RATE_LIMIT": ("300", 300, 300),
     "WEBHOOK_URL": (
         "https://hooks.example/x",
         "https://hooks.example/x",
@@ -72,6 +78,7 @@ KEYS: dict[str, tuple[str, Any, Any]] = {
 }
 SPEC_KEYS = {
     "DB",
+    "REMOVED_RETENTION",
     "API_LISTEN",
     "INTERNAL_LISTEN",
     "PLATFORM_ZONE",
@@ -231,6 +238,9 @@ def test_other_environment_variables_are_ignored() -> None:
         ("PLATFORM_ZONE", "*.example.com"),
         ("RESERVED", "ok.example,bad..example"),
         ("UPSTREAM_TEMPLATE", "backend:80"),
+        ("REMOVED_RETENTION", "0"),
+        ("ATTACH_RATE_LIMIT", "0"),
+        ("REMOVED_RETENTION", "never"),
         ("EDGE_IPV4", "2001:db8::1"),
         ("EDGE_IPV4", "192.0.2.300"),
         ("EDGE_IPV6", "192.0.2.1"),
@@ -361,9 +371,25 @@ def test_derived_values() -> None:
         env={
             "DOMAINGATE_PLATFORM_ZONE": "apps.example.com",
             "DOMAINGATE_RESERVED": "corp.example",
-            "DOMAINGATE_UPSTREAM_TEMPLATE": "{app}-svc.{app}:80",
+            "DOMAINGATE_UPSTREAM_TEMPLATE": "{app}-svc.{tenant}.{app}:80",
         }
     )
     assert settings.reserved_zones == ("apps.example.com", "corp.example")
     assert settings.cname_target("shop") == "shop.apps.example.com"
-    assert settings.upstream("shop") == "shop-svc.shop:80"
+    assert settings.upstream("shop", "acme") == "shop-svc.acme.shop:80"
+    # One pass: what was filled in is never searched for placeholders again.
+    assert settings.upstream("shop", "{app}") == "shop-svc.{app}.shop:80"
+
+
+def test_a_tenant_only_template_is_allowed() -> None:
+    settings = load_settings(env={"DOMAINGATE_UPSTREAM_TEMPLATE": "{tenant}.internal:80"})
+    assert settings.upstream("web", "acme") == "acme.internal:80"
+
+
+def test_removed_retention_defaults_to_30_days_and_never_undercuts_the_cooldown() -> None:
+    assert load_settings(env={}).removed_retention == 2592000
+    assert load_settings(env={"DOMAINGATE_REMOVED_RETENTION": "172800"}).removed_retention == 172800
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env={"DOMAINGATE_REMOVED_RETENTION": "172799"})
+    assert caught.value.key == "REMOVED_RETENTION"
+    assert "cool-down" in str(caught.value)

@@ -39,7 +39,7 @@ def stack() -> Iterator[Stack]:
 
 
 def test_dns_moved_away_fails_after_grace_and_renewal_is_denied(stack: Stack) -> None:
-    token = stack.tenant("acme")
+    token = stack.tenant("acme", "app1")
     fetched, _ = activate(
         stack,
         token,

@@ -26,7 +26,7 @@ def stack() -> Iterator[Stack]:
 
 
 def test_gate_down_fails_closed_then_resumes(stack: Stack) -> None:
-    token = stack.tenant("acme")
+    token = stack.tenant("acme", "app1")
     assert stack.attach(token, "shop.e2e.test", "app1").status == 201
 
     # SIGTERM stops the gateway gracefully.

@@ -25,7 +25,7 @@ def stack() -> Iterator[Stack]:
 
 
 def test_removed_domain_is_refused_at_once_and_after_restart(stack: Stack) -> None:
-    token = stack.tenant("acme")
+    token = stack.tenant("acme", "app1")
     fetched, _ = activate(
         stack,
         token,

@@ -35,7 +35,7 @@ def stack() -> Iterator[Stack]:
 
 
 def test_expiring_then_renewed_through_the_gate(stack: Stack) -> None:
-    token = stack.tenant("acme")
+    token = stack.tenant("acme", "app1")
     fetched, active = activate(
         stack,
         token,

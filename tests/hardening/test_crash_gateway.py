@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from domaingate.states import ALLOWED, Status
-from domaingate.store import tenants
+from domaingate.store import apps, tenants
 from domaingate.store.database import Database
 from tests.conftest import PLATFORM_ZONE, Api, bearer, sql
 from tests.hardening.crashes import WEBHOOK_INTERVAL, audit, kill
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 SEED = 63
 ROUNDS = 3
 TENANTS = ("alpha", "bravo", "charlie", "delta")
-APPS = ("web", "shop", "api")
+APPS = ("web", "shop", "api")  # each tenant's own: `web-alpha`, … (app names are unique)
 SEEDED = (Status.PENDING, Status.VERIFIED, Status.ACTIVE, Status.EXPIRING, Status.FAILED)
 SEEDED_PER_TENANT = 25
 NEW_PER_ROUND = 640
@@ -48,6 +48,7 @@ KILL_AFTER = (250, 450)
 KILL_DELAY = 0.02
 ENV = {
     "MAX_DOMAINS_PER_TENANT": "100000",  # the quota is not what this tests
+    "ATTACH_RATE_LIMIT": "100000",  # nor the attach rate
     "PLATFORM_ZONE": PLATFORM_ZONE,
     "RESOLVERS": "127.0.0.1:9",
     "LOG_LEVEL": "WARNING",
@@ -55,6 +56,10 @@ ENV = {
 CLAIMED = frozenset({"HOSTNAME_ALREADY_REGISTERED", "HOSTNAME_COOLDOWN_ACTIVE"})
 
 Answer = tuple[int, Any]
+
+
+def app_of(tenant: str, app: str) -> str:
+    return f"{app}-{tenant}"
 
 
 @dataclass(slots=True)
@@ -171,7 +176,10 @@ class Storm:
             )
 
     async def foreign_attach(self, row: Row, tenant: str) -> None:
-        answer = await self.call("POST", "/domains", tenant, {"domain": row.hostname, "app": "web"})
+        # A held name (its cool-down, if its holder detaches it meanwhile): 409, with an app of
+        # the tenant's own.
+        body = {"domain": row.hostname, "app": app_of(tenant, "web")}
+        answer = await self.call("POST", "/domains", tenant, body)
         if answer is not None:
             self.expect(f"attach {row.hostname} by {tenant}", answer, 409)
 
@@ -186,17 +194,25 @@ def plan(storm: Storm, rng: random.Random, round_: int) -> list[Callable[[], Awa
     jobs: list[Callable[[], Awaitable[Any]]] = []
     for i, row in enumerate(deletes):
         if i % 3 == 0:
-            jobs.append(partial(storm.detach_then_reattach, row, rng.choice(APPS)))
+            jobs.append(
+                partial(storm.detach_then_reattach, row, app_of(row.tenant, rng.choice(APPS)))
+            )
         else:
             jobs.append(partial(storm.detach, row))
+    claims = {(row.tenant, row.hostname) for row in live}
     for row in rng.sample(live, min(FOREIGN_PER_ROUND, len(live))):
-        other = rng.choice([t for t in TENANTS if t != row.tenant])
-        jobs += [
-            partial(storm.foreign_detach, row, other),
-            partial(storm.foreign_attach, row, other),
-        ]
+        # A tenant with no claim of its own on the name (several tenants may claim one).
+        others = [t for t in TENANTS if (t, row.hostname) not in claims]
+        if not others:
+            continue
+        other = rng.choice(others)
+        jobs.append(partial(storm.foreign_detach, row, other))
+        if row.statuses <= set(ALLOWED):
+            # Only a proven claim holds the name against others.
+            jobs.append(partial(storm.foreign_attach, row, other))
     for i in range(NEW_PER_ROUND):
-        tenant, app = rng.choice(TENANTS), rng.choice(APPS)
+        tenant = rng.choice(TENANTS)
+        app = app_of(tenant, rng.choice(APPS))
         # One in ten is an apex name (TXT method), the rest subdomains (CNAME method).
         name = f"{tenant}{round_}x{i}.test" if i % 10 == 0 else f"n{i}.r{round_}.{tenant}.test"
         chained = rng.random() < 0.15
@@ -206,7 +222,7 @@ def plan(storm: Storm, rng: random.Random, round_: int) -> list[Callable[[], Awa
     for i in range(CONTESTED_PER_ROUND):
         name = f"race{i}.r{round_}.contested.test"
         for tenant in rng.sample(TENANTS, 2):
-            jobs.append(partial(storm.attach, tenant, name, "web", wins=False))
+            jobs.append(partial(storm.attach, tenant, name, app_of(tenant, "web"), wins=False))
     rng.shuffle(jobs)
     return jobs
 
@@ -219,12 +235,15 @@ async def seed(daemons: Domaingate) -> tuple[dict[str, str], dict[str, Row]]:
     async with await Database.open(daemons.db) as db:
         for name in TENANTS:
             tenant, tokens[name] = await tenants.create(db, name, time.time)
+            for app in APPS:
+                await apps.put(db, tenant, app_of(name, app), None, time.time)
+            shop = app_of(name, "shop")
             for i in range(SEEDED_PER_TENANT):
                 status = SEEDED[i % len(SEEDED)]
                 hostname = f"seed{i}.{name}.test"
-                domain = await attach(db, tenant, hostname, time.time, status=status, app="shop")
+                domain = await attach(db, tenant, hostname, time.time, status=status, app=shop)
                 ledger[domain.txt_token] = Row(
-                    domain.txt_token, hostname, name, "shop", {status.value}
+                    domain.txt_token, hostname, name, shop, {status.value}
                 )
     return tokens, ledger
 

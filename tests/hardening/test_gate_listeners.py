@@ -16,7 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from domaingate.settings import Listen, Settings, SettingsError, load_settings
-from domaingate.store import tenants
+from domaingate.store import apps, tenants
 from domaingate.store.database import Database
 from gateway import server
 from tests.conftest import ADMIN_TOKEN, FakeClock, bearer, make_settings, set_status
@@ -30,7 +30,8 @@ async def gateway(db_path: Path) -> AsyncIterator[Settings]:
     """The real gateway (`server.run`, both listeners on free loopback ports) with
     shop.acme.com verified; yields its settings."""
     async with await Database.open(db_path) as db:
-        await tenants.create(db, "acme", FakeClock())
+        acme, _ = await tenants.create(db, "acme", FakeClock())
+        await apps.put(db, acme, "web", None, FakeClock())
     settings = make_settings(
         db_path, api_listen=Listen(HOST, free_port()), internal_listen=Listen(HOST, free_port())
     )

@@ -39,7 +39,7 @@ DOMAINS = {
     "blog.acme.com": ("globex", "blog", "pending"),
     "old.acme.com": ("globex", "blog", "failed"),
     "gone.acme.com": ("globex", "blog", "removed"),
-    "\u0430pple.com": ("globex", "fruit", "pending"),  # Cyrillic a (U+0430): xn--pple-43d.com
+    "\u0430pple.com": ("globex", "apples", "pending"),  # Cyrillic a (U+0430): xn--pple-43d.com
 }
 NAMES = tuple(map(normalize, DOMAINS))  # as stored
 HOSTILE = [

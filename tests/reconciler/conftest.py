@@ -26,8 +26,8 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from domaingate import hostnames
 from domaingate.settings import Settings
 from domaingate.states import Status
+from domaingate.store import apps, tenants
 from domaingate.store import domains as domain_store
-from domaingate.store import tenants
 from domaingate.store.database import Database
 from domaingate.store.models import Domain, Tenant
 from reconciler.daemon import Tuning, run
@@ -73,7 +73,12 @@ async def attach(
 ) -> Domain:
     """Attach `name` and walk it to `status` through real transitions."""
     host = hostnames.parse(name, ("apps.example.net",))
-    policy = domain_store.AttachPolicy(require_txt=False, quota=100, first_check_in=first_check_in)
+    # Set-up, not a tenant: scenarios attach more than a tenant may hold, or attach in an hour.
+    policy = domain_store.AttachPolicy(
+        require_txt=False, quota=10_000, first_check_in=first_check_in, hourly_attaches=10_000
+    )
+    if await apps.get(db, app) is None:
+        await apps.put(db, tenant, app, None, clock)
     domain = await domain_store.attach(db, tenant, host, app, policy, clock)
     return await walk(db, domain, PATHS[status], clock)
 

@@ -187,8 +187,13 @@ class Stack:
     def handshake(self, sni: str) -> x509.Certificate:
         return handshake(self.https_port, sni)
 
-    def tenant(self, name: str) -> str:
-        return self.domaingate.create_tenant(name)
+    def tenant(self, name: str, *apps: str) -> str:
+        """Create tenant `name` with its `apps` registered (as the platform does, by the CLI);
+        returns its API token."""
+        token = self.domaingate.create_tenant(name)
+        for app in apps:
+            self.domaingate.cli("apps", "add", name, app)
+        return token
 
     def attach(self, token: str, domain: str, app: str) -> ApiResponse:
         return self.domaingate.api(

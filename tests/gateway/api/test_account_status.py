@@ -16,7 +16,7 @@ async def test_a_tenant_sees_itself_its_quotas_and_their_use(api_factory: ApiFac
     await api.attach(acme, "a.acme.com", app="web")
     await api.attach(acme, "b.acme.com", app="web")
     await api.attach(acme, "c.acme.com", app="shop")
-    await api.attach(globex, "a.globex.com", app="web")
+    await api.attach(globex, "a.globex.com", app="globex-web")
     reply = await api.call("GET", "/api/v1/account", token=acme)
     assert reply.status == 200
     assert reply.body == {
@@ -119,7 +119,7 @@ async def test_the_app_quota_counts_live_domains_of_the_app(api_factory: ApiFact
     assert "'web'" in reply.body["error"]["message"]
     # Another app of the tenant, and the same app name at another tenant, have their own caps.
     await api.attach(acme, "c.acme.com", app="shop")
-    await api.attach(globex, "a.globex.com", app="web")
+    await api.attach(globex, "a.globex.com", app="globex-web")
     # A removed domain frees its slot.
     await api.call("DELETE", "/api/v1/domains/a.acme.com", token=acme)
     await api.attach(acme, "d.acme.com", app="web")

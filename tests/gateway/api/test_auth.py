@@ -170,7 +170,7 @@ async def test_admin_without_a_tenant_lists_and_reads_across_tenants(api: Api) -
 
 
 async def test_admin_must_name_a_tenant_to_attach(api: Api) -> None:
-    await api.tenant("acme")
+    await api.register(await api.tenant("acme"), "shop")
     reply = await api.post_domain(ADMIN_TOKEN, "shop.acme.com")
     assert reply.status == 400
     assert reply.code == "INVALID_REQUEST"

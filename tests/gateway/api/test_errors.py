@@ -57,7 +57,9 @@ WILDCARDS = ["*.acme.com", "*", "shop.*.acme.com", "*acme.com", " *.ACME.com. "]
 
 @pytest.fixture
 async def token(api: Api) -> str:
-    return await api.tenant("acme")
+    token = await api.tenant("acme")
+    await api.register(token, "shop")
+    return token
 
 
 async def attach(api: Api, token: str, body: Any) -> Any:
@@ -210,6 +212,10 @@ BAD_QUERIES: list[dict[str, str]] = [
     {"limit": "²"},
     {"limit": "٣"},
     {"limit": "9" * 5000},
+    # The attack: only the first characters were checked, and the rest reached the database.
+    {"limit": "000499999999"},
+    {"limit": "0000099999999999999999999"},
+    {"limit": "0" * 40 + "1"},
     {"status": "removed"},
     {"status": "bogus"},
     {"status": ""},
@@ -219,6 +225,8 @@ BAD_QUERIES: list[dict[str, str]] = [
     {"cursor": "eDox"},  # base64 of "x:1"
     {"cursor": "ZDphYmM"},  # base64 of "d:abc"
     {"cursor": "ZDotMQ"},  # base64 of "d:-1"
+    {"cursor": "ZDo5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk"},  # base64 of "d:" and 27 nines
+    {"cursor": "ZDo5MjIzMzcyMDM2ODU0Nzc1ODA4"},  # base64 of "d:9223372036854775808" (2**63)
     {"cursor": "é"},
     {"cursor": "%ff"},
     {"tenant": "globex"},
@@ -241,8 +249,16 @@ async def test_bad_app_filter(api: Api, token: str) -> None:
         assert reply.code == "INVALID_APP", app
 
 
+async def test_the_largest_cursor_is_accepted(api: Api, token: str) -> None:
+    # base64 of "d:9223372036854775807" (2**63 - 1): past every row, so an empty page.
+    params = {"cursor": "ZDo5MjIzMzcyMDM2ODU0Nzc1ODA3"}
+    reply = await api.call("GET", "/api/v1/domains", token=token, params=params)
+    assert reply.status == 200
+    assert reply.body["domains"] == []
+
+
 async def test_limit_bounds_are_accepted(api: Api, token: str) -> None:
-    for limit in ("1", "500", "007"):
+    for limit in ("1", "500", "007", "0000000000000000000000000000500"):
         reply = await api.call("GET", "/api/v1/domains", token=token, params={"limit": limit})
         assert reply.status == 200, limit
 

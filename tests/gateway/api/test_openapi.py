@@ -21,6 +21,7 @@ SPEC_ERROR_CODES = {
     "INVALID_STATE",
     "PAYLOAD_TOO_LARGE",
     "QUOTA_EXCEEDED",
+    "ATTACH_RATE_LIMITED",
     "VERIFY_RATE_LIMITED",
 }
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -63,6 +64,9 @@ async def test_paths_and_methods_equal_the_apps_routes(api: Api) -> None:
         ("/api/v1/domains/{domain}/verify", "post"),
         ("/api/v1/domains/{domain}/events", "get"),
         ("/api/v1/domains/{domain}", "delete"),
+        ("/api/v1/apps", "get"),
+        ("/api/v1/apps/{app}", "put"),
+        ("/api/v1/apps/{app}", "delete"),
     } <= described
 
 

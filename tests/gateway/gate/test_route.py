@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from gateway.gate.allowlist import Allowlist
 from gateway.gate.watcher import AllowlistSync
+from gateway.keys import SETTINGS
 from tests.conftest import (
     Api,
     ApiFactory,
@@ -103,9 +105,67 @@ async def test_upstream_template_names_the_upstream(
 async def test_an_app_change_by_another_process_reroutes(
     api: Api, served: str, internal: Client
 ) -> None:
+    await api.register(served, "shop2")
     sql(api.db_path, "UPDATE domains SET app = 'shop2' WHERE hostname = 'shop.acme.com'")
     await gate_synced(api)
     assert (await route(internal, "shop.acme.com"))[1]["X-Domaingate-App"] == "shop2"
+
+
+async def test_the_apps_own_upstream_is_named_and_follows_its_changes(
+    api: Api, served: str, internal: Client
+) -> None:
+    await api.register(served, "web", upstream="10.0.0.7:8080")
+    await gate_synced(api)
+    assert (await route(internal, "shop.acme.com"))[1]["X-Domaingate-Upstream"] == "10.0.0.7:8080"
+    # Changed by another process (the CLI): the gate follows within its poll.
+    sql(api.db_path, "UPDATE apps SET upstream = 'web-2.internal:81' WHERE name = 'web'")
+    await gate_synced(api)
+    upstream = (await route(internal, "shop.acme.com"))[1]["X-Domaingate-Upstream"]
+    assert upstream == "web-2.internal:81"
+    sql(api.db_path, "UPDATE apps SET upstream = NULL WHERE name = 'web'")
+    await gate_synced(api)
+    assert (await route(internal, "shop.acme.com"))[1]["X-Domaingate-Upstream"] == (
+        "web.internal:80"
+    )
+
+
+async def test_the_template_names_the_tenant(
+    api_factory: ApiFactory, aiohttp_client: AiohttpClient
+) -> None:
+    api = await api_factory(upstream_template="{app}.{tenant}.svc:8080")
+    internal = await gate_client(aiohttp_client, api.app)
+    token = await api.tenant("acme")
+    await api.attach(token, "shop.acme.com", app="web")
+    set_status(api.db_path, "shop.acme.com", "verified")
+    await gate_synced(api)
+    assert (await route(internal, "shop.acme.com"))[1]["X-Domaingate-Upstream"] == (
+        "web.acme.svc:8080"
+    )
+
+
+@pytest.mark.parametrize("app", ["admin", "vault"])
+async def test_a_domain_on_an_app_not_its_tenants_is_never_routed(
+    api: Api, served: str, internal: Client, app: str
+) -> None:
+    """Whatever put it there (a row from before apps had owners, a hand edit), a domain whose app
+    is not its tenant's is neither routed nor allowed: `admin` is nobody's app, `vault` is
+    another tenant's."""
+    globex = await api.tenant("globex")
+    await api.register(globex, "vault")
+    sql(api.db_path, "UPDATE domains SET app = ? WHERE hostname = 'shop.acme.com'", (app,))
+    await gate_synced(api)
+    assert (await route(internal, "shop.acme.com"))[0] == 404
+    async with internal.get("/tls-ask", params={"domain": "shop.acme.com"}) as response:
+        assert response.status == 403
+    # A restart loads the same view.
+    loaded = Allowlist()
+    sync = AllowlistSync(api.db_path, loaded, api.app[SETTINGS].upstream)
+    await sync.open()
+    try:
+        assert loaded.loaded
+        assert "shop.acme.com" not in loaded
+    finally:
+        await sync.close()
 
 
 async def test_delete_through_the_api_stops_routing_at_once(
