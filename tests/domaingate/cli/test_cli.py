@@ -87,6 +87,21 @@ def query(db: Path, statement: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def register_apps(db: Path, tenant: str, *apps: str) -> None:
+    """Register `apps` for `tenant` as the platform would, straight in the database."""
+    now = time.time()
+    conn = sqlite3.connect(db)
+    try:
+        with conn:
+            conn.executemany(
+                "INSERT INTO apps (name, tenant_id, created_at, updated_at)"
+                " SELECT ?, id, ?, ? FROM tenants WHERE name = ?",
+                [(app, now, now, tenant) for app in apps],
+            )
+    finally:
+        conn.close()
+
+
 def attach_rows(db: Path, *rows: tuple[str, str, str, str]) -> None:
     """Insert domains (hostname, tenant, app, status) as the store would hold them."""
     now = time.time()

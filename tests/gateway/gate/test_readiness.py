@@ -37,6 +37,11 @@ def _insert_domains(db: Path) -> None:
     conn = sqlite3.connect(db)
     try:
         with conn:
+            conn.execute(
+                "INSERT INTO apps (name, tenant_id, created_at, updated_at)"
+                " SELECT 'web', id, ?, ? FROM tenants WHERE name = 'acme'",
+                (now, now),
+            )
             conn.executemany(
                 "INSERT INTO domains (hostname, tenant_id, app, status, kind, method, txt_token,"
                 " created_at, updated_at) SELECT ?, id, 'web', ?, 'subdomain', 'cname', ?, ?, ?"

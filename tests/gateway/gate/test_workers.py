@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, bearer, set_status
-from tests.domaingate.cli.test_cli import ROOT, prepare
+from tests.domaingate.cli.test_cli import ROOT, prepare, register_apps
 from tests.support.net import HOST, free_port
 from tests.support.wait import await_until
 
@@ -54,6 +54,7 @@ def alive(pid: int) -> bool:
 def gateway(tmp_path: Path) -> Iterator[Gateway]:
     db = tmp_path / "gate.db"
     prepare(db, "acme")
+    register_apps(db, "acme", "web")
     port, api, log = free_port(), f"{HOST}:{free_port()}", tmp_path / "gateway.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
     env.update(
