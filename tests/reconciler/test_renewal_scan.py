@@ -1,0 +1,407 @@
+"""The renewal window read from real files: 6-, 45- and 90-day certificates in a Caddy-shaped
+storage, the ARI window Caddy 2.8+ keeps in `{name}.json` (moved into the past, refreshed alone,
+given for another certificate), `.json` files that are corrupt, cut short or missing, Caddy's
+temporary files beside them, and the EXPIRING_DAYS override; then what the domain object shows."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from domaingate.settings import Settings
+from domaingate.states import Status
+from domaingate.store import domains as domain_store
+from domaingate.store.database import Database
+from domaingate.store.models import Tenant
+from domaingate.wire import domain_json
+from reconciler.certjob import ScanScope
+from reconciler.daemon import Reconciler
+from reconciler.renewal_info import MetadataError, ari_cert_id, parse_renewal_info
+from tests.conftest import sample
+
+from .conftest import DAY, FakeClock, Issuer, attach, make_issuer, make_leaf_pem, store_cert
+
+LE = "acme-v02.api.letsencrypt.org-directory"
+HOUR = 3600.0
+ERRORS = "domaingate_reconciler_cert_scan_errors_total"
+
+
+def go_time(timestamp: float) -> str:
+    """A time as Go's encoding/json writes it (RFC 3339, nanoseconds)."""
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}123Z"
+
+
+def caddy_json(name: str, *, start: float, end: float, cert_id: str, now: float) -> bytes:
+    """`{name}.json` as Caddy 2.8+ writes it for an ACME certificate with renewal information."""
+    return json.dumps(
+        {
+            "sans": [name],
+            "issuer_data": {
+                "url": "https://127.0.0.1:14000/certZ/1",
+                "ca": "https://127.0.0.1:14000/dir",
+                "renewal_info": {
+                    "suggestedWindow": {"start": go_time(start), "end": go_time(end)},
+                    "_uniqueIdentifier": cert_id,
+                    "_retryAfter": go_time(now + 6 * HOUR),
+                    "_selectedTime": go_time((start + end) / 2),
+                },
+            },
+        }
+    ).encode()
+
+
+def rewrite(path: Path, data: bytes) -> None:
+    """Write `data` so the scan sees a new version even within one mtime tick."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_bytes(data)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, max(stat.st_mtime_ns, before + 1_000_000)))
+
+
+class Storage:
+    """Certificates of a given lifetime and age for names under one issuer, and their `.json`."""
+
+    def __init__(self, root: Path, clock: FakeClock) -> None:
+        self.root = root
+        self.clock = clock
+        self.issuer: Issuer = make_issuer("R11")
+
+    def put(self, name: str, lifetime_days: float, age: float) -> bytes:
+        not_before = self.clock() - age
+        pem = make_leaf_pem(self.issuer, [name], not_before, not_before + lifetime_days * DAY)
+        store_cert(self.root, LE, name, pem)  # with a `.json` holding `sans` only, as 2.6 does
+        return pem
+
+    def json_path(self, name: str) -> Path:
+        return self.root / "certificates" / LE / name / f"{name}.json"
+
+    def ari(self, name: str, pem: bytes, *, start: float, end: float) -> None:
+        cert_id = ari_cert_id(x509.load_pem_x509_certificate(pem))
+        data = caddy_json(name, start=start, end=end, cert_id=cert_id, now=self.clock())
+        rewrite(self.json_path(name), data)
+
+
+@pytest.fixture
+def files(storage: Path, clock: FakeClock) -> Storage:
+    return Storage(storage, clock)
+
+
+async def status_of(db: Database, name: str) -> Status:
+    domain = await domain_store.get(db, name, None)
+    assert domain is not None
+    return domain.status
+
+
+def errors(reconciler: Reconciler, cause: str) -> float:
+    return sample(reconciler.metrics.render().decode(), ERRORS, cause=cause)
+
+
+async def test_six_45_and_90_day_certificates_at_several_ages(
+    db: Database,
+    tenant: Tenant,
+    settings: Settings,
+    files: Storage,
+    clock: FakeClock,
+) -> None:
+    ages: dict[str, Callable[[float], float]] = {
+        "just-issued": lambda days: 60.0,
+        "before-sixth": lambda days: days * DAY * 5 / 6 - HOUR,
+        "after-sixth": lambda days: days * DAY * 5 / 6 + HOUR,
+        "expired": lambda days: days * DAY + HOUR,
+    }
+    overdue = {"just-issued": False, "before-sixth": False, "after-sixth": True, "expired": True}
+    names = {}
+    for lifetime in (6, 45, 90):
+        for age, at in ages.items():
+            name = f"{age}-{lifetime}d.acme.test"
+            await attach(db, tenant, name, clock, status=Status.ACTIVE)
+            files.put(name, lifetime, at(lifetime))
+            names[name] = (lifetime, age)
+    reconciler = Reconciler(settings, db, clock=clock)
+    await reconciler.scan_certs()
+    for name, (lifetime, age) in names.items():
+        domain = await domain_store.get(db, name, None)
+        assert domain is not None and domain.cert_expires_at is not None
+        want = Status.EXPIRING if overdue[age] else Status.ACTIVE
+        assert domain.status is want, name
+        assert domain.cert_renewal_due_at == pytest.approx(
+            domain.cert_expires_at - lifetime * DAY / 6
+        )
+    # A sans-only `.json` (no ARI) is no error.
+    assert errors(reconciler, "metadata") == 0
+
+    # The domain object shows when the renewal is due, next to when the certificate ends.
+    domain = await domain_store.get(db, "just-issued-6d.acme.test", None)
+    assert domain is not None and domain.cert_expires_at is not None
+    shown = domain_json(domain, settings, clock())
+    due = datetime.fromisoformat(shown["cert_renewal_due_at"])
+    ends = datetime.fromisoformat(shown["cert_expires_at"])
+    assert ends - due == timedelta(days=1)
+
+
+async def test_an_ari_window_moved_into_the_past_then_refreshed_alone(
+    db: Database,
+    tenant: Tenant,
+    settings: Settings,
+    files: Storage,
+    clock: FakeClock,
+) -> None:
+    now = clock()
+    name = "ari.acme.test"
+    await attach(db, tenant, name, clock, status=Status.VERIFIED)
+    pem = files.put(name, 90, 10 * DAY)
+    quiet = [f"q{i}.acme.test" for i in range(3)]
+    for other in quiet:
+        await attach(db, tenant, other, clock, status=Status.VERIFIED)
+        files.put(other, 90, 10 * DAY)
+    reconciler = Reconciler(settings, db, clock=clock)
+    await reconciler.scan_certs()
+    assert await status_of(db, name) is Status.ACTIVE
+
+    # The CA moves the window into the past (a mass revocation ahead, say): Caddy rewrites the
+    # `.json` alone. The lifetime says fine; the renewal is overdue all the same.
+    files.ari(name, pem, start=now - DAY, end=now - HOUR)
+    assert await reconciler.scan_certs() == 1
+    assert reconciler.certs.last_scan == ScanScope(full=False, planned=1)
+    assert reconciler.certs.scanner.parsed == 4  # the .crt was not parsed again
+    domain = await domain_store.get(db, name, None)
+    assert domain is not None
+    assert domain.status is Status.EXPIRING
+    assert domain.cert_renewal_due_at == pytest.approx(now - HOUR)
+
+    # An ARI refresh moves it back into the future: active again, noticed just as well.
+    files.ari(name, pem, start=now + 40 * DAY, end=now + 42 * DAY)
+    assert await reconciler.scan_certs() == 1
+    domain = await domain_store.get(db, name, None)
+    assert domain is not None
+    assert domain.status is Status.ACTIVE
+    assert domain.cert_renewal_due_at == pytest.approx(now + 42 * DAY)
+    assert {await status_of(db, n) for n in quiet} == {Status.ACTIVE}
+    assert errors(reconciler, "metadata") == 0
+
+
+async def test_a_window_given_for_another_certificate_is_ignored(
+    db: Database,
+    tenant: Tenant,
+    settings: Settings,
+    files: Storage,
+    clock: FakeClock,
+) -> None:
+    # Caddy stores the renewed .crt, then the .json: between the two, the .json still holds the
+    # old certificate's window, which is over (that is why it renewed).
+    now = clock()
+    name = "renewing.acme.test"
+    await attach(db, tenant, name, clock, status=Status.EXPIRING)
+    old = files.put(name, 90, 80 * DAY)
+    files.put(name, 90, 60.0)  # the renewed certificate
+    files.ari(name, old, start=now - 2 * DAY, end=now - DAY)
+    reconciler = Reconciler(settings, db, clock=clock)
+    await reconciler.scan_certs()
+    assert await status_of(db, name) is Status.ACTIVE
+    assert errors(reconciler, "metadata") == 0
+
+
+async def test_a_corrupt_or_missing_json_changes_nothing_and_is_counted_once(
+    db: Database,
+    tenant: Tenant,
+    settings: Settings,
+    files: Storage,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    names = {"corrupt": 80 * DAY, "missing": 10 * DAY, "fine": 80 * DAY}
+    for label, age in names.items():
+        await attach(db, tenant, f"{label}.acme.test", clock, status=Status.VERIFIED)
+        files.put(f"{label}.acme.test", 90, age)
+    rewrite(files.json_path("corrupt.acme.test"), b'{"sans": ["corrupt.acme.test"], "issuer_da\x00')
+    files.json_path("missing.acme.test").unlink()
+    reconciler = Reconciler(settings, db, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="reconciler.certs"):
+        for _ in range(3):
+            await reconciler.scan_certs()
+    # The lifetime alone decides: 10 of 90 days left is overdue, 80 is not.
+    assert await status_of(db, "corrupt.acme.test") is Status.EXPIRING
+    assert await status_of(db, "missing.acme.test") is Status.ACTIVE
+    assert await status_of(db, "fine.acme.test") is Status.EXPIRING
+    assert errors(reconciler, "metadata") == 2
+    assert errors(reconciler, "corrupt") == 0
+    warned = [r.getMessage() for r in caplog.records]
+    assert sum("corrupt.acme.test.json" in m for m in warned) == 1
+    assert sum("missing.acme.test.json" in m for m in warned) == 1
+    assert len(warned) == 2
+
+
+async def test_a_json_caught_half_written_keeps_the_window_last_read(
+    db: Database,
+    tenant: Tenant,
+    settings: Settings,
+    files: Storage,
+    clock: FakeClock,
+) -> None:
+    now = clock()
+    name = "half.acme.test"
+    await attach(db, tenant, name, clock, status=Status.VERIFIED)
+    pem = files.put(name, 45, 5 * DAY)
+    files.ari(name, pem, start=now - DAY, end=now - HOUR)
+    reconciler = Reconciler(settings, db, clock=clock)
+    await reconciler.scan_certs()
+    assert await status_of(db, name) is Status.EXPIRING
+
+    # Caddy 2.8 rewrites it in place: a scan meets it empty, then cut short. Neither is taken for
+    # "no window" (that would send domain.active, then domain.expiring again): nothing moves.
+    whole = files.json_path(name).read_bytes()
+    for part in (b"", whole[: len(whole) // 2]):
+        rewrite(files.json_path(name), part)
+        assert await reconciler.scan_certs() == 0
+        assert await reconciler.scan_certs() == 0
+        assert await status_of(db, name) is Status.EXPIRING
+    assert errors(reconciler, "metadata") == 2  # once per version, not per scan
+
+    # Whole again, with a window the CA moved back: active.
+    files.ari(name, pem, start=now + 20 * DAY, end=now + 25 * DAY)
+    assert await reconciler.scan_certs() == 1
+    assert await status_of(db, name) is Status.ACTIVE
+
+
+async def test_only_the_crt_and_json_are_read_not_caddys_temporary_files(
+    db: Database,
+    tenant: Tenant,
+    settings: Settings,
+    files: Storage,
+    clock: FakeClock,
+) -> None:
+    name = "tmp.acme.test"
+    await attach(db, tenant, name, clock, status=Status.VERIFIED)
+    files.put(name, 90, DAY)
+    directory = files.json_path(name).parent
+    # Caddy 2.9+ writes through temporary files beside the real ones, then renames them.
+    for junk in (f"{name}.json.tmp1234", f".{name}.crt.5678", f"{name}.crt.tmp"):
+        (directory / junk).write_bytes(b"{half")
+    reconciler = Reconciler(settings, db, clock=clock)
+    await reconciler.scan_certs()
+    assert await status_of(db, name) is Status.ACTIVE
+    assert reconciler.certs.scanner.parsed == 1
+    assert reconciler.certs.scanner.metadata_read == 1
+    assert errors(reconciler, "metadata") == errors(reconciler, "corrupt") == 0
+
+
+async def test_expiring_days_replaces_the_rule_and_ignores_the_ari_window(
+    db: Database,
+    tenant: Tenant,
+    settings: Settings,
+    files: Storage,
+    clock: FakeClock,
+) -> None:
+    now = clock()
+    fixed = dataclasses.replace(settings, expiring_days=3.0)
+    six = "six.acme.test"  # 6-day, 2 days old: 4 days left, more than the 3 days set
+    await attach(db, tenant, six, clock, status=Status.VERIFIED)
+    files.put(six, 6, 2 * DAY)
+    ari = "ari.acme.test"  # 90-day with a window that is over: the override ignores it
+    await attach(db, tenant, ari, clock, status=Status.VERIFIED)
+    files.ari(ari, files.put(ari, 90, 10 * DAY), start=now - DAY, end=now - HOUR)
+    late = "late.acme.test"  # 45-day with 2 days left
+    await attach(db, tenant, late, clock, status=Status.VERIFIED)
+    files.put(late, 45, 43 * DAY)
+    reconciler = Reconciler(fixed, db, clock=clock)
+    await reconciler.scan_certs()
+    assert [await status_of(db, n) for n in (six, ari, late)] == [
+        Status.ACTIVE,
+        Status.ACTIVE,
+        Status.EXPIRING,
+    ]
+    domain = await domain_store.get(db, six, None)
+    assert domain is not None and domain.cert_expires_at is not None
+    assert domain.cert_renewal_due_at == pytest.approx(domain.cert_expires_at - 3 * DAY)
+    # Without the override, the 6-day certificate is fine too (4 of 6 days left) and the ARI
+    # window decides the 90-day one.
+    await Reconciler(settings, db, clock=clock).scan_certs()
+    assert [await status_of(db, n) for n in (six, ari, late)] == [
+        Status.ACTIVE,
+        Status.EXPIRING,
+        Status.EXPIRING,
+    ]
+
+
+def test_the_ari_identifier_is_the_one_in_the_ari_specification() -> None:
+    # RFC 9773 §4.1's example: AKI 69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4,
+    # serial 00:87:65:43:21.
+    key = ec.generate_private_key(ec.SECP256R1())
+    aki = bytes.fromhex("69885B6B87464041E1B37B847BA0AE2CDE01C8D4")
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "R11")]))
+        .public_key(key.public_key())
+        .serial_number(0x87654321)
+        .not_valid_before(start)
+        .not_valid_after(start.replace(month=3))
+        .add_extension(x509.AuthorityKeyIdentifier(aki, None, None), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    assert ari_cert_id(cert) == "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"
+
+
+@pytest.mark.parametrize(
+    ("data", "window"),
+    [
+        (b'{"sans": ["a.test"]}', None),
+        (b'{"sans": ["a.test"], "issuer_data": {"url": "x"}}', None),
+        (b'{"sans": ["a.test"], "issuer_data": null}', None),
+        (b'{"issuer_data": {"renewal_info": null}}', None),
+        (  # Go's zero time: certmagic's "no window"
+            b'{"issuer_data": {"renewal_info": {"suggestedWindow": '
+            b'{"start": "0001-01-01T00:00:00Z", "end": "0001-01-01T00:00:00Z"}}}}',
+            None,
+        ),
+        (
+            b'{"issuer_data": {"renewal_info": {"suggestedWindow": '
+            b'{"start": "2026-01-01T00:00:00.123456789Z", "end": "2026-01-02T00:00:00+01:00"}}}}',
+            (1767225600.123456, 1767308400.0),
+        ),
+    ],
+)
+def test_renewal_info_is_read_from_what_caddy_writes(
+    data: bytes, window: tuple[float, float] | None
+) -> None:
+    info = parse_renewal_info(data)
+    if window is None:
+        assert info is None
+    else:
+        assert info is not None and info.cert_id is None
+        assert (info.window.start, info.window.end) == pytest.approx(window)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b'{"sans": ["a.te',
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'{"issuer_data": {"renewal_info": "soon"}}',
+        b'{"issuer_data": {"renewal_info": {}}}',
+        b'{"issuer_data": {"renewal_info": {"suggestedWindow": {"start": 1, "end": 2}}}}',
+        b'{"issuer_data": {"renewal_info": {"suggestedWindow": '
+        b'{"start": "2026-01-01T00:00:00", "end": "2026-01-02T00:00:00"}}}}',
+        b'{"issuer_data": {"renewal_info": {"suggestedWindow": '
+        b'{"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}}}}',
+        b'{"issuer_data": {"renewal_info": {"suggestedWindow": '
+        b'{"start": "tomorrow", "end": "2026-01-01T00:00:00Z"}}}}',
+    ],
+)
+def test_a_json_that_cannot_be_used_is_an_error(data: bytes) -> None:
+    with pytest.raises(MetadataError):
+        parse_renewal_info(data)
