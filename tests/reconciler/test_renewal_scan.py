@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
-from domaingate.store.database import Database
+from domaingate.store import tenants
+from domaingate.store.database import Database, migrations
 from domaingate.store.models import Tenant
 from domaingate.wire import domain_json
 from reconciler.certjob import ScanScope
@@ -405,3 +407,33 @@ def test_renewal_info_is_read_from_what_caddy_writes(
 def test_a_json_that_cannot_be_used_is_an_error(data: bytes) -> None:
     with pytest.raises(MetadataError):
         parse_renewal_info(data)
+
+
+async def test_a_database_from_before_the_renewal_column_is_upgraded_and_filled(
+    settings: Settings, files: Storage, clock: FakeClock
+) -> None:
+    # A live domain in a database from before sql/003_cert_renewal.sql: cert_expires_at and its
+    # index, no renewal column.
+    async with await Database.open(settings.db) as db:
+        tenant, _token = await tenants.create(db, "acme", clock)
+        await attach(db, tenant, "old.acme.test", clock, status=Status.ACTIVE)
+    files.put("old.acme.test", 90, 10 * DAY)
+    with sqlite3.connect(settings.db) as conn:
+        conn.executescript(
+            "DROP INDEX domains_cert_due;"
+            "ALTER TABLE domains DROP COLUMN cert_renewal_due_at;"
+            "CREATE INDEX domains_cert_window ON domains (cert_expires_at) WHERE status = 'active';"
+            "PRAGMA user_version = 2;"
+        )
+    async with await Database.open(settings.db) as db:
+        domain = await domain_store.get(db, "old.acme.test", None)
+        assert domain is not None and domain.cert_renewal_due_at is None
+        await Reconciler(settings, db, clock=clock).scan_certs()
+        domain = await domain_store.get(db, "old.acme.test", None)
+        assert domain is not None and domain.cert_expires_at is not None
+        assert domain.status is Status.ACTIVE
+        assert domain.cert_renewal_due_at == pytest.approx(domain.cert_expires_at - 15 * DAY)
+    with sqlite3.connect(settings.db) as conn:
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert "domains_cert_due" in indexes and "domains_cert_window" not in indexes
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(migrations()),)
