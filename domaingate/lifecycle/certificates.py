@@ -131,7 +131,7 @@ def _plan_one(
             if status is Status.ACTIVE and overdue:
                 moves.append(_expiring(cert, now, expiring_days))
             elif status is Status.EXPIRING and not overdue:
-                moves.append(_renewed(cert))
+                moves.append(_renewed(cert, renewal_due_at(cert, expiring_days)))
     stored = (domain.cert_expires_at, domain.cert_issuer, domain.cert_renewal_due_at)
     if not moves and (expires_at, issuer, due_at) == stored:
         return None
@@ -167,12 +167,17 @@ def _expiring(cert: CertFact, now: float, expiring_days: float | None) -> Move:
     )
 
 
-def _renewed(cert: CertFact) -> Move:
+def _renewed(cert: CertFact, due_at: float) -> Move:
+    # Also what an ARI refresh that moves the window back into the future looks like: the
+    # message says what holds, not that a new certificate came.
     return Move(
         source=Status.EXPIRING,
         target=Status.ACTIVE,
         reason="certificate_renewed",
-        message=f"a renewed certificate from {cert.issuer} is valid until {_day(cert.not_after)}",
+        message=(
+            f"the certificate from {cert.issuer} is valid until {_day(cert.not_after)} and its "
+            f"renewal is not due until {_day(due_at)}"
+        ),
     )
 
 
