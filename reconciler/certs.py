@@ -206,7 +206,7 @@ class CertScanner:
         # Forget deleted files, so the caches stay the size of the storage.
         for gone in self._cache.keys() - seen:
             del self._cache[gone]
-        for gone in self._meta.keys() - {_json_path(path) for path in seen}:
+        for gone in self._meta.keys() - seen:
             del self._meta[gone]
         return StoredCerts(certs=latest, unknown=frozenset(unknown))
 
@@ -247,7 +247,7 @@ class CertScanner:
             unknown.add(name)
         if cached.fact is None:
             return None
-        window = self._renewal_window(_json_path(path), cached.cert_id)
+        window = self._renewal_window(path, cached.cert_id)
         if window != cached.fact.renewal_window:
             cached.fact = replace(cached.fact, renewal_window=window)
         return cached.fact
@@ -278,9 +278,11 @@ class CertScanner:
         self._cache[path] = leaf
         return leaf
 
-    def _renewal_window(self, path: str, cert_id: str) -> RenewalWindow | None:
-        """The ARI window for the certificate `cert_id` in the `.json` at `path`, if any."""
-        meta = self._meta.get(path)
+    def _renewal_window(self, crt_path: str, cert_id: str) -> RenewalWindow | None:
+        """The ARI window for the certificate `cert_id` in the `.json` beside `crt_path`."""
+        # Keyed by the .crt's path, like the leaf cache, so both are pruned the same way.
+        meta = self._meta.get(crt_path)
+        path = crt_path[: -len(".crt")] + ".json"
         try:
             st = os.stat(path)
             stamp = (st.st_mtime_ns, st.st_size) if stat_mode.S_ISREG(st.st_mode) else _MISSING
@@ -310,7 +312,7 @@ class CertScanner:
                 except MetadataError as exc:
                     log.warning("skipping certificate metadata %s: %s", path, exc)
                     self._report("metadata")
-            meta = self._meta[path] = _Meta(stamp=stamp, info=info)
+            meta = self._meta[crt_path] = _Meta(stamp=stamp, info=info)
         return _window_for(meta.info, cert_id)
 
     def _unreadable(self, path: str, what: str, exc: OSError) -> None:
@@ -327,10 +329,6 @@ class CertScanner:
     def _report(self, cause: str) -> None:
         if self._on_error is not None:
             self._on_error(cause)
-
-
-def _json_path(crt_path: str) -> str:
-    return crt_path[: -len(".crt")] + ".json"
 
 
 def _window_for(info: RenewalInfo | None, cert_id: str) -> RenewalWindow | None:
