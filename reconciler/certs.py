@@ -288,6 +288,7 @@ class CertScanner:
             stamp = (st.st_mtime_ns, st.st_size) if stat_mode.S_ISREG(st.st_mode) else _MISSING
         except FileNotFoundError:
             stamp = _MISSING
+            self._failing.discard(path)
         except OSError as exc:
             self._unreadable(path, "cannot stat", exc)
             return _window_for(meta.info if meta else None, cert_id)
@@ -295,7 +296,9 @@ class CertScanner:
             # The last whole read stays through a version that cannot be used.
             info = meta.info if meta else None
             if stamp == _MISSING:
-                log.warning("no certificate metadata at %s; renewal judged by lifetime", path)
+                log.warning(
+                    "no certificate metadata at %s; the renewal window stays as it was", path
+                )
                 self._report("metadata")
             else:
                 self.metadata_read += 1
@@ -313,6 +316,8 @@ class CertScanner:
                     log.warning("skipping certificate metadata %s: %s", path, exc)
                     self._report("metadata")
             meta = self._meta[crt_path] = _Meta(stamp=stamp, info=info)
+        else:
+            self._readable(path)  # it may have failed to stat
         return _window_for(meta.info, cert_id)
 
     def _unreadable(self, path: str, what: str, exc: OSError) -> None:

@@ -274,6 +274,41 @@ async def test_a_json_caught_half_written_keeps_the_window_last_read(
     assert await status_of(db, name) is Status.ACTIVE
 
 
+async def test_a_json_that_cannot_be_stat_ed_keeps_the_window_and_is_logged_once(
+    db: Database,
+    tenant: Tenant,
+    settings: Settings,
+    files: Storage,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = clock()
+    name = "loop.acme.test"
+    await attach(db, tenant, name, clock, status=Status.VERIFIED)
+    pem = files.put(name, 90, 10 * DAY)
+    files.ari(name, pem, start=now - DAY, end=now - HOUR)
+    reconciler = Reconciler(settings, db, clock=clock)
+    await reconciler.scan_certs()
+    assert await status_of(db, name) is Status.EXPIRING
+    # A symlink to itself: stat() fails with ELOOP, whoever runs the test (root included).
+    path = files.json_path(name)
+    path.unlink()
+    path.symlink_to(path.name)
+    with caplog.at_level(logging.INFO, logger="reconciler.certs"):
+        for _ in range(3):
+            assert await reconciler.scan_certs() == 0
+        assert await status_of(db, name) is Status.EXPIRING
+        assert errors(reconciler, "unreadable") == 3  # at every attempt, as for a .crt
+        path.unlink()
+        files.ari(name, pem, start=now + 20 * DAY, end=now + 22 * DAY)
+        assert await reconciler.scan_certs() == 1
+    assert await status_of(db, name) is Status.ACTIVE
+    logged = [r.getMessage() for r in caplog.records]
+    assert [m for m in logged if "cannot stat" in m] == [logged[0]]
+    assert any("can be read again" in m for m in logged)
+    assert errors(reconciler, "metadata") == 0
+
+
 async def test_only_the_crt_and_json_are_read_not_caddys_temporary_files(
     db: Database,
     tenant: Tenant,
