@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from domaingate.certificates import CertFact
+from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store.database import Database
 from domaingate.store.models import Tenant
@@ -144,7 +145,8 @@ def test_a_file_larger_than_any_chain_is_not_read_whole(storage: Path, issuer: I
 
 
 async def remove(db: Database, tenant: Tenant, name: str) -> None:
-    domain = await attach(db, tenant, name, time.time)
+    """Attach, prove and detach `name`: clean-up deletes only certificates of proven names."""
+    domain = await attach(db, tenant, name, time.time, status=Status.ACTIVE)
     await domain_store.remove(db, domain, time.time)
 
 
