@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.flows import activate, platform_records
+from tests.e2e.flows import activate_all, platform_records
 from tests.support.caddy_binaries import CaddyBinary
 from tests.support.load import Attempt, HandshakeLoad
 from tests.support.stack import Stack, StackOptions
@@ -49,11 +49,9 @@ def stack(caddy: CaddyBinary) -> Iterator[Stack]:
 def live(stack: Stack) -> dict[str, int]:
     """The live domains, active with a certificate each: name → the served serial number."""
     token = stack.tenant("acme")
-    served = {}
-    for name in NAMES:
-        fetched, _ = activate(stack, token, name, "app1", zone="e2e.test", records=RECORDS)
-        served[name] = fetched.certificate.serial_number
-    return served
+    apps = dict.fromkeys(NAMES, "app1")
+    fetched = activate_all(stack, token, apps, zone="e2e.test", records=RECORDS)
+    return {name: fetched[name].certificate.serial_number for name in NAMES}
 
 
 def failures(attempts: list[Attempt], live: dict[str, int]) -> list[Attempt]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.flows import activate, moves, platform_records, rfc3339
+from tests.e2e.flows import activate_all, moves, platform_records, rfc3339
 from tests.support.caddy_binaries import CURRENT, DEBIAN, caddy_binary
 from tests.support.stack import Stack, StackOptions
 from tests.support.wait import wait_until
@@ -42,10 +42,8 @@ def stack() -> Iterator[Stack]:
 def test_upgrade_from_2_6_to_2_11_serves_live_domains_and_issues_nothing(stack: Stack) -> None:
     assert stack.version == DEBIAN
     token = stack.tenant("acme")
-    served = {}
-    for name, app in LIVE.items():
-        fetched, _ = activate(stack, token, name, app, zone="e2e.test", records=RECORDS)
-        served[name] = fetched.certificate.serial_number
+    first = activate_all(stack, token, LIVE, zone="e2e.test", records=RECORDS)
+    served = {name: first[name].certificate.serial_number for name in LIVE}
     before = {name: stack.domain(token, name) for name in LIVE}
     asked = stack.domaingate.asks("allowed")
     scans = certificate_scans(stack)
