@@ -48,7 +48,7 @@ def stack(caddy: CaddyBinary) -> Iterator[Stack]:
 @pytest.fixture(scope="module")
 def live(stack: Stack) -> dict[str, int]:
     """The live domains, active with a certificate each: name → the served serial number."""
-    token = stack.tenant("acme")
+    token = stack.tenant("acme", *APPS)
     apps = dict.fromkeys(NAMES, "app1")
     fetched = activate_all(stack, token, apps, zone="e2e.test", records=RECORDS)
     return {name: fetched[name].certificate.serial_number for name in NAMES}

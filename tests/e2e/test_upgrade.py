@@ -41,7 +41,7 @@ def stack() -> Iterator[Stack]:
 
 def test_upgrade_from_2_6_to_2_11_serves_live_domains_and_issues_nothing(stack: Stack) -> None:
     assert stack.version == DEBIAN
-    token = stack.tenant("acme")
+    token = stack.tenant("acme", *APPS)
     first = activate_all(stack, token, LIVE, zone="e2e.test", records=RECORDS)
     served = {name: first[name].certificate.serial_number for name in LIVE}
     before = {name: stack.domain(token, name) for name in LIVE}
