@@ -86,6 +86,9 @@ async def ask(port: int, name: str) -> int:
         answer = await reader.read()
     finally:
         writer.close()
+    if not answer:
+        # Accepted, then closed unanswered: what a worker killed mid-ask leaves its client.
+        raise ConnectionResetError(f"connection closed without an answer for {name}")
     return int(answer.split(b" ", 2)[1])
 
 
