@@ -10,10 +10,17 @@ import time
 import pytest
 
 from domaingate.settings import Settings, load_settings
-from domaingate.store import runs
+from domaingate.store import leases, runs
 from domaingate.store.database import Database
 from reconciler.daemon import Reconciler, Tuning
 from tests.support.wait import await_until
+
+from .conftest import FakeClock
+
+
+def locked(*_args: object, **_kwargs: object) -> None:
+    raise sqlite3.OperationalError("database is locked")
+
 
 TUNING = Tuning(lease_ttl=0.6, cleanup_interval=0.1)
 
@@ -88,3 +95,23 @@ async def test_a_standby_records_nothing(db: Database, settings: Settings) -> No
             await holder.close()
             await standby.close()
     assert [run.job for run in await runs.last_runs(db)] == list(runs.JOBS)
+
+
+async def test_a_failed_lease_renewal_is_recorded_while_the_lease_still_holds(
+    db: Database, settings: Settings, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconciler = Reconciler(settings, db, clock=clock, holder="a")
+    try:
+        assert await reconciler.lease.renew()
+        monkeypatch.setattr(leases, "take_lease", locked)
+        clock.advance(1)
+        # The scheduled lease job, through the same wrapper as every run.
+        await reconciler._run_job("lease", reconciler.lease.renew, False)
+        assert reconciler.lease.held()  # a busy database is not a lost lease
+        assert rows(settings)["lease"] == (
+            clock.now,
+            None,
+            "OperationalError: database is locked",
+        )
+    finally:
+        await reconciler.close()
