@@ -34,6 +34,7 @@ from domaingate.settings import Settings
 from domaingate.store import outbox
 from domaingate.store.database import Clock, Database
 from domaingate.store.retention import purge_removed
+from domaingate.store.runs import RECORD_EVERY, RunRecorder, short_error
 from reconciler.certjob import CertJob
 from reconciler.cleanup import clean_removed
 from reconciler.lease import Lease
@@ -131,6 +132,9 @@ class Reconciler:
                 backoff=self.tuning.webhook_backoff,
             )
         self.runs: Counter[str] = Counter()  # work jobs that ran (not skipped for the lease)
+        # Each job's last run, for the operator's page; filled in by `_add` (jobs faster than
+        # RECORD_EVERY are written at most that often).
+        self.recorder = RunRecorder(db, clock, {})
         self.skipped: Counter[str] = Counter()  # work jobs skipped: another process holds the lease
         self._scheduler: Any = None  # AsyncIOScheduler is untyped; kept private
         self._running: set[asyncio.Task[Any]] = set()
@@ -204,6 +208,7 @@ class Reconciler:
     ) -> None:
         for result in JOB_RESULTS:
             self.metrics.job_runs.labels(name, result)  # shown at 0 from the start
+        self.recorder.min_gap[name] = RECORD_EVERY if every < RECORD_EVERY else 0.0
         scheduler.add_job(
             functools.partial(self._run_job, name, job, guarded),
             "interval",
@@ -227,18 +232,32 @@ class Reconciler:
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
+        error: str | None = None
         try:
-            await job()
-            if guarded:
-                self.runs[name] += 1
-            self.metrics.job_runs.labels(name, "ok").inc()
-        except Exception:
-            self.metrics.job_runs.labels(name, "failed").inc()
-            # Logged here, once, with the job's name; the scheduler keeps the job for its next run.
-            log.exception("reconciler job %s failed", name)
+            try:
+                await job()
+                if guarded:
+                    self.runs[name] += 1
+                self.metrics.job_runs.labels(name, "ok").inc()
+            except Exception as exc:
+                error = short_error(exc)
+                self.metrics.job_runs.labels(name, "failed").inc()
+                # Logged here, once, with the job's name; the scheduler keeps the job.
+                log.exception("reconciler job %s failed", name)
+            # Only the holder's runs are recorded: a standby's lease attempts are not runs of
+            # the work, and would overwrite the holder's row. The lease keeps its own error.
+            if guarded or self.lease.held():
+                await self._record(name, error or (None if guarded else self.lease.error))
         finally:
             if task is not None:
                 self._running.discard(task)
+
+    async def _record(self, name: str, error: str | None) -> None:
+        try:
+            await self.recorder.ran(name, error)
+        except Exception as exc:
+            # The run's outcome stays pending and is written with a later one.
+            log.warning("cannot record the %s job's run: %s", name, exc)
 
     async def close(self) -> None:
         """Stop the jobs, let running ones finish within the grace time, release the lease."""
@@ -259,6 +278,11 @@ class Reconciler:
             leftovers = set(self._running)
             if leftovers:
                 await asyncio.gather(*leftovers, return_exceptions=True)
+        if self.lease.held():
+            try:
+                await self.recorder.flush()
+            except Exception as exc:
+                log.warning("cannot record the last runs at stop: %s", exc)
         try:
             await self.lease.release()
         except Exception:

@@ -17,6 +17,7 @@ import uuid
 
 from domaingate.store import leases as store
 from domaingate.store.database import Clock, Database
+from domaingate.store.runs import short_error
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class Lease:
         self.name = name
         self._expires_at: float | None = None
         self._standby_logged = False
+        self.error: str | None = None  # why the last renewal failed; None when it went through
 
     @property
     def renew_every(self) -> float:
@@ -88,6 +90,7 @@ class Lease:
     async def renew(self) -> bool:
         """Take the lease, or renew it; True if this process holds it afterwards."""
         had = self.held()
+        self.error = None
         try:
             self._expires_at = await store.take_lease(
                 self.db, self.name, self.holder, self.clock(), self.ttl
@@ -95,6 +98,7 @@ class Lease:
             if self._expires_at is None:
                 self._expires_at = await self._take_from_the_dead()
         except Exception as exc:
+            self.error = short_error(exc)
             # Keep what we had until it expires on its own; a busy database is not a lost lease.
             # The traceback says which failure it was (locked, full, a bug) and where.
             log.warning("cannot renew the %s lease: %s", self.name, exc, exc_info=True)

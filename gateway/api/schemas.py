@@ -12,6 +12,7 @@ from domaingate.apps import MAX_UPSTREAM
 from domaingate.errors import error_codes
 from domaingate.hostnames import LDH_LABEL
 from domaingate.states import Status
+from domaingate.store.runs import ERROR_MAX, JOBS
 
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {**TIME, "nullable": True}
@@ -188,6 +189,27 @@ SCHEMAS: dict[str, Any] = {
             "counts": closed_object(
                 {name: {"type": "integer", "minimum": 0} for name in LIVE_STATUS["enum"]}
             ),
+            "runs": {
+                "type": "array",
+                "description": "each reconciler job's last recorded run, by the lease holder",
+                "items": closed_object(
+                    {
+                        "job": {"type": "string", "enum": list(JOBS)},
+                        "last_run_at": NULLABLE_TIME,
+                        "last_ok_at": NULLABLE_TIME,
+                        "last_error": {
+                            "type": "string",
+                            "nullable": True,
+                            "maxLength": ERROR_MAX,
+                            "description": "the last run's error; null when it succeeded",
+                        },
+                        "late": {
+                            "type": "boolean",
+                            "description": "the last run is older than a few times its interval",
+                        },
+                    }
+                ),
+            },
             "now": TIME,
         }
     ),

@@ -1,5 +1,6 @@
 """Who is calling and what they may use (`GET /api/v1/account`), and the operator's health view
-of the reconciler's work (`GET /api/v1/status`, admin token only). Both only read the store."""
+of the reconciler's work and its jobs' last runs (`GET /api/v1/status`, admin token only). Both
+only read the store."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from domaingate.errors import Forbidden
-from domaingate.store import overview
+from domaingate.store import overview, runs
 from domaingate.times import rfc3339, rfc3339_or_none
 from gateway.api.auth import PRINCIPAL
 from gateway.keys import CLOCK, DB, SETTINGS
@@ -49,6 +50,17 @@ async def status(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
     health = await overview.health(request.app[DB], now, CHECK_LATE_AFTER)
     lease = health.lease
+    scan_every = request.app[SETTINGS].cert_scan_interval
+    last_runs = [
+        {
+            "job": run.job,
+            "last_run_at": rfc3339_or_none(run.last_run_at),
+            "last_ok_at": rfc3339_or_none(run.last_ok_at),
+            "last_error": run.last_error,
+            "late": runs.is_late(run, now, scan_every),
+        }
+        for run in await runs.last_runs(request.app[DB])
+    ]
     return web.json_response(
         {
             "reconciler": {
@@ -63,6 +75,7 @@ async def status(request: web.Request) -> web.Response:
                 "oldest_at": rfc3339_or_none(health.oldest_undelivered_at),
             },
             "counts": health.counts,
+            "runs": last_runs,
             "now": rfc3339(now),
         }
     )

@@ -1,8 +1,11 @@
-"""The operator's page in a real browser: the reconciler's health, counts by status, what needs
-attention, and every tenant's domains filtered by status, tenant and app."""
+"""The operator's page in a real browser: the reconciler's health and its jobs' last runs, counts
+by status, what needs attention, and every tenant's domains filtered by status, tenant and app."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,35 @@ def test_health_counts_attention_and_filters(page: Page, stack: Stack, shots: Pa
     page.click("#filters button[type=submit]")
     expect(page.locator("#list-note")).to_contain_text("names no tenant")
     assert rows(page, "all-domains") == []
+
+
+def test_last_runs_show_each_job_and_flag_the_late(page: Page, stack: Stack, shots: Path) -> None:
+    sign_in(page, ADMIN_TOKEN, "/ui/operator.html")
+    runs = page.locator("#runs")
+    # The stack's reconciler (the lease holder) records its own runs.
+    for job in ("lease", "dns", "certs", "cleanup"):
+        row = runs.locator(f'tr[data-job="{job}"]')
+        expect(row).to_have_attribute("data-state", "ok")
+        expect(row.locator("td").nth(1)).to_contain_text("UTC")
+    # No WEBHOOK_URL here: webhook delivery never runs, so its row is written by hand, an hour
+    # old and failed; the error is shown as text, never as markup.
+    error = "TimeoutError: <img src=x onerror=alert(1)> did not answer"
+    now = time.time()
+    with contextlib.closing(sqlite3.connect(stack.db, timeout=5)) as conn, conn:
+        conn.execute(
+            "INSERT INTO job_runs (job, last_run_at, last_ok_at, last_error) VALUES (?, ?, ?, ?)",
+            ("webhooks", now - 3600, now - 7200, error),
+        )
+    try:
+        page.click("#refresh")
+        webhooks = runs.locator('tr[data-job="webhooks"]')
+        expect(webhooks).to_have_attribute("data-state", "late")
+        expect(webhooks.locator("td.fact-bad")).to_have_text("late")
+        expect(webhooks.locator("td").nth(1)).to_contain_text("1 h ago")
+        expect(webhooks.locator("td").nth(2)).to_contain_text("2 h ago")
+        expect(webhooks.locator("td.problem")).to_have_text(error)
+        assert runs.locator("img").count() == 0
+        screenshot(page, shots, "operator-runs")
+    finally:
+        with contextlib.closing(sqlite3.connect(stack.db, timeout=5)) as conn, conn:
+            conn.execute("DELETE FROM job_runs WHERE job = 'webhooks'")

@@ -1,9 +1,10 @@
-// The operator's page (admin token): the reconciler's health, counts by status, what needs
-// attention, and every tenant's domains filtered by status, tenant and app. Read again every
+// The operator's page (admin token): the reconciler's health and its jobs' last runs, counts by
+// status, what needs attention, and every tenant's domains filtered by status, tenant and app. Read again every
 // 30 s while the tab is visible.
 "use strict";
 
 const REFRESH_EVERY = 30000;
+const RUN_COLUMNS = ["Job", "Last run", "Last success", "State", "Last error"];
 const COLUMNS = ["Domain", "Tenant", "App", "Status", "Last check", "Certificate ends", "Problem"];
 
 let timer = null;
@@ -108,6 +109,42 @@ function renderHealth(status) {
   }
 }
 
+// A job that never ran, that failed last, or whose last run is too old (the server's `late`).
+function runState(run) {
+  if (!run.last_run_at) {
+    return ["never run", "warn"];
+  }
+  if (run.late) {
+    return ["late", "bad"];
+  }
+  if (run.last_error) {
+    return ["failed", "bad"];
+  }
+  return ["ok", "ok"];
+}
+
+function renderRuns(status) {
+  const node = document.getElementById("runs");
+  clear(node);
+  node.append(el("thead", {}, el("tr", {}, ...RUN_COLUMNS.map((name) => el("th", {}, name)))));
+  const body = el("tbody", {});
+  for (const run of status.runs) {
+    const [state, kind] = runState(run);
+    body.append(
+      el(
+        "tr",
+        { "data-job": run.job, "data-state": state },
+        el("td", { class: "mono" }, run.job),
+        el("td", {}, when(run.last_run_at, status.now)),
+        el("td", {}, when(run.last_ok_at, status.now)),
+        el("td", { class: "fact-" + kind }, state),
+        el("td", { class: "wrap problem" }, run.last_error || ""),
+      ),
+    );
+  }
+  node.append(body);
+}
+
 function choices(id, values) {
   const list = document.getElementById(id);
   clear(list);
@@ -119,6 +156,7 @@ function choices(id, values) {
 async function loadOverview() {
   const [status, all] = await Promise.all([api("GET", "/status"), allDomains({})]);
   renderHealth(status);
+  renderRuns(status);
   const attention = all.domains.filter((domain) => problem(domain));
   document.getElementById("attention-empty").hidden = attention.length > 0;
   const attentionTable = document.getElementById("attention");

@@ -146,3 +146,41 @@ async def test_concurrent_attaches_to_one_app_stay_within_its_quota(
         api.db_path, "SELECT count(*) FROM domains WHERE app = 'web' AND status != 'removed'"
     )
     assert live == [(2,)]
+
+
+async def test_status_shows_each_jobs_last_run_and_flags_the_late(api: Api) -> None:
+    quiet = await api.call("GET", "/api/v1/status", token=ADMIN_TOKEN)
+    never = {"last_run_at": None, "last_ok_at": None, "last_error": None, "late": False}
+    assert quiet.body["runs"] == [
+        {"job": job, **never} for job in ("lease", "dns", "certs", "cleanup", "webhooks")
+    ]
+
+    sql(
+        api.db_path,
+        "INSERT INTO job_runs (job, last_run_at, last_ok_at, last_error) VALUES"
+        " ('lease', ?, ?, NULL), ('dns', ?, ?, NULL), ('certs', ?, ?, 'OSError: disk gone')",
+        (T0 + 80, T0 + 80, T0, T0, T0 + 50, T0 - 600),
+    )
+    # 100 s on: the DNS poll's row is older than three times 30 s; the certificate job (every
+    # 60 s by default) ran 50 s ago and failed.
+    api.clock.advance(100)
+    runs = {
+        run["job"]: run
+        for run in (await api.call("GET", "/api/v1/status", token=ADMIN_TOKEN)).body["runs"]
+    }
+    assert runs["lease"] == {
+        "job": "lease",
+        "last_run_at": rfc3339(T0 + 80),
+        "last_ok_at": rfc3339(T0 + 80),
+        "last_error": None,
+        "late": False,
+    }
+    assert runs["dns"]["late"] is True
+    assert runs["certs"] == {
+        "job": "certs",
+        "last_run_at": rfc3339(T0 + 50),
+        "last_ok_at": rfc3339(T0 - 600),
+        "last_error": "OSError: disk gone",
+        "late": False,
+    }
+    assert runs["cleanup"] == {"job": "cleanup", **never}
