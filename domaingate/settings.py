@@ -48,7 +48,8 @@ class Listen:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    db: Path = Path("./domaingate.db")
+    # A SQLite file, or a PostgreSQL URL (kept as the string it was given).
+    db: Path | str = Path("./domaingate.db")
     api_listen: Listen = Listen("127.0.0.1", 8080)
     internal_listen: Listen = Listen("127.0.0.1", 9123)
     # The internal listener answers /tls-ask without authentication: binding it anywhere but
@@ -235,6 +236,24 @@ def _as_log_level(value: Any) -> str:
     return text
 
 
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def _as_db(value: Any) -> Path | str:
+    text = str(value).strip()
+    match = _URL_SCHEME.match(text)
+    if match is None:
+        return _as_path(text)
+    # A URL is never taken for a file name: `postgresql:/…` would otherwise become a SQLite file.
+    if match.group(1).lower() not in POSTGRES_SCHEMES:
+        raise ValueError(
+            f"unsupported database URL scheme {match.group(1)!r}: give a SQLite file path or a "
+            "postgresql://user:password@host:port/database URL"
+        )
+    return text
+
+
 def _as_path(value: Any) -> Path:
     text = str(value).strip()
     if not text:
@@ -243,7 +262,7 @@ def _as_path(value: Any) -> Path:
 
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
-    "db": _as_path,
+    "db": _as_db,
     "api_listen": _parse_listen,
     "internal_listen": _parse_listen,
     "internal_allow_public": _as_bool,

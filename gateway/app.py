@@ -23,7 +23,7 @@ from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
 from gateway.api.inputs import MAX_BODY
 from gateway.gate import routes as gate_routes
-from gateway.gate.allowlist import Allowlist, AllowlistSync
+from gateway.gate.allowlist import Allowlist, sync_for
 from gateway.keys import ALLOWLIST, API_APP, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
 from gateway.metrics import Metrics
 from gateway.timing import timing_middleware
@@ -36,7 +36,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _gate_sync(app: web.Application) -> AsyncIterator[None]:
-    sync = AllowlistSync(app[SETTINGS].db, app[ALLOWLIST], on_error=app[METRICS].sync_errors.inc)
+    sync = sync_for(app[SETTINGS].db, app[ALLOWLIST], on_error=app[METRICS].sync_errors.inc)
     await sync.open()
     app[SYNC] = sync
     task = asyncio.create_task(sync.run(), name="allowlist-sync")

@@ -7,14 +7,14 @@ from aiohttp import web
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store.database import Clock, Database
-from gateway.gate.allowlist import Allowlist, AllowlistSync
+from gateway.gate.allowlist import Allowlist, Sync
 from gateway.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 DB = web.AppKey("db", Database)
 ALLOWLIST = web.AppKey("allowlist", Allowlist)
-SYNC = web.AppKey("sync", AllowlistSync)
+SYNC: web.AppKey[Sync] = web.AppKey("sync")
 CHECKER = web.AppKey("checker", DnsChecker)
 METRICS = web.AppKey("metrics", Metrics)
 # The internal app reads the database through the API app, which owns it.

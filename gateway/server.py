@@ -10,6 +10,7 @@ import signal
 from aiohttp import web
 
 from domaingate.settings import Settings
+from domaingate.store.database import described
 from gateway.app import create_app, create_internal_app
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 "gateway ready: internal %s, API %s, database %s",
                 settings.internal_listen,
                 settings.api_listen,
-                settings.db,
+                described(settings.db),
             )
             await stop.wait()
             log.info("stopping gateway")

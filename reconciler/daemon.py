@@ -30,7 +30,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store import reconcile as store
-from domaingate.store.database import Clock, Database
+from domaingate.store.database import Clock, Database, described
 from domaingate.store.models import Domain
 from reconciler.apply import apply_cert_changes
 from reconciler.certs import CertFact, CertScanner, StorageUnreadable, certificates_dir
@@ -348,7 +348,7 @@ async def run(
         await reconciler.start()
         log.info(
             "reconciler started on %s (holder %s), metrics on http://%s/metrics",
-            settings.db,
+            described(settings.db),
             reconciler.lease.holder,
             settings.reconciler_listen,
         )

@@ -11,11 +11,12 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import psycopg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -26,8 +27,10 @@ from pytest_aiohttp import AiohttpClient
 from domaingate.settings import Listen, Settings, load_settings
 from domaingate.store import tenants
 from domaingate.store.database import Database
+from domaingate.store.postgres.adapter import translate
 from gateway.app import create_app, create_internal_app
 from gateway.keys import ALLOWLIST, DB
+from tests.postgres import Cluster, postgres_bin
 
 Client = TestClient[web.Request, web.Application]
 
@@ -58,7 +61,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def make_settings(db: Path, **overrides: Any) -> Settings:
+def make_settings(db: Path | str, **overrides: Any) -> Settings:
     """Test settings: SQLite at `db`, the admin token, edge addresses, and `overrides`."""
     values: dict[str, Any] = {
         "db": db,
@@ -78,9 +81,48 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "domaingate.db"
 
 
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """The session's own PostgreSQL cluster, started on first use, stopped at the end."""
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.fail("PostgreSQL is not installed (Debian's postgresql package; scripts/test)")
+    cluster = Cluster(bindir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
-def settings(db_path: Path) -> Settings:
-    return make_settings(db_path)
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test alone."""
+    url = pg_cluster.database()
+    try:
+        yield url
+    finally:
+        pg_cluster.drop(url)
+
+
+@pytest.fixture
+def db_target(db_path: Path) -> Path | str:
+    """What settings.db names for the test: SQLite on tmp_path here; directories whose tests run
+    on both backends override it with `both_backends`."""
+    return db_path
+
+
+def both_backends(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    """For a `db_target` fixture parametrised over ("sqlite", "postgresql")."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return db_path
+
+
+@pytest.fixture
+def settings(db_target: Path | str) -> Settings:
+    return make_settings(db_target)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +161,13 @@ class Api:
 
     @property
     def db_path(self) -> Path:
+        """The SQLite file (for tests that run on SQLite only)."""
         return self.db.path
+
+    @property
+    def db_target(self) -> Path | str:
+        """The database, whichever backend: what `sql()` and `set_status()` take."""
+        return self.db.target
 
     async def tenant(self, name: str) -> str:
         """Create a tenant in the app's database; returns its API token."""
@@ -171,11 +219,13 @@ class ApiFactory(Protocol):
 
 
 @pytest.fixture
-def api_factory(aiohttp_client: AiohttpClient, db_path: Path, clock: FakeClock) -> ApiFactory:
+def api_factory(
+    aiohttp_client: AiohttpClient, db_target: Path | str, clock: FakeClock
+) -> ApiFactory:
     """`await api_factory(**setting_overrides)`: a started API app on the test's database."""
 
     async def make(**overrides: Any) -> Api:
-        settings = make_settings(db_path, **overrides)
+        settings = make_settings(db_target, **overrides)
         client: Client = await aiohttp_client(create_app(settings, clock=clock))
         return Api(client, clock)
 
@@ -194,23 +244,24 @@ async def internal(aiohttp_client: AiohttpClient, api: Api) -> Client:
     return client
 
 
-def set_status(db: Path, hostname: str, status: str) -> None:
-    """Change a live domain's status through a second, independent sqlite3 connection (as the
+def set_status(db: Path | str, hostname: str, status: str) -> None:
+    """Change a live domain's status through a second, independent connection (as the
     reconciler process would); the schema's triggers bump its change sequence."""
-    conn = sqlite3.connect(db, timeout=5)
-    try:
-        with conn:
-            cursor = conn.execute(
-                "UPDATE domains SET status = ? WHERE hostname = ? AND status != 'removed'",
-                (status, hostname),
-            )
-            assert cursor.rowcount == 1, f"no live domain {hostname}"
-    finally:
-        conn.close()
+    changed = sql(
+        db,
+        "UPDATE domains SET status = ? WHERE hostname = ? AND status != 'removed' RETURNING id",
+        (status, hostname),
+    )
+    assert len(changed) == 1, f"no live domain {hostname}"
 
 
-def sql(db: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Run one statement on its own sqlite3 connection; returns the rows (committed)."""
+def sql(db: Path | str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement (`?` placeholders) on its own connection to `db`, a SQLite file or a
+    PostgreSQL URL; returns the rows (committed)."""
+    if isinstance(db, str):
+        with psycopg.connect(db, autocommit=True) as pg:
+            cursor = pg.execute(translate(statement)[0].encode(), params)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
     conn = sqlite3.connect(db, timeout=5)
     try:
         with conn:
@@ -237,7 +288,7 @@ async def gate_synced(api: Api, *, timeout: float = 1.0) -> float:
     """Wait until the gate's watcher has read every committed change to `domains` (its sequence
     high-water mark has reached the table's); returns the seconds it took."""
     allowlist = api.app[ALLOWLIST]
-    target = int(sql(api.db_path, "SELECT coalesce(max(seq), 0) FROM domains")[0][0])
+    target = int(sql(api.db_target, "SELECT coalesce(max(seq), 0) FROM domains")[0][0])
 
     async def caught_up() -> bool:
         return allowlist.last_seq >= target

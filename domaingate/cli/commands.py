@@ -17,7 +17,7 @@ from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import tenants
-from domaingate.store.database import Database
+from domaingate.store.database import Database, described
 from domaingate.store.models import Domain
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
@@ -45,9 +45,7 @@ def reconcile(settings: Settings) -> int:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     async with await Database.open(settings.db) as db:
         if args.command == "migrate":
-            async with db.reader.execute("PRAGMA user_version") as cursor:
-                row = await cursor.fetchone()
-            print(f"{settings.db}: schema version {row[0] if row else 0}")
+            print(f"{described(settings.db)}: schema version {await db.schema_version()}")
             return 0
         if args.command == "tenant":
             return await _tenant(args, db)

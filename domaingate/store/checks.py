@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from domaingate.lifecycle import CheckPlan
 from domaingate.states import check_move
+from domaingate.store.connection import Connection
 from domaingate.store.database import Database
 from domaingate.store.domains import Move, get_by_id_in, move_many, unchanged
 from domaingate.store.models import Domain
@@ -60,7 +59,7 @@ async def apply_check(db: Database, outcome: CheckOutcome) -> Domain | None:
         return await get_by_id_in(conn, outcome.domain.id) if written else None
 
 
-async def _write(conn: aiosqlite.Connection, outcomes: Sequence[CheckOutcome]) -> list[bool]:
+async def _write(conn: Connection, outcomes: Sequence[CheckOutcome]) -> list[bool]:
     written = await unchanged(conn, [o.domain for o in outcomes])
     chosen = [o for o, ok in zip(outcomes, written, strict=True) if ok]
     await conn.executemany(

@@ -13,8 +13,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from domaingate.errors import (
     DomainNotFound,
     HostnameAlreadyRegistered,
@@ -25,6 +23,7 @@ from domaingate.errors import (
 from domaingate.hostnames import Hostname, Kind
 from domaingate.states import Status, check_move
 from domaingate.store import events
+from domaingate.store.connection import Connection
 from domaingate.store.database import Clock, Database, Reader
 from domaingate.store.models import DOMAIN_SELECT, Domain, Tenant
 
@@ -99,9 +98,7 @@ async def attach(
         return await get_by_id_in(conn, domain_id)
 
 
-async def _check_claimable(
-    conn: aiosqlite.Connection, tenant: Tenant, hostname: str, now: float
-) -> None:
+async def _check_claimable(conn: Connection, tenant: Tenant, hostname: str, now: float) -> None:
     async with conn.execute(
         "SELECT tenant_id, status, removed_at FROM domains WHERE hostname = ?"
         " ORDER BY (status != 'removed') DESC, removed_at DESC LIMIT 1",
@@ -117,7 +114,7 @@ async def _check_claimable(
         raise HostnameCooldownActive(hostname, retry_after=max(1, math.ceil(free_at - now)))
 
 
-async def get_by_id_in(conn: aiosqlite.Connection | Reader, domain_id: int) -> Domain:
+async def get_by_id_in(conn: Connection | Reader, domain_id: int) -> Domain:
     """The domain with row id `domain_id`, read on `conn` (in its transaction) or the reader."""
     async with conn.execute(f"{DOMAIN_SELECT} WHERE d.id = ?", (domain_id,)) as cursor:
         row = await cursor.fetchone()
@@ -211,7 +208,7 @@ class Move:
 
 
 async def transition(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     domain: Domain,
     target: Status,
     *,
@@ -231,7 +228,7 @@ async def transition(
     return True
 
 
-async def move_many(conn: aiosqlite.Connection, moves: list[Move]) -> None:
+async def move_many(conn: Connection, moves: list[Move]) -> None:
     """Make moves whose domains the caller has seen, in this transaction, in their old status.
 
     No compare-and-set result per row (executemany has none): the caller's read inside the
@@ -256,7 +253,7 @@ async def move_many(conn: aiosqlite.Connection, moves: list[Move]) -> None:
 _IDS_PER_SELECT = 500
 
 
-async def unchanged(conn: aiosqlite.Connection, domains: Sequence[Domain]) -> list[bool]:
+async def unchanged(conn: Connection, domains: Sequence[Domain]) -> list[bool]:
     """For each domain (as it was read earlier), whether it still has that status: the
     compare-and-set of a batched write, read inside its write transaction. A domain that appears
     twice counts once, at its first place."""
@@ -269,7 +266,7 @@ async def unchanged(conn: aiosqlite.Connection, domains: Sequence[Domain]) -> li
     return result
 
 
-async def _statuses(conn: aiosqlite.Connection, ids: Iterable[int]) -> dict[int, str]:
+async def _statuses(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
     """id → status of the given domains, read on `conn` (inside its transaction)."""
     wanted = sorted(set(ids))
     found: dict[int, str] = {}
@@ -309,7 +306,7 @@ async def consume_verify_allowance(
         ):
             async with conn.execute(
                 f"SELECT count(*), min(at) FROM (SELECT at FROM verify_attempts"
-                f" WHERE {column} = ? AND at > ? ORDER BY at DESC LIMIT ?)",
+                f" WHERE {column} = ? AND at > ? ORDER BY at DESC LIMIT ?) AS recent",
                 (key, since, limit),
             ) as cursor:
                 row = await cursor.fetchone()

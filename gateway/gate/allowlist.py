@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import aiosqlite
 
@@ -57,6 +58,32 @@ class Allowlist:
         # hostname must not revoke a newer, live claim.
         if entry is not None and entry[0] == domain_id:
             del self._hosts[hostname]
+
+
+class Sync(Protocol):
+    """What keeps an Allowlist current: this module's SQLite watcher, or PostgreSQL's
+    (`gateway.gate.follow`)."""
+
+    errors: int
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def poll(self) -> int: ...
+
+    async def run(self) -> None: ...
+
+
+def sync_for(
+    db: Path | str, allowlist: Allowlist, *, on_error: Callable[[], object] | None = None
+) -> Sync:
+    """The watcher for settings.db: a SQLite file, or a PostgreSQL URL."""
+    if isinstance(db, str):
+        from gateway.gate.follow import PostgresAllowlistSync
+
+        return PostgresAllowlistSync(db, allowlist, on_error=on_error)
+    return AllowlistSync(db, allowlist, on_error=on_error)
 
 
 class AllowlistSync:

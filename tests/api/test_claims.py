@@ -16,7 +16,7 @@ async def test_a_live_hostname_cannot_be_attached_again_by_anyone(api: Api, stat
     acme = await api.tenant("acme")
     globex = await api.tenant("globex")
     await api.attach(acme, "shop.acme.com")
-    set_status(api.db_path, "shop.acme.com", status)
+    set_status(api.db_target, "shop.acme.com", status)
     for token in (acme, globex):
         for spelling in ("shop.acme.com", "SHOP.acme.com.", " shop.ACME.com "):
             reply = await api.post_domain(token, spelling, app="other")
@@ -88,7 +88,7 @@ async def test_quota_counts_live_domains_per_tenant(api_factory: ApiFactory) -> 
     globex = await api.tenant("globex")
     for i in range(3):
         await api.attach(acme, f"d{i}.acme.com")
-    set_status(api.db_path, "d1.acme.com", "failed")  # every live status counts
+    set_status(api.db_target, "d1.acme.com", "failed")  # every live status counts
     reply = await api.post_domain(acme, "d3.acme.com")
     assert reply.status == 422
     assert reply.code == "QUOTA_EXCEEDED"
