@@ -43,7 +43,7 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "cli.db"
 
 
-def run(db: Path, *args: str, env: Mapping[str, str] | None = None) -> Run:
+def run(db: Path | str, *args: str, env: Mapping[str, str] | None = None) -> Run:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
     environment["DOMAINGATE_DB"] = str(db)
     environment.update(env or {})

@@ -46,10 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+import psycopg
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from psycopg.rows import dict_row
 
 from domaingate.settings import Listen
 from tests.knot import Knot, free_port
@@ -547,15 +549,19 @@ class Domaingate:
         self.api_listen = Listen(HOST, free_port())
         # Never the default: several stacks (and other test runs) share this machine.
         self.reconciler_listen = Listen(HOST, free_port())
-        # `DB` in `settings` puts the database elsewhere (a small filesystem, say).
+        # `DB` in `settings` puts the database elsewhere (a small filesystem, a PostgreSQL URL).
         self.db = Path(settings["DB"]) if "DB" in settings else workdir / "domaingate.db"
+        # What DOMAINGATE_DB says: the SQLite file above, or a PostgreSQL URL.
+        self.target: Path | str = self.db
+        if "://" in settings.get("DB", ""):
+            self.target = settings["DB"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (os.environ.get("PYTHONPATH", ""), str(ROOT)) if p
         )
         env["PYTHONUNBUFFERED"] = "1"
         env.update(
-            DOMAINGATE_DB=str(self.db),
+            DOMAINGATE_DB=str(self.target),
             DOMAINGATE_INTERNAL_LISTEN=str(self.internal),
             DOMAINGATE_API_LISTEN=str(self.api_listen),
             DOMAINGATE_RECONCILER_LISTEN=str(self.reconciler_listen),
@@ -672,7 +678,15 @@ class Domaingate:
                 )
 
     def db_row(self, hostname: str) -> dict[str, Any] | None:
-        """The domain's live row read straight from SQLite (for when the API is down)."""
+        """The domain's live row read straight from the database (for when the API is down)."""
+        if isinstance(self.target, str):
+            with psycopg.connect(self.target, autocommit=True, row_factory=dict_row) as pg:
+                found: dict[str, Any] | None = pg.execute(
+                    "SELECT * FROM domains WHERE hostname = %s AND status != 'removed'"
+                    " ORDER BY id DESC LIMIT 1",
+                    (hostname,),
+                ).fetchone()
+            return found
         with contextlib.closing(
             sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
         ) as connection:
@@ -685,7 +699,16 @@ class Domaingate:
             return None if row is None else dict(row)
 
     def event_types(self, hostname: str) -> list[str]:
-        """Every event of the domains named `hostname`, oldest first, read straight from SQLite."""
+        """Every event of the domains named `hostname`, oldest first, read straight from the
+        database."""
+        if isinstance(self.target, str):
+            with psycopg.connect(self.target, autocommit=True) as pg:
+                found = pg.execute(
+                    "SELECT e.type FROM domain_events e JOIN domains d ON d.id = e.domain_id"
+                    " WHERE d.hostname = %s ORDER BY e.id",
+                    (hostname,),
+                ).fetchall()
+            return [row[0] for row in found]
         with contextlib.closing(
             sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
         ) as connection:
