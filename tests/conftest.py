@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDictProxy
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg.rows import dict_row
 from pytest_aiohttp import AiohttpClient
 
 from domaingate.settings import Listen, Settings, load_settings
@@ -266,6 +267,20 @@ def sql(db: Path | str, statement: str, params: tuple[Any, ...] = ()) -> list[tu
     try:
         with conn:
             return list(conn.execute(statement, params))
+    finally:
+        conn.close()
+
+
+def sql_rows(db: Path | str, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """`sql()`, each row as a dict of its columns."""
+    if isinstance(db, str):
+        with psycopg.connect(db, autocommit=True, row_factory=dict_row) as pg:
+            return pg.execute(translate(statement)[0].encode(), params).fetchall()
+    conn = sqlite3.connect(db, timeout=5)
+    conn.row_factory = sqlite3.Row
+    try:
+        with conn:
+            return [dict(row) for row in conn.execute(statement, params)]
     finally:
         conn.close()
 

@@ -46,10 +46,10 @@ def storage(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, storage: Path) -> Settings:
+def settings(db_target: Path | str, storage: Path) -> Settings:
     return load_settings(
         env={},
-        db=tmp_path / "x.db",
+        db=db_target,
         caddy_storage=storage,
         platform_zone="apps.example.net",
         # A daemon started on these settings must not collide with another on the default port.
