@@ -33,6 +33,7 @@ from domaingate.store.models import Domain, Tenant
 from reconciler.daemon import Tuning, run
 from tests.conftest import T0 as T0
 from tests.conftest import FakeClock as FakeClock
+from tests.conftest import both_backends
 from tests.knot import HOST, free_port
 
 DAY = 86400.0
@@ -43,6 +44,12 @@ def storage(tmp_path: Path) -> Path:
     root = tmp_path / "caddy"
     (root / "certificates").mkdir(parents=True)
     return root
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    """The reconciler's tests run on both backends."""
+    return both_backends(request, db_path)
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from pathlib import Path
 
 import aiohttp
-import pytest
 
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
@@ -18,16 +16,10 @@ from domaingate.store.models import Tenant
 from reconciler.daemon import Reconciler, Tuning
 from reconciler.lease import Lease, died_here, new_holder_id
 from reconciler.webhooks import Backoff
-from tests.conftest import both_backends
 
 from .conftest import SECRET, FakeClock, Receiver, attach, wait_for
 
 WORK = {"dns", "certs", "cleanup", "webhooks"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
-    return both_backends(request, db_path)
 
 
 async def test_lease_is_exclusive_until_released_or_expired(

@@ -76,6 +76,11 @@ async def test_a_second_reconciler_on_a_taken_address_stops_naming_the_key(
         "DOMAINGATE_RECONCILER_LISTEN": str(settings.reconciler_listen),
     }
     async with running(settings):
+        # The listener answers before the lease is first taken: wait for the holder.
+        async def held() -> bool:
+            return await store.lease_holder(db, "reconciler", time.time()) is not None
+
+        await wait_for(held)
         holder = await store.lease_holder(db, "reconciler", time.time())
         second = await asyncio.to_thread(run_cli, settings.db, "reconcile", env=env)
         assert second.code == 2, second.err

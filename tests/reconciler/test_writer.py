@@ -4,7 +4,6 @@ and outbox rows, and concurrent outcomes grouped into few transactions."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from domaingate.store.checks import CheckOutcome, apply_checks
 from domaingate.store.database import Database
 from domaingate.store.models import Domain, Tenant
 from reconciler.writer import CheckWriter
-from tests.conftest import both_backends, sql, sql_rows
+from tests.conftest import sql, sql_rows
 
 from .conftest import FakeClock, attach, walk
 
@@ -33,11 +32,6 @@ def plan(target: Status | None, *, code: str | None = None, next_at: float = 9e9
         next_check_at=next_at,
         dns_provider="knot",
     )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
-    return both_backends(request, db_path)
 
 
 def row(db: Database, domain: Domain) -> dict[str, Any]:
