@@ -24,6 +24,7 @@ import pytest
 from domaingate.states import WEBHOOK_STATUSES, Status, can_move, event_type
 from tests.conftest import sql
 from tests.e2e.stack import Domaingate, Process
+from tests.postgres import Cluster
 
 MODULE = "tests.hardening.daemons"
 
@@ -31,12 +32,16 @@ MODULE = "tests.hardening.daemons"
 class Daemons:
     """Builds `Domaingate`s under one directory and stops every process they started."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cluster: Cluster | None = None) -> None:
         self.root = root
+        # PostgreSQL: each Domaingate gets a fresh database of this cluster.
+        self.cluster = cluster
         self._started: list[Domaingate] = []
 
     def __call__(self, settings: Mapping[str, str]) -> Domaingate:
         workdir = self.root / f"domaingate-{len(self._started)}"
+        if self.cluster is not None and "DB" not in settings:
+            settings = {**settings, "DB": self.cluster.database()}
         daemons = Domaingate(workdir, settings)
         daemons.reconciler = Process(
             "reconciler",
@@ -53,11 +58,12 @@ class Daemons:
             self._started.pop().stop()
 
 
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    """`daemons(settings) -> Domaingate` (DOMAINGATE_* keys without the prefix); all stopped at
-    teardown, whatever state the test left them in."""
-    factory = Daemons(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def daemons(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Daemons]:
+    """`daemons(settings) -> Domaingate` (DOMAINGATE_* keys without the prefix), on SQLite or on
+    PostgreSQL; all stopped at teardown, whatever state the test left them in."""
+    cluster = request.getfixturevalue("pg_cluster") if request.param == "postgresql" else None
+    factory = Daemons(tmp_path, cluster)
     try:
         yield factory
     finally:
@@ -82,15 +88,17 @@ class Move:
     target: str
 
 
-def audit(db: Path) -> dict[int, list[Move]]:
+def audit(db: Path | str) -> dict[int, list[Move]]:
     """Fail on any trace of a half-applied write; returns each domain's events, oldest first.
 
-    The file is sound; every domain's events start with its creation and form one continuous
+    The database is sound; every domain's events start with its creation and form one continuous
     chain of allowed moves ending in its current status; every webhook-type event has its outbox
     row and no outbox row lacks its event; removed rows, and only they, carry `removed_at`.
     """
-    assert sql(db, "PRAGMA integrity_check") == [("ok",)]
-    assert sql(db, "PRAGMA foreign_key_check") == []
+    if isinstance(db, Path):
+        # PostgreSQL enforces its foreign keys itself, and has no file to check.
+        assert sql(db, "PRAGMA integrity_check") == [("ok",)]
+        assert sql(db, "PRAGMA foreign_key_check") == []
     domains = {
         domain_id: (hostname, status, removed_at)
         for domain_id, hostname, status, removed_at in sql(

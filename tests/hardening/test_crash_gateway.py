@@ -214,7 +214,7 @@ async def seed(daemons: Domaingate) -> tuple[dict[str, str], dict[str, Row]]:
     starts; returns the tenants' tokens and the ledger."""
     tokens: dict[str, str] = {}
     ledger: dict[str, Row] = {}
-    async with await Database.open(daemons.db) as db:
+    async with await Database.open(daemons.target) as db:
         for name in TENANTS:
             tenant, tokens[name] = await tenants.create(db, name, time.time)
             for i in range(SEEDED_PER_TENANT):
@@ -231,11 +231,11 @@ async def check(daemons: Domaingate, storm: Storm) -> None:
     """After the restart: the rows against the ledger, then the API and the gate against both.
     Settles the ledger on what the rows say, for the next round."""
     ledger = storm.ledger
-    chains = audit(daemons.db)
+    chains = audit(daemons.target)
     rows = {
         token: (domain_id, hostname, tenant, app, status)
         for domain_id, hostname, tenant, app, status, token in sql(
-            daemons.db,
+            daemons.target,
             "SELECT d.id, d.hostname, t.name, d.app, d.status, d.txt_token"
             " FROM domains d JOIN tenants t ON t.id = d.tenant_id",
         )
