@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pytest_aiohttp import AiohttpClient
 
@@ -11,11 +13,17 @@ from tests.conftest import (
     Api,
     ApiFactory,
     Client,
+    both_backends,
     gate_synced,
     raw_get,
     set_status,
     sql,
 )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    return both_backends(request, db_path)
 
 
 async def route(internal: Client, *hosts: str) -> tuple[int, dict[str, str]]:
@@ -35,7 +43,7 @@ async def served(api: Api) -> str:
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com", app="web")
     await api.attach(token, "blog.acme.com", app="blog")
-    set_status(api.db_path, "shop.acme.com", "verified")
+    set_status(api.db_target, "shop.acme.com", "verified")
     await gate_synced(api)
     return token
 
@@ -80,7 +88,7 @@ async def test_non_ascii_forwarded_hosts_are_not_found(served: str, internal: Cl
 async def test_route_follows_the_status(
     api: Api, served: str, internal: Client, status: str
 ) -> None:
-    set_status(api.db_path, "shop.acme.com", status)
+    set_status(api.db_target, "shop.acme.com", status)
     await gate_synced(api)
     expected = 200 if status in {"active", "expiring"} else 404
     assert (await route(internal, "shop.acme.com:443"))[0] == expected
@@ -93,7 +101,7 @@ async def test_upstream_template_names_the_upstream(
     internal: Client = await aiohttp_client(create_internal_app(api.app))
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com", app="web")
-    set_status(api.db_path, "shop.acme.com", "active")
+    set_status(api.db_target, "shop.acme.com", "active")
     await gate_synced(api)
     status, headers = await route(internal, "shop.acme.com:443")
     assert status == 200
@@ -103,7 +111,7 @@ async def test_upstream_template_names_the_upstream(
 async def test_an_app_change_by_another_process_reroutes(
     api: Api, served: str, internal: Client
 ) -> None:
-    sql(api.db_path, "UPDATE domains SET app = 'shop2' WHERE hostname = 'shop.acme.com'")
+    sql(api.db_target, "UPDATE domains SET app = 'shop2' WHERE hostname = 'shop.acme.com'")
     await gate_synced(api)
     assert (await route(internal, "shop.acme.com"))[1]["X-Domaingate-App"] == "shop2"
 
@@ -133,7 +141,7 @@ async def test_delete_holds_at_once_even_with_the_watcher_stopped(
     internal: Client = await aiohttp_client(create_internal_app(api.app))
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com")
-    set_status(api.db_path, "shop.acme.com", "verified")
+    set_status(api.db_target, "shop.acme.com", "verified")
     # Not visible to a blind watcher: the gate loaded before the change.
     assert (await route(internal, "shop.acme.com"))[0] == 404
     # A restart loads it (the initial load does not poll).
