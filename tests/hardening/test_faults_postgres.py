@@ -1,4 +1,5 @@
-"""PostgreSQL going away under the running daemons (`domaingate serve` and `domaingate reconcile`,
+"""PostgreSQL busy (the write lock held elsewhere past the lock timeout, as a locked SQLite file),
+and PostgreSQL going away under the running daemons (`domaingate serve` and `domaingate reconcile`,
 real processes), and coming back.
 
 The session's cluster is stopped at once (`pg_ctl stop -m immediate`, as a crash or a cut-off
@@ -14,12 +15,14 @@ import asyncio
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from domaingate.states import Status
 from domaingate.store import tenants
 from domaingate.store.database import Database
-from tests.conftest import set_status
+from domaingate.store.postgres.database import LOCK_TIMEOUT_MS, WRITE_LOCK
+from tests.conftest import Api, Client, gate_synced, sample, set_status
 from tests.e2e.stack import Domaingate, wait_until
 from tests.hardening.test_faults_database import (
     DB_ERRORS,
@@ -35,6 +38,38 @@ from tests.postgres import Cluster
 from tests.reconciler.conftest import attach
 
 pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def db_target(pg_url: str) -> str:
+    return pg_url
+
+
+async def test_a_write_lock_held_elsewhere_answers_503_and_recovers(
+    api: Api, internal: Client
+) -> None:
+    token = await api.tenant("acme")
+    await api.attach(token, "live.acme.com")
+    set_status(api.db_target, "live.acme.com", "verified")
+    await gate_synced(api)
+    assert isinstance(api.db_target, str)
+    async with await psycopg.AsyncConnection.connect(api.db_target) as other:
+        # Another node's writer, stuck in its transaction.
+        await other.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        started = time.monotonic()
+        refused = await api.post_domain(token, "new.acme.com")
+        waited = time.monotonic() - started
+        assert (refused.status, refused.code) == (503, "STORE_UNAVAILABLE")
+        assert refused.headers["Retry-After"] == "1"
+        assert waited >= LOCK_TIMEOUT_MS / 1000 - 0.5
+        async with internal.get("/tls-ask", params={"domain": "live.acme.com"}) as answer:
+            assert answer.status == 200
+        async with internal.get("/metrics") as answer:
+            exposition = await answer.text()
+        assert sample(exposition, STORE_ERRORS, cause="locked") == 1
+        await other.rollback()
+    # The refused attach did not happen: the name is free.
+    assert (await api.post_domain(token, "new.acme.com")).status == 201
 
 
 async def _set_up(url: str) -> str:

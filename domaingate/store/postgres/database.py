@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from domaingate.store.connection import Connection as StoreConnection
 from domaingate.store.connection import Cursor as StoreCursor
 from domaingate.store.database import (
+    BUSY_TIMEOUT_MS,
     Database,
     ErrorHook,
     MigrationError,
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 WRITE_LOCK = 0x646F6D61696E01  # "domain" 01
 MIGRATE_LOCK = 0x646F6D61696E02
 CONNECT_TIMEOUT = 5.0
+# A write waits this long for the write lock (or any row lock) before it gives up, as a SQLite
+# write waits out its busy timeout: then the API answers 503 and the client retries.
+LOCK_TIMEOUT_MS = BUSY_TIMEOUT_MS
 # How long a request waits for a pooled connection before it is answered 503.
 POOL_TIMEOUT = 5.0
 POOL_SIZE = 8
@@ -86,6 +90,10 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> int:
             )
             current = version
     return current
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
 
 
 class PostgresReader(Reader):
@@ -136,6 +144,7 @@ class PostgresDatabase(Database):
             open=False,
             timeout=POOL_TIMEOUT,
             name="domaingate",
+            configure=_configure,
             kwargs={
                 "autocommit": True,
                 "row_factory": row_factory,
