@@ -31,6 +31,7 @@ Clock = Callable[[], float]
 # server could not be reached, or the connection to it was lost.
 FAILURE_CAUSES = ("locked", "full", "unreachable", "other")
 
+_PASSWORD_PARAMETER = re.compile(r"((?:^|&)password=)[^&]*")
 _MIGRATION_NAME = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
 BUSY_TIMEOUT_MS = 5000
 
@@ -44,10 +45,11 @@ def described(target: Path | str) -> str:
     if not isinstance(target, str):
         return str(target)
     parts = urlsplit(target)
-    if parts.password is None:
-        return target
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = _PASSWORD_PARAMETER.sub(r"\1***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class StoreUnreachable(sqlite3.OperationalError):
