@@ -47,10 +47,3 @@ class Connection(Protocol):
     def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> CursorResult: ...
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> Cursor: ...
-
-
-class Reads(Protocol):
-    """Something that runs one read statement: a `Database.reader`, or a write transaction's
-    connection (to read inside the transaction)."""
-
-    def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> Any: ...
