@@ -106,12 +106,12 @@ def scan(storage: Path, rescans: int) -> dict[str, Any]:
 
     scanner = CertScanner(storage)
     started = time.perf_counter()
-    found = scanner.scan()
+    found = scanner.scan().certs
     first = time.perf_counter() - started
     again = []
     for _ in range(rescans):
         started = time.perf_counter()
-        same = scanner.scan()
+        same = scanner.scan().certs
         again.append(time.perf_counter() - started)
         if len(same) != len(found):
             raise RuntimeError("an unchanged rescan found different certificates")
@@ -147,10 +147,10 @@ async def job(storage: Path, db_path: Path, n: int) -> dict[str, Any]:
         reconciler = Reconciler(Settings(db=db_path, caddy_storage=storage), db)
         for label in ("first", "after the moves", "steady", "steady, full plan"):
             if label.endswith("full plan"):
-                reconciler.scope.full_every = 0.0
+                reconciler.certs.scope.full_every = 0.0
             wall, cpu = time.perf_counter(), time.process_time()
             applied = await reconciler.scan_certs()
-            scope = reconciler.last_scan
+            scope = reconciler.certs.last_scan
             assert scope is not None
             runs.append(
                 {

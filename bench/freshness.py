@@ -33,9 +33,16 @@ class TimedAllowlist(Allowlist):
         super().__init__()
         self.arrived: dict[str, float] = {}
 
-    def apply(self, domain_id: int, hostname: str, app: str, status: str) -> None:
-        super().apply(domain_id, hostname, app, status)
-        self.arrived.setdefault(hostname, time.monotonic())
+    def apply(
+        self, domain_id: int, hostname: str, app: str, status: str, upstream: str | None
+    ) -> None:
+        super().apply(domain_id, hostname, app, status, upstream)
+        if hostname in self:
+            self.arrived.setdefault(hostname, time.monotonic())
+
+
+def upstream(app: str, tenant: str) -> str:
+    return f"{app}.{tenant}.svc:80"
 
 
 @contextlib.contextmanager
@@ -43,7 +50,7 @@ def database(url: str | None) -> Iterator[str]:
     if url is not None:
         yield url
         return
-    from tests.postgres import Cluster, postgres_bin
+    from tests.support.postgres import Cluster, postgres_bin
 
     bindir = postgres_bin()
     if bindir is None:
@@ -62,8 +69,13 @@ async def measure(url: str, rate: float, seconds: float, gates: int) -> list[flo
             "INSERT INTO tenants (name, token_hash, created_at) VALUES ('bench', 'x', 0)"
             " ON CONFLICT DO NOTHING"
         )
+        # The bench tenant's app: a domain is allowed only on an app of its own tenant.
+        await writer.execute(
+            "INSERT INTO apps (name, tenant_id, created_at, updated_at)"
+            " SELECT 'shop', id, 0, 0 FROM tenants WHERE name = 'bench' ON CONFLICT DO NOTHING"
+        )
         lists = [TimedAllowlist() for _ in range(gates)]
-        syncs = [PostgresAllowlistSync(url, allowlist) for allowlist in lists]
+        syncs = [PostgresAllowlistSync(url, allowlist, upstream) for allowlist in lists]
         for sync in syncs:
             await sync.open()
         tasks = [asyncio.create_task(sync.run()) for sync in syncs]

@@ -15,7 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from domaingate.store.database import Database
+from domaingate.store.database import Database, migrations
 
 ALLOWED = ("verified", "active", "expiring")
 # Domains the reconciler benchmark checks: names in the knot zone, due, pending.
@@ -61,6 +61,12 @@ def build(path: Path, count: int, dns_due: int) -> float:
             "INSERT INTO tenants (id, name, token_hash, created_at) VALUES (1, 'bench', ?, 0)",
             (b"\x00" * 32,),
         )
+        # The tenant's app, registered before its domains (so its trigger has no rows to touch):
+        # the gate routes only domains whose app is their tenant's.
+        conn.execute(
+            "INSERT INTO apps (name, tenant_id, upstream, created_at, updated_at)"
+            " VALUES ('web', 1, NULL, 0, 0)"
+        )
         now = time.time()
         far = now + 10 * 86400
 
@@ -93,7 +99,8 @@ async def _migrate(path: Path) -> None:
 
 def cached(path: Path, count: int, dns_due: int) -> tuple[Path, float | None]:
     """A pristine copy of the database for (count, dns_due) at `path`; build it once."""
-    pristine = path.with_name(f"pristine-{count}-{dns_due}.db")
+    # Named for the schema too: a copy built before a migration would lack what it adds.
+    pristine = path.with_name(f"pristine-{count}-{dns_due}-v{len(migrations())}.db")
     took = None
     if not pristine.exists():
         took = build(pristine, count, dns_due)

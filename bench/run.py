@@ -1,6 +1,6 @@
 """Run every benchmark and write bench/RESULTS.md.
 
-    python -m bench.run [--quick] [--only gate,dns,gate-pass,certs]
+    python -m bench.run [--quick] [--only gate,dns,gate-pass,certs,caddy-flood]
                         [--candidate /path/to/patched/repo] [--output FILE]
 
 `--candidate` also measures the gate's start-up and memory, its throughput ratio and the
@@ -23,7 +23,16 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import certbench, common, dnsbench, gatebench, gatedb, passbench, profiling
+from bench import (
+    caddyreport,
+    certbench,
+    common,
+    dnsbench,
+    gatebench,
+    gatedb,
+    passbench,
+    profiling,
+)
 from bench.common import WORK
 from bench.findings import FINDINGS
 
@@ -203,7 +212,7 @@ def candidate_gate(report: Report, candidate: Path, db: Path, paths: Path, secon
 
 
 def dns_section(report: Report, quick: bool, candidate: Path | None) -> None:
-    from tests.knot import Knot
+    from tests.support.knot import Knot
 
     n = 2_000 if quick else 10_000
     with Knot(dnsbench.zones(n)) as knot:
@@ -266,7 +275,7 @@ def dns_section(report: Report, quick: bool, candidate: Path | None) -> None:
 
 def gate_pass_section(report: Report, quick: bool) -> None:
     """4b: the gate's throughput while the real reconciler makes a DNS pass on the gate's core."""
-    from tests.knot import Knot
+    from tests.support.knot import Knot
 
     n = 10_000
     db, _ = gatedb.cached(WORK / "gate.db", 1_000_000, n)
@@ -383,7 +392,7 @@ def certs_section(report: Report, quick: bool, candidate: Path | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer domains")
-    parser.add_argument("--only", default="gate,dns,gate-pass,certs")
+    parser.add_argument("--only", default="gate,dns,gate-pass,certs,caddy-flood")
     parser.add_argument("--candidate", type=Path, help="a patched checkout to compare")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the report")
     args = parser.parse_args()
@@ -401,6 +410,8 @@ def main() -> None:
         gate_pass_section(report, args.quick)
     if "certs" in only:
         certs_section(report, args.quick, args.candidate)
+    if "caddy-flood" in only:
+        caddyreport.caddy_flood_section(report, args.quick)
     took = (datetime.datetime.now(datetime.UTC) - started).seconds
     header = [
         "# domaingate benchmarks (issue 5)",
@@ -420,7 +431,7 @@ def main() -> None:
         "-- paths.txt`",
         "- DNS: `python -m bench.dnsbench bare|checker|count|schedule-canned …` and the real "
         "daemon (`bench/passbench.py`: `nice -n 10 python -m domaingate reconcile`) against knot "
-        "(tests/knot.py `Knot`); certificates: `python -m bench.certbench STORAGE 3` and "
+        "(tests/support/knot.py `Knot`); certificates: `python -m bench.certbench STORAGE 3` and "
         f"`python -m bench.certbench job STORAGE DB N`; work files in {WORK}",
         "",
     ]

@@ -6,28 +6,52 @@ from __future__ import annotations
 from typing import Any
 
 from domaingate.dns.checker import Expectation
-from domaingate.hostnames import Kind
+from domaingate.hostnames import Hostname, Kind
 from domaingate.settings import Settings
 from domaingate.store.models import Domain
 
 
 def expectation_for(domain: Domain, settings: Settings) -> Expectation:
-    return Expectation(
-        hostname=domain.hostname,
-        kind=domain.kind,
-        cname_target=settings.cname_target(domain.app),
-        txt_name=txt_name(domain, settings),
+    return _expectation(
+        domain.hostname,
+        domain.kind,
+        domain.app,
+        settings,
         txt_value=domain.txt_token,
         # The method was fixed at attach time (apex, or REQUIRE_TXT then): keep asking for what
         # the tenant was told to publish.
         require_txt=domain.method == "txt",
+    )
+
+
+def expectation_unattached(host: Hostname, app: str, settings: Settings) -> Expectation:
+    """What a name not attached yet must show for `app`: the routing records only, since the
+    ownership token (the TXT record's value) exists only once the name is attached."""
+    return _expectation(host.name, host.kind, app, settings, txt_value="", require_txt=False)
+
+
+def _expectation(
+    hostname: str, kind: Kind, app: str, settings: Settings, *, txt_value: str, require_txt: bool
+) -> Expectation:
+    return Expectation(
+        hostname=hostname,
+        kind=kind,
+        cname_target=settings.cname_target(app),
+        txt_name=txt_record_name(hostname, settings),
+        txt_value=txt_value,
+        require_txt=require_txt,
         edge_ipv4=settings.edge_ipv4,
         edge_ipv6=settings.edge_ipv6,
     )
 
 
 def txt_name(domain: Domain, settings: Settings) -> str:
-    return f"{settings.txt_prefix}.{domain.hostname}"
+    return txt_record_name(domain.hostname, settings)
+
+
+def txt_record_name(hostname: str, settings: Settings) -> str:
+    """Where the ownership TXT record of `hostname` lives."""
+    return f"{settings.txt_prefix}.{hostname}"
 
 
 def instructions(domain: Domain, settings: Settings) -> dict[str, Any]:

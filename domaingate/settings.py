@@ -6,6 +6,8 @@ one), so a bad deployment stops at once with a message an operator can act on.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -15,6 +17,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from domaingate.claims import ATTACH_LIMIT_PER_TENANT, COOLDOWN_SECONDS
+from domaingate.hostnames import LDH_LABEL
 
 ENV_PREFIX = "DOMAINGATE_"
 
@@ -70,6 +75,13 @@ class Settings:
     expiring_days: float = 14
     admin_token: str | None = None
     max_domains_per_tenant: int = 10
+    # A second quota per app; None: no per-app cap.
+    max_domains_per_app: int | None = None
+    # Attaches per tenant in a sliding hour (removed or not): what a tenant can churn.
+    attach_rate_limit: int = ATTACH_LIMIT_PER_TENANT
+    # Seconds a removed domain's row and events are kept; never less than the cool-down, which
+    # reads the removed rows.
+    removed_retention: float = 2592000
     webhook_url: str | None = None
     webhook_secret: str | None = None
     cert_scan_interval: float = 60
@@ -81,6 +93,9 @@ class Settings:
     drift_grace: float = 259200
     dns_timeout: float = 5.0
     check_concurrency: int = 50
+    # Processes answering the internal listener; above 1, the extra ones are gate-only workers
+    # sharing its port (SO_REUSEPORT), each following the database itself.
+    gate_workers: int = 1
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -96,8 +111,18 @@ class Settings:
     def cname_target(self, app: str) -> str:
         return f"{app}.{self.platform_zone}"
 
-    def upstream(self, app: str) -> str:
-        return self.upstream_template.replace("{app}", app)
+    def upstream(self, app: str, tenant: str) -> str:
+        """UPSTREAM_TEMPLATE for `app` of `tenant`, for an app that names no upstream of its own."""
+        return fill_upstream(self.upstream_template, app, tenant)
+
+
+_PLACEHOLDER = re.compile(r"\{app\}|\{tenant\}")
+
+
+def fill_upstream(template: str, app: str, tenant: str) -> str:
+    """`template` with `{app}` and `{tenant}` replaced."""
+    # One pass, so a value is never searched for placeholders again.
+    return _PLACEHOLDER.sub(lambda match: app if match.group(0) == "{app}" else tenant, template)
 
 
 def _parse_listen(value: Any, default_port: int | None = None) -> Listen:
@@ -170,7 +195,7 @@ def _as_count(value: Any) -> int:
     return number
 
 
-_ZONE_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_ZONE_LABEL = re.compile(LDH_LABEL)
 _PREFIX_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
@@ -215,10 +240,37 @@ def _as_secret(value: Any) -> str | None:
     return text
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+
+
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key a WEBHOOK_SECRET stands for, as the Standard Webhooks libraries read it: the
+    base64 after `whsec_`, or any other string as its UTF-8 bytes."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        return secret.encode()
+    try:
+        # Exactly the libraries' decoding: padding appended, characters outside base64 skipped.
+        key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX) + "==")
+    except binascii.Error as exc:
+        raise ValueError(f"{WEBHOOK_SECRET_PREFIX} must be followed by base64 ({exc})") from exc
+    if len(key) < 16:
+        raise ValueError(
+            f"the base64 after {WEBHOOK_SECRET_PREFIX} must decode to 16 bytes or more"
+        )
+    return key
+
+
+def _as_webhook_secret(value: Any) -> str | None:
+    text = _as_secret(value)
+    if text is not None:
+        webhook_key(text)
+    return text
+
+
 def _as_template(value: Any) -> str:
     text = str(value).strip()
-    if "{app}" not in text:
-        raise ValueError("must contain {app}")
+    if "{app}" not in text and "{tenant}" not in text:
+        raise ValueError("must contain {app} or {tenant}")
     return text
 
 
@@ -240,7 +292,8 @@ _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
-def _as_db(value: Any) -> Path | str:
+def parse_db(value: Any) -> Path | str:
+    """DB as given: a SQLite file path, or a PostgreSQL URL kept as its string."""
     text = str(value).strip()
     match = _URL_SCHEME.match(text)
     if match is None:
@@ -262,7 +315,7 @@ def _as_path(value: Any) -> Path:
 
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
-    "db": _as_db,
+    "db": parse_db,
     "api_listen": _parse_listen,
     "internal_listen": _parse_listen,
     "internal_allow_public": _as_bool,
@@ -280,8 +333,11 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "expiring_days": _as_positive,
     "admin_token": _as_secret,
     "max_domains_per_tenant": _as_count,
+    "max_domains_per_app": lambda v: None if str(v).strip() == "" else _as_count(v),
+    "attach_rate_limit": _as_count,
+    "removed_retention": _as_positive,
     "webhook_url": _as_url,
-    "webhook_secret": _as_secret,
+    "webhook_secret": _as_webhook_secret,
     "cert_scan_interval": _as_positive,
     "pending_fast_interval": _as_positive,
     "pending_fast_window": _as_positive,
@@ -291,6 +347,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "drift_grace": _as_positive,
     "dns_timeout": _as_positive,
     "check_concurrency": _as_count,
+    "gate_workers": _as_count,
     "log_level": _as_log_level,
 }
 
@@ -358,5 +415,11 @@ def _check_consistency(settings: Settings) -> None:
     # Both daemons run on the same machine (they share the SQLite file).
     if settings.reconciler_listen in (settings.internal_listen, settings.api_listen):
         raise SettingsError("RECONCILER_LISTEN", "must differ from INTERNAL_LISTEN and API_LISTEN")
+    if settings.removed_retention < COOLDOWN_SECONDS:
+        raise SettingsError(
+            "REMOVED_RETENTION",
+            f"{settings.removed_retention:g} s is shorter than the {COOLDOWN_SECONDS} s cool-down, "
+            "which needs the removed rows",
+        )
     if settings.webhook_url and not settings.webhook_secret:
         raise SettingsError("WEBHOOK_SECRET", "is required when WEBHOOK_URL is set")

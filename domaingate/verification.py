@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from domaingate.claims import HOSTNAME_TAKEN
 from domaingate.dns.checker import DnsChecker
 from domaingate.dns.findings import CheckReport
 from domaingate.errors import InvalidState
@@ -10,6 +11,7 @@ from domaingate.lifecycle import Policy, plan_check
 from domaingate.settings import Settings
 from domaingate.store.checks import CheckOutcome, apply_check
 from domaingate.store.database import Clock, Database
+from domaingate.store.domains import get_by_id
 from domaingate.store.models import Domain
 
 
@@ -21,6 +23,10 @@ async def verify_now(
     plan = plan_check(domain, report, now, Policy.from_settings(settings), requested=True)
     updated = await apply_check(db, CheckOutcome(domain=domain, plan=plan, now=now))
     if updated is None:
+        current = await get_by_id(db, domain.id)
+        if current.last_check_code == HOSTNAME_TAKEN:
+            # Another tenant's claim verified meanwhile and took the name: that is the answer.
+            return current, report
         raise InvalidState(
             f"{domain.hostname} changed while it was being checked; fetch it and retry"
         )

@@ -1,9 +1,9 @@
 """The gateway's application factories: they wire, and do nothing else.
 
 `create_app()` builds the API application, which owns the shared resources (database, gate
-watcher, DNS checker) in its cleanup context; `create_internal_app()` builds the internal
-listener's application on the same resources. The two are served on different sockets, so the
-API listener never answers /tls-ask.
+watcher, DNS checker) in its cleanup context; `create_internal_listener()` builds the internal
+listener (not aiohttp: see gateway.gate.listener) on the same resources. The two are served on
+different sockets, so the API listener never answers /tls-ask.
 """
 
 from __future__ import annotations
@@ -18,13 +18,17 @@ from aiohttp import web
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store.database import Clock, Database
-from gateway.api import domains, openapi
+from gateway import ui
+from gateway.api import apps, domains, openapi
+from gateway.api import status as api_status
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
 from gateway.api.inputs import MAX_BODY
-from gateway.gate import routes as gate_routes
-from gateway.gate.allowlist import Allowlist, sync_for
-from gateway.keys import ALLOWLIST, API_APP, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
+from gateway.gate.allowlist import Allowlist
+from gateway.gate.listener import GateListener
+from gateway.gate.routes import GateRoutes
+from gateway.gate.watcher import sync_for
+from gateway.keys import ALLOWLIST, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
 from gateway.metrics import Metrics
 from gateway.timing import timing_middleware
 
@@ -36,7 +40,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _gate_sync(app: web.Application) -> AsyncIterator[None]:
-    sync = sync_for(app[SETTINGS].db, app[ALLOWLIST], on_error=app[METRICS].sync_errors.inc)
+    settings = app[SETTINGS]
+    sync = sync_for(
+        settings.db, app[ALLOWLIST], settings.upstream, on_error=app[METRICS].sync_errors.inc
+    )
     await sync.open()
     app[SYNC] = sync
     task = asyncio.create_task(sync.run(), name="allowlist-sync")
@@ -64,18 +71,19 @@ def create_app(
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_gate_sync)
     domains.setup(app)
+    apps.setup(app)
     openapi.setup(app)
+    api_status.setup(app)
+    ui.setup(app)
     return app
 
 
-def create_internal_app(api_app: web.Application) -> web.Application:
-    # No middleware on the gate's listener: the timing middleware (and the per-request wrapper
-    # aiohttp adds once an app has any) cost ~20% of /tls-ask throughput; the gate's routes
-    # time themselves into the same histogram.
-    app = web.Application()
-    app[API_APP] = api_app
-    app[SETTINGS] = api_app[SETTINGS]
-    app[ALLOWLIST] = api_app[ALLOWLIST]
-    app[METRICS] = api_app[METRICS]
-    gate_routes.setup(app)
-    return app
+def create_internal_listener(api_app: web.Application) -> GateListener:
+    """The internal listener (gate, route, health, metrics) on the API app's resources: the same
+    allowlist object, so a change made through the API holds at the gate at once."""
+
+    async def domain_counts() -> dict[str, int]:
+        return await api_app[SYNC].count_by_status()
+
+    routes = GateRoutes(api_app[ALLOWLIST], api_app[METRICS], domain_counts)
+    return GateListener(routes.table(), routes.refusals())

@@ -7,7 +7,8 @@ from aiohttp import web
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store.database import Clock, Database
-from gateway.gate.allowlist import Allowlist, Sync
+from gateway.gate.allowlist import Allowlist
+from gateway.gate.watcher import Sync
 from gateway.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -17,5 +18,3 @@ ALLOWLIST = web.AppKey("allowlist", Allowlist)
 SYNC: web.AppKey[Sync] = web.AppKey("sync")
 CHECKER = web.AppKey("checker", DnsChecker)
 METRICS = web.AppKey("metrics", Metrics)
-# The internal app reads the database through the API app, which owns it.
-API_APP = web.AppKey("api_app", web.Application)

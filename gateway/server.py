@@ -7,11 +7,14 @@ import gc
 import logging
 import signal
 
+import uvloop
 from aiohttp import web
 
+from domaingate import sd_notify
 from domaingate.settings import Settings
 from domaingate.store.database import described
-from gateway.app import create_app, create_internal_app
+from gateway.app import create_app, create_internal_listener
+from gateway.gate.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -22,35 +25,45 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Serve until `stop` is set. The internal listener opens only once the gate has loaded."""
     api = create_app(settings)
     api_runner = web.AppRunner(api, shutdown_timeout=SHUTDOWN_TIMEOUT)
-    # The gate answers every TLS handshake: an access-log line per ask would cost more than the
-    # answer. Its figures are in /metrics.
-    internal_runner = web.AppRunner(
-        create_internal_app(api), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
-    )
+    internal = create_internal_listener(api)
     await api_runner.setup()  # opens the database and loads the gate's allowlist
     # The loaded allowlist lives as long as the process: moved out of the collector's sight, it
     # is no longer walked by every full collection (~4 ms for a million names, a pause the gate's
     # tail latency would show).
     gc.collect()
     gc.freeze()
+    listen = settings.internal_listen
+    # With gate workers, every process binds the port itself (SO_REUSEPORT) and the kernel
+    # spreads new connections over them.
+    workers = Workers(settings) if settings.gate_workers > 1 else None
     try:
-        await internal_runner.setup()
+        await internal.start(listen.host, listen.port, reuse_port=workers is not None)
         try:
-            internal = settings.internal_listen
-            await web.TCPSite(internal_runner, internal.host, internal.port).start()
+            if workers is not None:
+                await workers.start()
             await web.TCPSite(
                 api_runner, settings.api_listen.host, settings.api_listen.port
             ).start()
             log.info(
-                "gateway ready: internal %s, API %s, database %s",
+                "gateway ready: internal %s (%d gate process(es)), API %s, database %s",
                 settings.internal_listen,
+                settings.gate_workers,
                 settings.api_listen,
                 described(settings.db),
             )
+            # Under systemd (Type=notify), Caddy's unit waits for this: the allowlist is loaded
+            # and both listeners are open, so no handshake meets a gate that is not there yet.
+            sd_notify.notify(
+                sd_notify.READY,
+                sd_notify.status(f"serving: internal {listen}, API {settings.api_listen}"),
+            )
             await stop.wait()
             log.info("stopping gateway")
+            sd_notify.notify(sd_notify.STOPPING)
         finally:
-            await internal_runner.cleanup()
+            if workers is not None:
+                await workers.stop()
+            await internal.close()
     finally:
         await api_runner.cleanup()
 
@@ -62,3 +75,9 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await run(settings, stop)
+
+
+def main(settings: Settings) -> None:
+    """`serve()` on uvloop: a new-connection ask costs several times less CPU than on the
+    standard event loop (bench/RESULTS.md)."""
+    uvloop.run(serve(settings))

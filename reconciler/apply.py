@@ -10,16 +10,15 @@ not to hold up the API's writes for long.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from domaingate.lifecycle.certificates import CertChange
+from domaingate.store import certificates as cert_store
 from domaingate.store import domains as domain_store
-from domaingate.store import reconcile as store
 from domaingate.store.connection import Connection
 from domaingate.store.database import Clock, Database
-from reconciler.plan import CertChange
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +62,8 @@ async def _write(conn: Connection, changes: Sequence[CertChange], now: float) ->
                 "%s changed status during the certificate scan; planned again next scan",
                 change.domain.hostname,
             )
-    await store.set_certs(conn, [(c.domain, c.expires_at, c.issuer) for c in written], now=now)
+    await cert_store.set_certs(conn, [(c.domain, c.expires_at, c.issuer) for c in written], now=now)
     await domain_store.move_many(
-        conn,
-        [
-            domain_store.Move(
-                domain=dataclasses.replace(change.domain, status=move.source),
-                target=move.target,
-                reason=move.reason,
-                message=move.message,
-                now=now,
-            )
-            for change in written
-            for move in change.moves
-        ],
+        conn, [(change.domain.id, move, now) for change in written for move in change.moves]
     )
     return written

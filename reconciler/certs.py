@@ -19,16 +19,19 @@ tenant's own certificate exists. Clean-up never touches them either.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import stat as stat_mode
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+
+from domaingate.certificates import CertFact
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +40,9 @@ _PEM_CERT = re.compile(
 )
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 WILDCARD_PREFIX = "wildcard_"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CertFact:
-    """The leaf certificate stored for `name`: its validity and who issued it."""
-
-    name: str
-    not_before: float
-    not_after: float
-    issuer: str
-    issuer_key: str
-    path: Path
-
-    def __post_init__(self) -> None:
-        if self.not_after < self.not_before:
-            raise ValueError(f"{self.path}: the certificate ends before it begins")
+# A certificate chain is a few KiB, and so is the .json Caddy writes beside it: nothing in the
+# storage is read past this, whatever was put there.
+MAX_FILE_OCTETS = 1 << 20
 
 
 class CertError(ValueError):
@@ -81,6 +71,29 @@ def issuer_dirs(storage: Path) -> Iterator[Path]:
     for entry in sorted(entries, key=lambda e: e.name):
         if entry.is_dir(follow_symlinks=False):
             yield Path(entry.path)
+
+
+def read_file(path: str) -> bytes:
+    """The content of the regular file at `path`, at most MAX_FILE_OCTETS + 1 octets of it.
+
+    The reconciler may read every file of Caddy's storage (CAP_DAC_OVERRIDE), so neither the file
+    nor its directory is followed if it is a symbolic link (OSError ELOOP or ENOTDIR): a link
+    planted there must not hand it a private key from elsewhere. Nor does it wait on a FIFO.
+    """
+    directory, file_name = os.path.split(path)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(
+            file_name,
+            os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+            dir_fd=dir_fd,
+        )
+    finally:
+        os.close(dir_fd)
+    with os.fdopen(fd, "rb") as file:
+        if not stat_mode.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return file.read(MAX_FILE_OCTETS + 1)
 
 
 def parse_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> CertFact:
@@ -127,6 +140,15 @@ def _issuer_label(cert: x509.Certificate) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredCerts:
+    """What one scan found: the latest certificate per name, and the names it could not judge
+    (see the module docstring), which the plan leaves alone."""
+
+    certs: Mapping[str, CertFact]
+    unknown: frozenset[str]
+
+
 _Stamp = tuple[int, int]
 ErrorHook = Callable[[str], object]
 
@@ -137,8 +159,6 @@ class CertScanner:
     def __init__(self, storage: Path, *, on_error: ErrorHook | None = None) -> None:
         self.storage = storage
         self.parsed = 0  # files parsed since creation: tests and metrics read it
-        # Names the last scan could not judge (see the module docstring).
-        self.unknown: frozenset[str] = frozenset()
         self._on_error = on_error
         # Keyed by the path as a string: building a Path per file per scan cost more than the
         # stat() itself. The flag marks a file found incomplete: its name stays unknown until
@@ -147,8 +167,9 @@ class CertScanner:
         # Paths failing with an OSError now, so each is logged when it starts, not every scan.
         self._failing: set[str] = set()
 
-    def scan(self) -> dict[str, CertFact]:
-        """The latest certificate per name. Blocking file I/O: run it in a thread.
+    def scan(self) -> StoredCerts:
+        """The latest certificate per name, and the names it could not judge. Blocking file I/O:
+        run it in a thread.
 
         Raises StorageUnreadable (logged and reported already) when a directory cannot be listed.
         """
@@ -176,8 +197,7 @@ class CertScanner:
         # Forget deleted files, so the cache stays the size of the storage.
         for gone in self._cache.keys() - seen:
             del self._cache[gone]
-        self.unknown = frozenset(unknown)
-        return latest
+        return StoredCerts(certs=latest, unknown=frozenset(unknown))
 
     def _issuer_dirs(self) -> list[Path]:
         root = certificates_dir(self.storage)
@@ -213,8 +233,7 @@ class CertScanner:
             return cached[1]
         self.parsed += 1
         try:
-            with open(path, "rb") as file:
-                data = file.read()
+            data = read_file(path)
         except OSError as exc:
             # Not cached: once it can be read again (a permission put back leaves the stamp as
             # it was) it is read at the next scan.
@@ -226,6 +245,8 @@ class CertScanner:
         fact: CertFact | None = None
         incomplete = False
         try:
+            if len(data) > MAX_FILE_OCTETS:
+                raise CertError(f"{path}: larger than {MAX_FILE_OCTETS} octets, unlike any chain")
             fact = parse_leaf(data, name=name, issuer_key=issuer_key, path=Path(path))
         except CertError as exc:
             # Cached too: a broken file is reported once, not at every scan.

@@ -3,59 +3,121 @@
 Caddy serves a certificate it finds in storage after a restart without asking the gate, so a removed
 domain's certificate directories must go. They are kept when the hostname is live again (re-attached
 by its old tenant, or by another after the cool-down): that domain's certificate is then the one in
-storage. The liveness check, the deletion and `certs_cleaned_at` share one write transaction, so an
-attach cannot slip in between the check and the deletion.
+storage. Only a name that had been verified is cleaned, never one in the platform zone or a
+reserved suffix. The liveness check, the deletion and `certs_cleaned_at` share one write
+transaction, so an attach cannot slip in between the check and the deletion.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import shutil
+import stat as stat_mode
 from dataclasses import dataclass
 from pathlib import Path
 
-from domaingate.store import reconcile as store
+from domaingate.store import certificates as store
 from domaingate.store.database import Clock, Database
-from reconciler.certs import issuer_dirs
+from reconciler.certs import certificates_dir, issuer_dirs
 
 log = logging.getLogger(__name__)
+
+_NO_FOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(slots=True, kw_only=True)
 class CleanupResult:
     cleaned: int = 0
     kept_live: int = 0
+    kept_unproven: int = 0
     deleted_dirs: int = 0
     errors: int = 0
 
 
-def cert_dirs(storage: Path, hostname: str) -> list[Path]:
-    """The directories holding `hostname`'s certificate in every issuer directory."""
+def _component(hostname: str) -> str:
     if not hostname or hostname in {".", ".."} or "/" in hostname or "\\" in hostname:
         # Hostnames are normalised before they are stored; this guards the rmtree below anyway.
         raise ValueError(f"refusing to build a storage path from {hostname!r}")
+    return hostname
+
+
+def cert_dirs(storage: Path, hostname: str) -> list[Path]:
+    """The directories holding `hostname`'s certificate in every issuer directory."""
+    _component(hostname)
     return [d / hostname for d in issuer_dirs(storage) if (d / hostname).is_dir()]
 
 
 def delete_cert_dirs(storage: Path, hostname: str) -> int:
-    """Delete them; returns how many. Blocking: run it in a thread."""
-    found = cert_dirs(storage, hostname)
-    for path in found:
-        if path.is_symlink():
-            path.unlink()
-        else:
-            shutil.rmtree(path)
-        log.info("deleted %s from Caddy's storage", path)
-    return len(found)
+    """Delete them; returns how many. Blocking: run it in a thread.
+
+    Nothing on the way is followed if it is a symbolic link. Each issuer directory is opened
+    without following one, and `hostname` is deleted relative to that open directory: a link
+    there is unlinked, never what it points at, and a directory swapped for a link after the
+    listing leads nowhere. (`shutil.rmtree` itself never follows links inside the tree.)
+    """
+    _component(hostname)
+    deleted = 0
+    try:
+        # The storage root as configured: a link there is the operator's choice.
+        root = os.open(certificates_dir(storage), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0
+    try:
+        for issuer_dir in issuer_dirs(storage):
+            try:
+                issuer_fd = os.open(issuer_dir.name, _NO_FOLLOW_DIR, dir_fd=root)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                log.warning("not following %s: it is no longer a directory", issuer_dir)
+                continue
+            try:
+                deleted += _delete_in(issuer_fd, hostname, issuer_dir / hostname)
+            finally:
+                os.close(issuer_fd)
+    finally:
+        os.close(root)
+    return deleted
 
 
-async def clean_removed(db: Database, storage: Path, clock: Clock) -> CleanupResult:
+def _delete_in(issuer_fd: int, hostname: str, shown: Path) -> int:
+    try:
+        found = os.stat(hostname, dir_fd=issuer_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return 0
+    if stat_mode.S_ISLNK(found.st_mode):
+        os.unlink(hostname, dir_fd=issuer_fd)
+    elif stat_mode.S_ISDIR(found.st_mode):
+        shutil.rmtree(hostname, dir_fd=issuer_fd)
+    else:
+        return 0  # a file named like the domain is not a certificate directory
+    log.info("deleted %s from Caddy's storage", shown)
+    return 1
+
+
+def never_deleted(hostname: str, reserved_zones: tuple[str, ...]) -> bool:
+    """A name in the platform zone or a reserved suffix: its certificates are the operator's."""
+    return any(hostname == zone or hostname.endswith(f".{zone}") for zone in reserved_zones)
+
+
+async def clean_removed(
+    db: Database, storage: Path, clock: Clock, *, reserved_zones: tuple[str, ...] = ()
+) -> CleanupResult:
+    """Delete the certificates of removed domains that had been verified. A claim nobody proved
+    got no certificate through domaingate, so whatever is stored under its name belongs to
+    someone else (the operator's own site in the same storage, say) and stays."""
     result = CleanupResult()
     for domain in await store.uncleaned_removals(db):
         try:
             async with db.write() as conn:
-                if await store.hostname_is_live(conn, domain.hostname):
+                if domain.verified_at is None or never_deleted(domain.hostname, reserved_zones):
+                    result.kept_unproven += 1
+                elif await store.hostname_is_live(conn, domain.hostname):
                     result.kept_live += 1
                 else:
                     result.deleted_dirs += await asyncio.to_thread(

@@ -1,12 +1,14 @@
 """The daemon: wires the reconciler's jobs into an APScheduler 3.x `AsyncIOScheduler` and runs them.
 
 Jobs: the lease (renewed every third of its ttl), due DNS checks (polled every second or the
-shortest check interval, whichever is smaller), the certificate scan (`CERT_SCAN_INTERVAL`), removal
-clean-up, and webhook delivery. Every job but the lease does nothing unless this process holds the
-lease. The metrics listener (`RECONCILER_LISTEN`) opens before the lease is first tried, so a
-second reconciler on the same address stops at once. Shutdown is graceful: no new runs start,
-running jobs and DNS checks get a few seconds to write their results, then everything opened here
-is closed in reverse order.
+shortest check interval, whichever is smaller; `reconciler.schedule`), the certificate job
+(`CERT_SCAN_INTERVAL`; `reconciler.certjob`), removal clean-up (with the purge of removals past
+`REMOVED_RETENTION`), and webhook delivery, which runs whenever `WEBHOOK_URL` is set. Each job's
+work lives in its own module; this one schedules them.
+Every job but the lease does nothing unless this process holds the lease. The metrics listener
+(`RECONCILER_LISTEN`) opens before the lease is first tried, so a second reconciler on the same
+address stops at once. Shutdown is graceful: no new runs start, running jobs and DNS checks get a
+few seconds to write their results, then everything opened here is closed in reverse order.
 """
 
 from __future__ import annotations
@@ -29,23 +31,21 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
-from domaingate.store import reconcile as store
+from domaingate.store import outbox
 from domaingate.store.database import Clock, Database, described
-from domaingate.store.models import Domain
-from reconciler.apply import apply_cert_changes
-from reconciler.certs import CertFact, CertScanner, StorageUnreadable, certificates_dir
+from domaingate.store.retention import purge_removed
+from reconciler.certjob import CertJob
 from reconciler.cleanup import clean_removed
 from reconciler.lease import Lease
 from reconciler.metrics import (
     JOB_RESULTS,
     CountedChecker,
     ReconcilerMetrics,
-    create_app,
+    create_metrics_app,
     start_listener,
 )
-from reconciler.plan import DAY, CertChange, certified, mass_loss, plan_certs
 from reconciler.schedule import Checker, DnsSchedule
-from reconciler.scope import FULL_EVERY, CertScope
+from reconciler.scope import FULL_EVERY
 from reconciler.webhooks import Backoff, WebhookSender
 
 log = logging.getLogger(__name__)
@@ -78,14 +78,6 @@ class Tuning:
                 raise ValueError(f"{name} must be positive")
 
 
-@dataclass(frozen=True, slots=True)
-class ScanScope:
-    """What the last certificate scan planned: every live domain (full) or only the affected."""
-
-    full: bool
-    planned: int  # changes planned
-
-
 class Reconciler:
     """One reconciler process's jobs over an open database. `start()`, later `close()`."""
 
@@ -114,13 +106,22 @@ class Reconciler:
             clock,
             on_error=self.metrics.check_errors.inc,
         )
-        self.scanner = CertScanner(settings.caddy_storage, on_error=self.metrics.cert_scan_error)
-        self.scope = CertScope(full_every=self.tuning.cert_full_every)
-        self.last_scan: ScanScope | None = None
+        self.certs = CertJob(
+            db,
+            settings.caddy_storage,
+            clock,
+            expiring_days=settings.expiring_days,
+            full_every=self.tuning.cert_full_every,
+            on_error=self.metrics.cert_scan_error,
+        )
         self.metrics.lease_held.set_function(lambda: float(self.lease.held()))
         self.metrics.checks_in_flight.set_function(lambda: self.dns.in_flight)
         self.webhooks: WebhookSender | None = None
-        if settings.webhook_url and settings.webhook_secret and session is not None:
+        if settings.webhook_url:
+            if not settings.webhook_secret:
+                # Settings refuse this already; delivery must never be off without a word.
+                raise ValueError("WEBHOOK_URL is set without WEBHOOK_SECRET")
+            # Without a session passed in, the sender opens its own: a URL set means delivery.
             self.webhooks = WebhookSender(
                 db,
                 session,
@@ -140,66 +141,18 @@ class Reconciler:
         return await self.dns.poll()
 
     async def scan_certs(self) -> int:
-        try:
-            certs = await asyncio.to_thread(self.scanner.scan)
-        except StorageUnreadable:
-            # Logged and counted by the scanner. With part of the storage out of sight no name
-            # can be judged, so nothing is planned until it can be read again.
-            return 0
-        # Read before the domains: what changes meanwhile has a later seq, seen next scan.
-        seq = await store.max_seq(self.db)
-        full = self.scope.full_due()
-        plan = self._plan_all if full else self._plan_changed
-        holding, changes = await plan(certs, self.scanner.unknown, self.clock())
-        self.last_scan = ScanScope(full=full, planned=len(changes))
-        loss = mass_loss(holding, changes)
-        if loss is not None:
-            self.metrics.cert_scan_error("mass_loss")
-            log.error(
-                "the certificate scan finds no certificate for %d of the %d active or expiring "
-                "domains in %s; demoting none of them (is CADDY_STORAGE right, and mounted?)",
-                loss.gone,
-                loss.certified,
-                certificates_dir(self.settings.caddy_storage),
-            )
-            changes = [change for change in changes if not change.loses_certificate]
-        result = await apply_cert_changes(self.db, changes, self.clock)
-        if loss is not None:
-            self.scope.forget()  # the held-back domains must be planned again
-        else:
-            self.scope.done(certs, self.scanner.unknown, seq=seq, full=full)
-        return result.applied
-
-    async def _plan_all(
-        self, certs: Mapping[str, CertFact], unknown: frozenset[str], now: float
-    ) -> tuple[int, list[CertChange]]:
-        """(active and expiring domains, changes) over every live domain."""
-        holding, changes = 0, []
-        # Page by page: the reads take turns with the DNS schedule's, and the planning (pure
-        # CPU) gives the event loop back between pages.
-        async for page in store.live_domain_pages(self.db):
-            holding += certified(page)
-            changes += plan_certs(page, certs, now, self.settings.expiring_days, unknown=unknown)
-        return holding, changes
-
-    async def _plan_changed(
-        self, certs: Mapping[str, CertFact], unknown: frozenset[str], now: float
-    ) -> tuple[int, list[CertChange]]:
-        """(active and expiring domains, changes) over the domains whose plan can have changed
-        since the last scan (reconciler.scope)."""
-        days = self.settings.expiring_days
-        affected: dict[int, Domain] = {}
-        for found in (
-            await store.live_named(self.db, self.scope.changed_names(certs, unknown)),
-            await store.live_changed_since(self.db, self.scope.last_seq),
-            await store.active_ending_by(self.db, now + days * DAY),
-        ):
-            affected.update((domain.id, domain) for domain in found)
-        holding = await store.count_certified(self.db)
-        return holding, plan_certs(affected.values(), certs, now, days, unknown=unknown)
+        return await self.certs.run()
 
     async def clean_up(self) -> int:
-        result = await clean_removed(self.db, self.settings.caddy_storage, self.clock)
+        settings = self.settings
+        result = await clean_removed(
+            self.db, settings.caddy_storage, self.clock, reserved_zones=settings.reserved_zones
+        )
+        purged = await purge_removed(self.db, before=self.clock() - settings.removed_retention)
+        if purged:
+            log.info(
+                "purged %d domains removed more than %g s ago", purged, settings.removed_retention
+            )
         return result.cleaned
 
     async def deliver_webhooks(self) -> int:
@@ -213,7 +166,7 @@ class Reconciler:
     async def refresh_metrics(self) -> None:
         """The figures read at scrape time."""
         try:
-            self.metrics.outbox_backlog.set(await store.outbox_backlog(self.db))
+            self.metrics.outbox_backlog.set(await outbox.backlog(self.db))
         except sqlite3.Error as exc:
             self.metrics.database_error(exc)
             log.warning("cannot count the webhook outbox for /metrics: %s", exc)
@@ -306,8 +259,13 @@ class Reconciler:
             leftovers = set(self._running)
             if leftovers:
                 await asyncio.gather(*leftovers, return_exceptions=True)
-        with contextlib.suppress(Exception):
+        try:
             await self.lease.release()
+        except Exception:
+            # The lease lapses by itself after its ttl; a standby takes over then, not at once.
+            log.exception("could not release the %s lease at stop", self.lease.name)
+        if self.webhooks is not None:
+            await self.webhooks.close()
 
 
 async def run(
@@ -327,21 +285,18 @@ async def run(
     async with contextlib.AsyncExitStack() as stack:
         db = await Database.open(settings.db, on_error=metrics.database_error)
         stack.push_async_callback(db.close)
-        session: aiohttp.ClientSession | None = None
-        if settings.webhook_url:
-            session = aiohttp.ClientSession()
-            stack.push_async_callback(session.close)
         reconciler = Reconciler(
             settings,
             db,
             checker=checker,
-            session=session,
             clock=clock,
             tuning=tuning,
             holder=holder,
             metrics=metrics,
         )
-        app = create_app(metrics, refresh=reconciler.refresh_metrics, health=reconciler.health)
+        app = create_metrics_app(
+            metrics, refresh=reconciler.refresh_metrics, health=reconciler.health
+        )
         runner = await start_listener(settings.reconciler_listen, app)
         stack.push_async_callback(runner.cleanup)
         stack.push_async_callback(reconciler.close)

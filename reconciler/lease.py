@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 
-from domaingate.store import reconcile as store
+from domaingate.store import leases as store
 from domaingate.store.database import Clock, Database
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ class Lease:
                 self._expires_at = await self._take_from_the_dead()
         except Exception as exc:
             # Keep what we had until it expires on its own; a busy database is not a lost lease.
-            log.warning("cannot renew the %s lease: %s", self.name, exc)
+            # The traceback says which failure it was (locked, full, a bug) and where.
+            log.warning("cannot renew the %s lease: %s", self.name, exc, exc_info=True)
             return self.held()
         if self._expires_at is not None and not had:
             log.info("holding the %s lease as %s", self.name, self.holder)

@@ -182,13 +182,14 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response(dict(request.app[HEALTH]()))
 
 
-def create_app(
+def create_metrics_app(
     metrics: ReconcilerMetrics,
     *,
     refresh: Callable[[], Awaitable[None]],
     health: Callable[[], Mapping[str, object]],
 ) -> web.Application:
-    """`refresh` updates the figures read at scrape time; `health` is the /healthz body."""
+    """The listener's application: `GET /metrics` and `GET /healthz`. `refresh` updates the
+    figures read at scrape time; `health` is the /healthz body."""
     app = web.Application()
     app[METRICS] = metrics
     app[REFRESH] = refresh

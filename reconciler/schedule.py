@@ -19,9 +19,9 @@ from typing import Any, Protocol
 from domaingate.dns.checker import Expectation
 from domaingate.dns.findings import CheckReport
 from domaingate.instructions import expectation_for
-from domaingate.lifecycle import Policy, plan_check
+from domaingate.lifecycle.dns import Policy, plan_check
 from domaingate.settings import Settings
-from domaingate.store import reconcile as store
+from domaingate.store import checks as store
 from domaingate.store.checks import CheckOutcome
 from domaingate.store.database import Clock, Database
 from domaingate.store.models import Domain
@@ -170,9 +170,10 @@ class DnsSchedule:
         self.checks_run += 1
         if not written:
             log.info("%s changed status during its check; checked again later", domain.hostname)
-        elif plan.target is not None:
+        elif plan.move is not None:
+            move = plan.move
             log.info(
-                "%s: %s → %s (%s)", domain.hostname, domain.status, plan.target, plan.reason or "ok"
+                "%s: %s → %s (%s)", domain.hostname, move.source, move.target, move.reason or "ok"
             )
         return written
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from reconciler.certs import CertFact
+from domaingate.certificates import CertFact
 
 FULL_EVERY = 3600.0
 

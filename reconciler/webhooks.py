@@ -2,29 +2,39 @@
 
 Every bit of delivery state (attempts, next attempt, delivered) lives in `webhook_outbox`, so a
 restart loses nothing: a row is marked delivered only after a 2xx answer, and a delivery cut short
-by a crash is simply sent again. Receivers de-duplicate on the event id (`id` in the body and the
-`X-Domaingate-Event-Id` header).
+by a crash is simply sent again. Receivers de-duplicate on the event id (`id` in the body, and the
+`webhook-id` and `X-Domaingate-Event-Id` headers).
+
+Signed the Standard Webhooks way, so receivers verify with the `standardwebhooks` libraries:
+`webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`. The timestamp is the
+time of each attempt and is signed with the body, so a receiver refuses a captured delivery
+replayed later by its age, and cannot be fooled by a fresh timestamp put on an old body.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from domaingate.store import reconcile as store
+from domaingate.settings import webhook_key
+from domaingate.store import outbox as store
 from domaingate.store.database import Clock, Database
-from domaingate.store.reconcile import OutboxItem
+from domaingate.store.outbox import OutboxItem
 from domaingate.times import rfc3339
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Domaingate-Signature"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 EVENT_ID_HEADER = "X-Domaingate-Event-Id"
 
 
@@ -45,8 +55,10 @@ def payload(item: OutboxItem) -> dict[str, Any]:
     }
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(key: bytes, event_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value of one attempt (`key`: see settings.webhook_key)."""
+    digest = hmac.new(key, f"{event_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,12 +85,16 @@ class DeliveryResult:
 
 
 class WebhookSender:
-    """Delivers due outbox rows to one URL. The caller owns (and closes) the session."""
+    """Delivers due outbox rows to one URL.
+
+    A session passed in stays its caller's to close; without one the sender opens its own at the
+    first delivery and closes it in `close()`.
+    """
 
     def __init__(
         self,
         db: Database,
-        session: aiohttp.ClientSession,
+        session: aiohttp.ClientSession | None = None,
         *,
         url: str,
         secret: str,
@@ -89,12 +105,24 @@ class WebhookSender:
     ) -> None:
         self._db = db
         self._session = session
+        self._owns_session = session is None
         self._url = url
-        self._secret = secret
+        self._key = webhook_key(secret)
         self._clock = clock
         self._backoff = backoff or Backoff()
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._batch = batch
+
+    async def close(self) -> None:
+        """Close the session this sender opened (none passed in)."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
 
     async def deliver_due(self) -> DeliveryResult:
         result = DeliveryResult()
@@ -127,14 +155,17 @@ class WebhookSender:
     async def _post(self, item: OutboxItem) -> str | None:
         """None when the receiver accepted the event, else why not."""
         body = json.dumps(payload(item), separators=(",", ":"), ensure_ascii=False).encode()
+        timestamp = math.floor(self._clock())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "domaingate-webhooks/1",
-            SIGNATURE_HEADER: sign(self._secret, body),
+            ID_HEADER: item.event_id,
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(self._key, item.event_id, timestamp, body),
             EVENT_ID_HEADER: item.event_id,
         }
         try:
-            async with self._session.post(
+            async with self._client().post(
                 self._url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as response:
                 await response.read()

@@ -1,8 +1,11 @@
-"""Shared fixtures for the gateway tests: a real SQLite file on tmp_path, the API app and the
-internal (gate) app through pytest-aiohttp's `aiohttp_client`, tenants, and a clock to drive.
+"""Shared fixtures: a real SQLite file on tmp_path (or, where a directory runs its tests on both
+backends, a PostgreSQL database of the session's cluster: `db_target`), the one `settings` of the
+domaingate under test, the API app and the internal (gate) listener through pytest-aiohttp's
+`aiohttp_client`, tenants, and a clock to drive. The processes (knot, the daemons, PostgreSQL's
+cluster) come from tests/support/fixtures.py, loaded here as a plugin.
 
-Nothing here is autouse: tests/dns and tests/reconciler have their own conftests and fixtures
-(theirs win inside their directories), and only take from here what they ask for by name.
+Nothing here is autouse. The `knot` and `e2e` markers imply `slow` (see
+`pytest_collection_modifyitems`), so `scripts/check --fast` leaves those tests out.
 """
 
 from __future__ import annotations
@@ -10,28 +13,32 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import psycopg
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import BaseTestServer, TestClient
 from multidict import CIMultiDictProxy
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.rows import dict_row
 from pytest_aiohttp import AiohttpClient
+from yarl import URL
 
 from domaingate.settings import Listen, Settings, load_settings
-from domaingate.store import tenants
+from domaingate.store import apps, tenants
 from domaingate.store.database import Database
+from domaingate.store.models import Tenant
 from domaingate.store.postgres.adapter import translate
-from gateway.app import create_app, create_internal_app
+from gateway.app import create_app, create_internal_listener
 from gateway.keys import ALLOWLIST, DB
-from tests.postgres import Cluster, postgres_bin
+from tests.support.net import HOST, free_port
+from tests.support.wait import await_until
+
+pytest_plugins = ["tests.support.fixtures"]
 
 Client = TestClient[web.Request, web.Application]
 
@@ -82,30 +89,6 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "domaingate.db"
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[Cluster]:
-    """The session's own PostgreSQL cluster, started on first use, stopped at the end."""
-    bindir = postgres_bin()
-    if bindir is None:
-        pytest.fail("PostgreSQL is not installed (Debian's postgresql package; scripts/test)")
-    cluster = Cluster(bindir)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
-def pg_url(pg_cluster: Cluster) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test alone."""
-    url = pg_cluster.database()
-    try:
-        yield url
-    finally:
-        pg_cluster.drop(url)
-
-
 @pytest.fixture
 def db_target(db_path: Path) -> Path | str:
     """What settings.db names for the test: SQLite on tmp_path here; directories whose tests run
@@ -122,8 +105,28 @@ def both_backends(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
 
 
 @pytest.fixture
-def settings(db_target: Path | str) -> Settings:
-    return make_settings(db_target)
+def storage(tmp_path: Path) -> Path:
+    """Caddy's storage root, with its (empty) certificates directory."""
+    root = tmp_path / "caddy"
+    (root / "certificates").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def settings(db_target: Path | str, storage: Path) -> Settings:
+    """The Settings of the domaingate under test: `make_settings` on `db_target`, Caddy's storage
+    at `storage`, and the reconciler's listener on a free port (a daemon started on them must not
+    collide with another on the default port)."""
+    return make_settings(
+        db_target, caddy_storage=storage, reconciler_listen=Listen(HOST, free_port())
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run knot, or the whole stack, are slow by definition."""
+    for item in items:
+        if item.get_closest_marker("knot") or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,7 @@ class Api:
     def __init__(self, client: Client, clock: FakeClock) -> None:
         self.client = client
         self.clock = clock
+        self.tenants: dict[str, Tenant] = {}  # by API token
 
     @property
     def app(self) -> web.Application:
@@ -172,8 +176,19 @@ class Api:
 
     async def tenant(self, name: str) -> str:
         """Create a tenant in the app's database; returns its API token."""
-        _, token = await tenants.create(self.db, name, self.clock)
+        tenant, token = await tenants.create(self.db, name, self.clock)
+        self.tenants[token] = tenant
         return token
+
+    async def register(self, token: str, app: str, upstream: str | None = None) -> None:
+        """Register `app` for the tenant holding `token`, as the platform does (the CLI)."""
+        await apps.put(self.db, self.tenants[token], app, upstream, self.clock)
+
+    async def register_if_free(self, token: str, app: str) -> None:
+        """What the platform does before a tenant attaches with an app of its own: register it,
+        unless it is taken (then the attach is the tenant's attempt on another's app)."""
+        if token in self.tenants and await apps.get(self.db, app) is None:
+            await self.register(token, app)
 
     async def call(
         self,
@@ -202,13 +217,28 @@ class Api:
                 body = json.loads(raw)
             return Reply(response.status, body, response.headers)
 
-    async def post_domain(self, token: str, domain: str, app: str = "shop") -> Reply:
-        """An attach attempt, whatever its answer."""
+    async def default_app(self, token: str) -> str:
+        """`shop`, or `shop-{tenant}` once another tenant holds `shop` (app names are unique)."""
+        owner = await apps.get(self.db, "shop")
+        tenant = self.tenants.get(token)
+        if owner is None or tenant is None or owner.tenant_id == tenant.id:
+            return "shop"
+        return f"shop-{tenant.name}"
+
+    async def post_domain(
+        self, token: str, domain: str, app: str | None = None, *, register: bool = True
+    ) -> Reply:
+        """An attach attempt, whatever its answer; `register`: the app is registered for the
+        tenant first if nobody holds it. Without `app`, the tenant's default app."""
+        if app is None:
+            app = await self.default_app(token)
+        if register:
+            await self.register_if_free(token, app)
         return await self.call(
             "POST", "/api/v1/domains", token=token, json_body={"domain": domain, "app": app}
         )
 
-    async def attach(self, token: str, domain: str, app: str = "shop") -> dict[str, Any]:
+    async def attach(self, token: str, domain: str, app: str | None = None) -> dict[str, Any]:
         reply = await self.post_domain(token, domain, app=app)
         assert reply.status == 201, reply
         assert isinstance(reply.body, dict)
@@ -238,11 +268,40 @@ async def api(api_factory: ApiFactory) -> Api:
     return await api_factory()
 
 
+class GateTestServer(BaseTestServer):
+    """The internal listener (gateway.gate.listener, not an aiohttp app) on a free loopback port,
+    behind aiohttp's test client: tests speak to it over real sockets as Caddy does."""
+
+    def __init__(self, api_app: web.Application) -> None:
+        super().__init__(host="127.0.0.1")
+        self._listener = create_internal_listener(api_app)
+
+    async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **_: Any) -> None:
+        await self._listener.start(self.host, 0)
+        self.port = self._listener.port
+        self.scheme = "http"
+        self._root = URL(f"http://{self.host}:{self.port}")
+
+    async def _make_runner(self, **kwargs: Any) -> Any:
+        raise NotImplementedError("the internal listener is not an aiohttp runner")
+
+    async def close(self) -> None:
+        if not self._closed:
+            await self._listener.close()
+            self._root = None
+            self._closed = True
+
+
+async def gate_client(aiohttp_client: AiohttpClient, api_app: web.Application) -> Client:
+    """A client of the internal listener (gate, route, health, metrics) on `api_app`'s
+    resources. Typed as the API's client: tests use only what both have (requests, `server`)."""
+    return cast(Client, await aiohttp_client(GateTestServer(api_app)))
+
+
 @pytest.fixture
 async def internal(aiohttp_client: AiohttpClient, api: Api) -> Client:
-    """The internal listener's app (gate, route, health, metrics), on the API app's resources."""
-    client: Client = await aiohttp_client(create_internal_app(api.app))
-    return client
+    """The internal listener (gate, route, health, metrics), on the API app's resources."""
+    return await gate_client(aiohttp_client, api.app)
 
 
 def set_status(db: Path | str, hostname: str, status: str) -> None:
@@ -285,30 +344,16 @@ def sql_rows(db: Path | str, statement: str, params: tuple[Any, ...] = ()) -> li
         conn.close()
 
 
-async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.01
-) -> float:
-    """Poll `predicate` until it holds; returns the seconds it took. Fails after `timeout`."""
-    started = time.monotonic()
-    while True:
-        if await predicate():
-            return time.monotonic() - started
-        elapsed = time.monotonic() - started
-        if elapsed > timeout:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
-
-
-async def gate_synced(api: Api, *, timeout: float = 1.0) -> float:
+async def gate_synced(api: Api, *, timeout: float = 1.0) -> None:
     """Wait until the gate's watcher has read every committed change to `domains` (its sequence
-    high-water mark has reached the table's); returns the seconds it took."""
+    high-water mark has reached the table's)."""
     allowlist = api.app[ALLOWLIST]
     target = int(sql(api.db_target, "SELECT coalesce(max(seq), 0) FROM domains")[0][0])
 
     async def caught_up() -> bool:
         return allowlist.last_seq >= target
 
-    return await wait_until(caught_up, timeout=timeout)
+    await await_until(caught_up, timeout=timeout, interval=0.01, what="the gate's watcher")
 
 
 async def raw_http(client: Client, request: bytes) -> tuple[int, bytes]:

@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from domaingate.cli import commands, supervisor
+from domaingate.cli import apps, commands, supervisor
 from domaingate.errors import DomaingateError
 from domaingate.settings import Settings, SettingsError, load_settings
-from domaingate.store.database import StoreUnreachable
+from domaingate.store.database import MigrationError, StoreUnreachable
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,7 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         ("verify", "check DNS now and apply the result"),
         ("remove", "detach a domain"),
     ):
-        actions.add_parser(name, help=text, parents=[common]).add_argument("hostname")
+        action = actions.add_parser(name, help=text, parents=[common])
+        action.add_argument("hostname")
+        action.add_argument("--tenant", help="the claim of this tenant (a name may have several)")
+
+    apps.add_parser(sub, common)
 
     check = sub.add_parser(
         "check", help="run every DNS check for a name and say what to fix", parents=[common]
@@ -84,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The database server is not there (PostgreSQL): say which and why, not a traceback.
         print(f"domaingate: {exc}", file=sys.stderr)
         return 1
+    except MigrationError as exc:
+        # The database is left as it was; the message says what to do first.
+        print(f"domaingate: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -8,29 +8,30 @@ import json
 import time
 
 from domaingate import hostnames
-from domaingate.dns.checker import DnsChecker, Expectation
+from domaingate.cli import apps
+from domaingate.dns.checker import DnsChecker
 from domaingate.dns.findings import CheckReport
 from domaingate.errors import DomainNotFound, InvalidRequest
-from domaingate.instructions import expectation_for
+from domaingate.instructions import expectation_for, expectation_unattached
 from domaingate.logs import configure_logging
 from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import tenants
-from domaingate.store.database import Database, described
+from domaingate.store.database import Database, described, schema_version
 from domaingate.store.models import Domain
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
-from gateway.api import views
+from domaingate.wire import domain_json
 
 
 def serve(settings: Settings) -> int:
     # Imported here: the daemons pull in aiohttp and APScheduler, which the short commands
     # (`tenant create`, `domains list`, …) do not need and should not pay for at every start.
-    from gateway.server import serve as serve_gateway
+    from gateway.server import main as serve_gateway
 
     configure_logging(settings.log_level)
-    asyncio.run(serve_gateway(settings))
+    serve_gateway(settings)
     return 0
 
 
@@ -45,12 +46,14 @@ def reconcile(settings: Settings) -> int:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     async with await Database.open(settings.db) as db:
         if args.command == "migrate":
-            print(f"{described(settings.db)}: schema version {await db.schema_version()}")
+            print(f"{described(settings.db)}: schema version {await schema_version(db)}")
             return 0
         if args.command == "tenant":
             return await _tenant(args, db)
         if args.command == "domains":
             return await _domains(args, db, settings)
+        if args.command == "apps":
+            return await apps.run(args, db)
         if args.command == "check":
             return await _check(args, db, settings)
     raise InvalidRequest(f"unknown command {args.command}")
@@ -88,9 +91,10 @@ async def _domains(args: argparse.Namespace, db: Database, settings: Settings) -
                 print(f"{domain.hostname}\t{domain.status}\t{domain.tenant}\t{domain.app}\t{error}")
             after = page[-1].id
         return 0
-    domain = await domain_store.get(db, hostnames.normalize(args.hostname), None)
+    tenant_id = (await tenants.get_by_name(db, args.tenant)).id if args.tenant else None
+    domain = await domain_store.get(db, hostnames.normalize(args.hostname), tenant_id)
     if args.action == "show":
-        print(json.dumps(views.domain_json(domain, settings, time.time()), indent=2))
+        print(json.dumps(domain_json(domain, settings, time.time()), indent=2))
         return 0
     if args.action == "remove":
         await domain_store.remove(db, domain, time.time)
@@ -119,18 +123,7 @@ async def _check(args: argparse.Namespace, db: Database, settings: Settings) -> 
     else:
         if not args.app:
             raise InvalidRequest(f"{host.name} is not attached: name the app with --app")
-        app = args.app
-        expectation = Expectation(
-            hostname=host.name,
-            kind=host.kind,
-            cname_target=settings.cname_target(app),
-            txt_name=f"{settings.txt_prefix}.{host.name}",
-            txt_value="",
-            # The ownership token exists only once the name is attached.
-            require_txt=False,
-            edge_ipv4=settings.edge_ipv4,
-            edge_ipv6=settings.edge_ipv6,
-        )
+        expectation = expectation_unattached(host, args.app, settings)
         print(
             f"{host.name}: {host.kind}, not attached (the ownership TXT record is checked "
             "once it is)"

@@ -2,7 +2,8 @@
 
 Nothing here judges what it sees. `observe()` gathers everything one check needs from one resolver
 in parallel; each query stops at a shared deadline, so a silent resolver costs the budget once,
-not once per query. Chains are followed by re-asking for the last target, which gives the same
+not once per query, and holds a slot of the process-wide cap (`inflight.QUERIES`) while it is
+out. Chains are followed by re-asking for the last target, which gives the same
 answers from an authoritative server (which stops at its zone's edge) as from a recursive one.
 """
 
@@ -28,6 +29,7 @@ import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 
 from domaingate.dns.caa import CaaRecord, candidate_names
+from domaingate.dns.inflight import QUERIES
 from domaingate.settings import Listen
 
 MAX_CHAIN = 8
@@ -114,13 +116,23 @@ async def _query(
 ) -> dns.message.Message:
     loop = asyncio.get_running_loop()
     attempt = FIRST_ATTEMPT
-    while (remaining := deadline - loop.time()) > 0:
+    asked = False
+    while deadline - loop.time() > 0:
         query = dns.message.make_query(qname, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
         try:
-            async with asyncio.timeout(min(attempt, remaining)):
-                response, _ = await dns.asyncquery.udp_with_fallback(
-                    query, server.host, port=server.port
-                )
+            # Waiting for a slot counts against the check's budget, not against the attempt:
+            # the retransmit timer starts once the query can be sent.
+            async with asyncio.timeout_at(deadline), QUERIES.slot():
+                asked = True
+                try:
+                    async with asyncio.timeout(attempt):
+                        response, _ = await dns.asyncquery.udp_with_fallback(
+                            query, server.host, port=server.port
+                        )
+                finally:
+                    # asyncio closes the query's socket on the loop's next turn, not at once:
+                    # the slot stands for that descriptor, so it is held until then.
+                    await asyncio.sleep(0)
         except TimeoutError:
             attempt *= 2
             continue
@@ -132,6 +144,8 @@ async def _query(
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             raise _Failed(Outcome.ERROR, f"answered {dns.rcode.to_text(rcode)}")
         return response
+    if not asked:
+        raise _Failed(Outcome.TIMEOUT, "was not asked in time: too many DNS queries were in flight")
     raise _Failed(Outcome.TIMEOUT, "did not answer in time")
 
 

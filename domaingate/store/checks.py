@@ -1,4 +1,5 @@
-"""Writing DNS check outcomes: many in one transaction (the reconciler), or one (verify now).
+"""DNS checks in the store: which are due, and writing their outcomes, many in one transaction
+(the reconciler) or one (verify now).
 
 The reconciler finishes hundreds of checks a second. One transaction per check spent its time in
 COMMIT's fsync and in hops to SQLite's thread, one per statement; here a batch costs a fixed
@@ -13,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from domaingate.lifecycle import CheckPlan
-from domaingate.states import check_move
+from domaingate.lifecycle.dns import CheckPlan
+from domaingate.store import claims
 from domaingate.store.connection import Connection
 from domaingate.store.database import Database
-from domaingate.store.domains import Move, get_by_id_in, move_many, unchanged
-from domaingate.store.models import Domain
+from domaingate.store.domains import get_by_id_in, move_many, unchanged
+from domaingate.store.models import DOMAIN_SELECT, Domain
 
 _WRITE_CHECK = (
     "UPDATE domains SET last_checked_at = ?, next_check_at = ?, last_check_code = ?,"
@@ -36,8 +37,11 @@ class CheckOutcome:
     now: float
 
     def __post_init__(self) -> None:
-        if self.plan.target is not None:
-            check_move(self.domain.status, self.plan.target)
+        move = self.plan.move
+        if move is not None and move.source is not self.domain.status:
+            raise ValueError(
+                f"the plan moves from {move.source}, the domain is {self.domain.status}"
+            )
 
 
 async def apply_checks(db: Database, outcomes: Sequence[CheckOutcome]) -> list[bool]:
@@ -61,6 +65,8 @@ async def apply_check(db: Database, outcome: CheckOutcome) -> Domain | None:
 
 async def _write(conn: Connection, outcomes: Sequence[CheckOutcome]) -> list[bool]:
     written = await unchanged(conn, [o.domain for o in outcomes])
+    # A verification another claim has beaten (or a cool-down holds back) is written as such.
+    outcomes = await claims.settle(conn, outcomes, written)
     chosen = [o for o, ok in zip(outcomes, written, strict=True) if ok]
     await conn.executemany(
         _WRITE_CHECK,
@@ -81,17 +87,30 @@ async def _write(conn: Connection, outcomes: Sequence[CheckOutcome]) -> list[boo
         ],
     )
     await move_many(
-        conn,
-        [
-            Move(
-                domain=o.domain,
-                target=o.plan.target,
-                reason=o.plan.reason,
-                message=o.plan.message,
-                now=o.now,
-            )
-            for o in chosen
-            if o.plan.target is not None
-        ],
+        conn, [(o.domain.id, o.plan.move, o.now) for o in chosen if o.plan.move is not None]
     )
+    await claims.fail_rivals(conn, [o for o in chosen if claims.verifies(o.plan)])
     return written
+
+
+async def due_domains(
+    db: Database, now: float, limit: int, exclude: frozenset[int] = frozenset()
+) -> list[Domain]:
+    """Live domains whose next check is due, most overdue first (`exclude`: already in flight)."""
+    marks = ", ".join("?" for _ in exclude)
+    not_in = f" AND d.id NOT IN ({marks})" if exclude else ""
+    async with db.reader.execute(
+        f"{DOMAIN_SELECT} WHERE d.status != 'removed' AND d.next_check_at IS NOT NULL"
+        f" AND d.next_check_at <= ?{not_in} ORDER BY d.next_check_at, d.id LIMIT ?",
+        (now, *sorted(exclude), limit),
+    ) as cursor:
+        return [Domain.from_row(row) async for row in cursor]
+
+
+async def postpone_check(db: Database, domain: Domain, next_check_at: float) -> None:
+    """Move a due check later without recording a result (the check itself could not run)."""
+    async with db.write() as conn:
+        await conn.execute(
+            "UPDATE domains SET next_check_at = ? WHERE id = ? AND status = ?",
+            (next_check_at, domain.id, domain.status.value),
+        )

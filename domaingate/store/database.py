@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiosqlite
 
+from domaingate.store import upgrades
 from domaingate.store.connection import Connection, Cursor
 
 Clock = Callable[[], float]
@@ -121,6 +122,9 @@ async def migrate(conn: aiosqlite.Connection) -> int:
                 f"({len(known)}); upgrade domaingate"
             )
         for version, _name, sql in known[current:]:
+            refusal = await upgrades.refusal(conn, version)
+            if refusal is not None:
+                raise MigrationError(f"cannot upgrade to schema version {version}: {refusal}")
             for statement in _statements(sql):
                 await conn.execute(statement)
             await conn.execute(f"PRAGMA user_version = {version}")
@@ -275,3 +279,15 @@ class Database:
 async def open_connection(path: Path) -> aiosqlite.Connection:
     """A plain connection with the project's pragmas, for watchers and tools."""
     return await _connect(path)
+
+
+async def read_number(db: Database, sql: str, parameters: Iterable[Any] = ()) -> int:
+    """The one number a query answers (0 when it answers no row)."""
+    async with db.reader.execute(sql, parameters) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def schema_version(db: Database) -> int:
+    """The schema version the database is at (its migrations applied)."""
+    return await db.schema_version()

@@ -1,7 +1,8 @@
 """The domain repository: attach, read, list, move states, remove.
 
-Every state move goes through `transition()`, which checks the move against `states.TRANSITIONS`,
-writes it with a compare-and-set on the old status, and logs its event in the same transaction.
+Every state move is a `lifecycle.Move` (checked against `states.TRANSITIONS` when it is made),
+written by `transition()` or `move_many()` with a compare-and-set on its source status, its event
+logged in the same transaction.
 """
 
 from __future__ import annotations
@@ -13,21 +14,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from domaingate.claims import ATTACH_LIMIT_PER_TENANT
 from domaingate.errors import (
     DomainNotFound,
     HostnameAlreadyRegistered,
-    HostnameCooldownActive,
     QuotaExceeded,
     VerifyRateLimited,
 )
 from domaingate.hostnames import Hostname, Kind
-from domaingate.states import Status, check_move
-from domaingate.store import events
+from domaingate.lifecycle.moves import Move
+from domaingate.states import Status
+from domaingate.store import apps, claims, events
 from domaingate.store.connection import Connection
 from domaingate.store.database import Clock, Database, Reader
 from domaingate.store.models import DOMAIN_SELECT, Domain, Tenant
 
-COOLDOWN_SECONDS = 48 * 3600
 VERIFY_WINDOW_SECONDS = 3600
 VERIFY_LIMIT_PER_DOMAIN = 5
 VERIFY_LIMIT_PER_TENANT = 10
@@ -42,6 +43,8 @@ class AttachPolicy:
     require_txt: bool
     quota: int
     first_check_in: float
+    app_quota: int | None = None  # None: no cap per app
+    hourly_attaches: int = ATTACH_LIMIT_PER_TENANT
 
 
 async def attach(
@@ -50,7 +53,8 @@ async def attach(
     method = "txt" if host.kind is Kind.APEX or policy.require_txt else "cname"
     async with db.write() as conn:
         now = clock()
-        await _check_claimable(conn, tenant, host.name, now)
+        await apps.require_owned(conn, tenant.id, app)
+        await claims.check_claimable(conn, tenant, host.name, now)
         async with conn.execute(
             "SELECT count(*) FROM domains WHERE tenant_id = ? AND status != 'removed'",
             (tenant.id,),
@@ -58,6 +62,18 @@ async def attach(
             row = await cursor.fetchone()
         if row is not None and row[0] >= policy.quota:
             raise QuotaExceeded(policy.quota)
+        # Counted in the same write transaction as the insert, like the tenant's quota, so
+        # concurrent attaches cannot all slip under the cap.
+        if policy.app_quota is not None:
+            async with conn.execute(
+                "SELECT count(*) FROM domains"
+                " WHERE tenant_id = ? AND app = ? AND status != 'removed'",
+                (tenant.id, app),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None and row[0] >= policy.app_quota:
+                raise QuotaExceeded(policy.app_quota, app=app)
+        await claims.check_attach_rate(conn, tenant, now, policy.hourly_attaches)
         try:
             cursor = await conn.execute(
                 "INSERT INTO domains (hostname, tenant_id, app, status, kind, method, txt_token,"
@@ -98,22 +114,6 @@ async def attach(
         return await get_by_id_in(conn, domain_id)
 
 
-async def _check_claimable(conn: Connection, tenant: Tenant, hostname: str, now: float) -> None:
-    async with conn.execute(
-        "SELECT tenant_id, status, removed_at FROM domains WHERE hostname = ?"
-        " ORDER BY (status != 'removed') DESC, removed_at DESC LIMIT 1",
-        (hostname,),
-    ) as cursor:
-        row = await cursor.fetchone()
-    if row is None:
-        return
-    if row["status"] != Status.REMOVED:
-        raise HostnameAlreadyRegistered(hostname)
-    free_at = row["removed_at"] + COOLDOWN_SECONDS
-    if row["tenant_id"] != tenant.id and now < free_at:
-        raise HostnameCooldownActive(hostname, retry_after=max(1, math.ceil(free_at - now)))
-
-
 async def get_by_id_in(conn: Connection | Reader, domain_id: int) -> Domain:
     """The domain with row id `domain_id`, read on `conn` (in its transaction) or the reader."""
     async with conn.execute(f"{DOMAIN_SELECT} WHERE d.id = ?", (domain_id,)) as cursor:
@@ -128,12 +128,17 @@ async def get_by_id(db: Database, domain_id: int) -> Domain:
 
 
 async def get(db: Database, hostname: str, tenant_id: int | None) -> Domain:
-    """The live domain `hostname`, seen by `tenant_id` (None: any tenant). Else DomainNotFound."""
+    """The live domain `hostname`, seen by `tenant_id` (None: any tenant). Else DomainNotFound.
+
+    Across tenants a name may have several claims: the one that holds it (proven) comes first,
+    else the oldest.
+    """
     sql = f"{DOMAIN_SELECT} WHERE d.hostname = ? AND d.status != 'removed'"
     params: tuple[Any, ...] = (hostname,)
     if tenant_id is not None:
         sql += " AND d.tenant_id = ?"
         params += (tenant_id,)
+    sql += " ORDER BY d.status IN ('verified', 'active', 'expiring') DESC, d.id LIMIT 1"
     async with db.reader.execute(sql, params) as cursor:
         row = await cursor.fetchone()
     if row is None:
@@ -170,41 +175,34 @@ async def list_page(
         return [Domain.from_row(row) async for row in cursor]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Move:
-    """One state move of `domain` (as it was read) to `target`, with its event's reason."""
+# A move to write: the domain's id, the move, and when it is made.
+MoveAt = tuple[int, Move, float]
 
-    domain: Domain
-    target: Status
-    reason: str | None
-    message: str | None
-    now: float
 
-    def __post_init__(self) -> None:
-        check_move(self.domain.status, self.target)
+def _move_statement(target: Status) -> str:
+    sets = "status = ?, updated_at = ?"
+    if target is Status.VERIFIED:
+        sets += ", verified_at = ?"
+    elif target is Status.REMOVED:
+        sets += ", removed_at = ?, next_check_at = NULL"
+    # The compare-and-set: only from the status the move starts from.
+    return f"UPDATE domains SET {sets} WHERE id = ? AND status = ?"
 
-    def statement(self) -> str:
-        sets = "status = ?, updated_at = ?"
-        if self.target is Status.VERIFIED:
-            sets += ", verified_at = ?"
-        elif self.target is Status.REMOVED:
-            sets += ", removed_at = ?, next_check_at = NULL"
-        # The compare-and-set: only from the status the domain was read with.
-        return f"UPDATE domains SET {sets} WHERE id = ? AND status = ?"
 
-    def params(self) -> tuple[Any, ...]:
-        when = (self.now,) if self.target in (Status.VERIFIED, Status.REMOVED) else ()
-        return (self.target.value, self.now, *when, self.domain.id, self.domain.status.value)
+def _move_params(domain_id: int, move: Move, now: float) -> tuple[Any, ...]:
+    when = (now,) if move.target in (Status.VERIFIED, Status.REMOVED) else ()
+    return (move.target.value, now, *when, domain_id, move.source.value)
 
-    def event(self) -> events.NewEvent:
-        return events.NewEvent(
-            domain_id=self.domain.id,
-            source=self.domain.status,
-            target=self.target,
-            reason=self.reason,
-            message=self.message,
-            now=self.now,
-        )
+
+def _move_event(domain_id: int, move: Move, now: float) -> events.NewEvent:
+    return events.NewEvent(
+        domain_id=domain_id,
+        source=move.source,
+        target=move.target,
+        reason=move.reason,
+        message=move.message,
+        now=now,
+    )
 
 
 async def transition(
@@ -220,16 +218,17 @@ async def transition(
 
     Returns False (and changes nothing) when another writer moved it first.
     """
-    move = Move(domain=domain, target=target, reason=reason, message=message, now=now)
-    cursor = await conn.execute(move.statement(), move.params())
+    move = Move(source=domain.status, target=target, reason=reason, message=message)
+    cursor = await conn.execute(_move_statement(target), _move_params(domain.id, move, now))
     if cursor.rowcount != 1:
         return False
-    await events.record_many(conn, [move.event()])
+    await events.record_many(conn, [_move_event(domain.id, move, now)])
     return True
 
 
-async def move_many(conn: Connection, moves: list[Move]) -> None:
-    """Make moves whose domains the caller has seen, in this transaction, in their old status.
+async def move_many(conn: Connection, moves: Sequence[MoveAt]) -> None:
+    """Make moves whose domains the caller has seen, in this transaction, in each move's source
+    status (a domain's second move starts where its first ends).
 
     No compare-and-set result per row (executemany has none): the caller's read inside the
     same write transaction is what guarantees each update matches.
@@ -238,15 +237,15 @@ async def move_many(conn: Connection, moves: list[Move]) -> None:
     # follow its first.
     run: list[tuple[Any, ...]] = []
     statement = ""
-    for move in moves:
-        if move.statement() != statement and run:
+    for domain_id, move, now in moves:
+        if _move_statement(move.target) != statement and run:
             await conn.executemany(statement, run)
             run = []
-        statement = move.statement()
-        run.append(move.params())
+        statement = _move_statement(move.target)
+        run.append(_move_params(domain_id, move, now))
     if run:
         await conn.executemany(statement, run)
-    await events.record_many(conn, [move.event() for move in moves])
+    await events.record_many(conn, [_move_event(*move) for move in moves])
 
 
 # Well below SQLite's limit on bound parameters in one statement.
@@ -320,3 +319,9 @@ async def consume_verify_allowance(
         )
         # Old attempts only matter for an hour.
         await conn.execute("DELETE FROM verify_attempts WHERE at <= ?", (since,))
+
+
+async def count_by_status(db: Database) -> dict[str, int]:
+    """How many domains each status has (statuses without one are left out)."""
+    async with db.reader.execute("SELECT status, count(*) FROM domains GROUP BY status") as cursor:
+        return {str(row[0]): int(row[1]) async for row in cursor}

@@ -11,7 +11,9 @@ from domaingate.store.database import Clock, Database
 from domaingate.store.models import Tenant
 
 TOKEN_PREFIX = "dgt_"  # noqa: S105 (a prefix, not a secret)
-_TENANT_NAME = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
+# Also the pattern of the X-Domaingate-Tenant header in the OpenAPI document.
+TENANT_NAME = r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?"
+_TENANT_NAME = re.compile(TENANT_NAME)
 
 
 def new_token() -> str:

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from domaingate import hostnames
+from domaingate import hostnames, wire
+from domaingate.states import ALLOWED
+from domaingate.store import apps, events
 from domaingate.store import domains as store
-from domaingate.store import events
 from domaingate.store.models import Domain
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
-from gateway.api import inputs, views
+from gateway.api import inputs
 from gateway.api.auth import PRINCIPAL
 from gateway.keys import ALLOWLIST, CHECKER, CLOCK, DB, SETTINGS
 
 PREFIX = "/api/v1"
 
 
-def _reflect(request: web.Request, domain: Domain) -> None:
+async def _reflect(request: web.Request, domain: Domain) -> None:
     # A change made here holds at this process's gate at once, before the watcher sees it.
-    request.app[ALLOWLIST].apply(domain.id, domain.hostname, domain.app, domain.status.value)
+    upstream = None
+    if domain.status in ALLOWED:
+        upstream = await apps.gate_upstream(request.app[DB], domain, request.app[SETTINGS].upstream)
+    request.app[ALLOWLIST].apply(
+        domain.id, domain.hostname, domain.app, domain.status.value, upstream
+    )
 
 
 async def _lookup(request: web.Request) -> Domain:
@@ -36,11 +42,13 @@ async def attach(request: web.Request) -> web.Response:
     policy = store.AttachPolicy(
         require_txt=settings.require_txt,
         quota=settings.max_domains_per_tenant,
+        app_quota=settings.max_domains_per_app,
         first_check_in=settings.pending_fast_interval,
+        hourly_attaches=settings.attach_rate_limit,
     )
     clock = request.app[CLOCK]
     domain = await store.attach(request.app[DB], tenant, host, attach_request.app, policy, clock)
-    body = views.domain_json(domain, settings, clock())
+    body = wire.domain_json(domain, settings, clock())
     return web.json_response(
         body, status=201, headers={"Location": f"{PREFIX}/domains/{domain.hostname}"}
     )
@@ -62,7 +70,7 @@ async def list_domains(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
     return web.json_response(
         {
-            "domains": [views.domain_json(domain, settings, now) for domain in page],
+            "domains": [wire.domain_json(domain, settings, now) for domain in page],
             "next_cursor": inputs.encode_cursor(page[-1].id) if more else None,
             "now": rfc3339(now),
         }
@@ -71,7 +79,7 @@ async def list_domains(request: web.Request) -> web.Response:
 
 async def show(request: web.Request) -> web.Response:
     domain = await _lookup(request)
-    return web.json_response(views.domain_json(domain, request.app[SETTINGS], request.app[CLOCK]()))
+    return web.json_response(wire.domain_json(domain, request.app[SETTINGS], request.app[CLOCK]()))
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -82,8 +90,8 @@ async def verify(request: web.Request) -> web.Response:
     await store.consume_verify_allowance(db, domain.tenant_id, domain.hostname, clock)
     updated, report = await verify_now(db, request.app[CHECKER], settings, domain, clock)
     now = clock()
-    _reflect(request, updated)
-    return web.json_response(views.verify_json(updated, report, now))
+    await _reflect(request, updated)
+    return web.json_response(wire.verify_json(updated, report, now))
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -92,7 +100,7 @@ async def list_events(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "domain": domain.hostname,
-            "events": [views.event_json(event) for event in found],
+            "events": [wire.event_json(event) for event in found],
             "now": rfc3339(request.app[CLOCK]()),
         }
     )
@@ -101,7 +109,7 @@ async def list_events(request: web.Request) -> web.Response:
 async def detach(request: web.Request) -> web.Response:
     domain = await _lookup(request)
     removed = await store.remove(request.app[DB], domain, request.app[CLOCK])
-    _reflect(request, removed)
+    await _reflect(request, removed)
     return web.Response(status=204)
 
 

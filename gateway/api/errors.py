@@ -11,24 +11,38 @@ import sqlite3
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from domaingate.errors import DomaingateError, HostnameCooldownActive, VerifyRateLimited
+from domaingate.errors import (
+    AttachRateLimited,
+    DomaingateError,
+    HostnameCooldownActive,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    StoreUnavailable,
+    Unauthorized,
+    VerifyRateLimited,
+)
 from domaingate.store.database import failure_cause
+from gateway.api.inputs import MAX_BODY
 from gateway.keys import METRICS
 
 log = logging.getLogger(__name__)
 
-_HTTP_CODES = {
-    400: "INVALID_REQUEST",
-    401: "UNAUTHORIZED",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "INVALID_REQUEST",
+# aiohttp's own refusals, by HTTP status, as the error each one is (anything else: 400's).
+_HTTP_ERRORS: dict[int, type[DomaingateError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    404: NotFound,
+    405: MethodNotAllowed,
+    415: InvalidRequest,
 }
 
 
-def error_response(status: int, code: str, message: str, **extra: object) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
+def error_response(error: DomaingateError, status: int | None = None) -> web.Response:
+    """`error` as JSON, with its own HTTP status unless `status` says otherwise."""
+    return web.json_response(error.body(), status=status or error.status)
 
 
 @web.middleware
@@ -36,18 +50,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except DomaingateError as exc:
-        response = web.json_response(exc.body(), status=exc.status)
-        if isinstance(exc, VerifyRateLimited | HostnameCooldownActive):
+        response = error_response(exc)
+        if isinstance(exc, VerifyRateLimited | HostnameCooldownActive | AttachRateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "INVALID_REQUEST")
-        message = exc.reason
-        if exc.status == 413:
-            message = "the request body is larger than 64 KiB"
-        response = error_response(exc.status, code, message)
+        error = (
+            PayloadTooLarge(MAX_BODY)
+            if exc.status == 413
+            else _HTTP_ERRORS.get(exc.status, InvalidRequest)(exc.reason)
+        )
+        # The status stays aiohttp's (415 is an INVALID_REQUEST, answered as 415).
+        response = error_response(error, exc.status)
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
@@ -64,11 +80,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             request.path,
             exc,
         )
-        response = error_response(
-            503, "STORE_UNAVAILABLE", "the database is busy or unavailable; retry shortly"
-        )
+        response = error_response(StoreUnavailable())
         response.headers["Retry-After"] = "1"
         return response
     except Exception:
         log.exception("unexpected error serving %s %s", request.method, request.path)
-        return error_response(500, "INTERNAL", "an unexpected error occurred; it has been logged")
+        return error_response(InternalError())

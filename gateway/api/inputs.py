@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from domaingate.errors import InvalidApp, InvalidHostname, InvalidRequest
+from domaingate.apps import check_app
+from domaingate.errors import InvalidHostname, InvalidRequest, PayloadTooLarge
 from domaingate.hostnames import normalize
 from domaingate.states import Status
 
@@ -20,8 +20,9 @@ MAX_BODY = 64 * 1024
 MAX_HOSTNAME_INPUT = 1024
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
-# An app name becomes a DNS label of the CNAME target `{app}.{PLATFORM_ZONE}`.
-_APP = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# SQLite's INTEGER is 64-bit signed: a cursor past it could never name a row.
+MAX_ROW_ID = 2**63 - 1
+MAX_NUMBER_TEXT = 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,20 +39,10 @@ class ListQuery:
     after_id: int
 
 
-def check_app(value: object) -> str:
-    if not isinstance(value, str) or not _APP.fullmatch(value):
-        shown = value[:80] if isinstance(value, str) else type(value).__name__
-        raise InvalidApp(
-            f"app {shown!r} must be 1-63 lower-case letters, digits or inner hyphens "
-            "(it becomes a DNS label)"
-        )
-    return value
-
-
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     body = await request.read()  # raises 413 past client_max_size
     if len(body) > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
+        raise PayloadTooLarge(MAX_BODY)
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -85,6 +76,21 @@ def path_hostname(request: web.Request) -> str:
     return normalize(raw)
 
 
+def whole_number(text: str, name: str, low: int, high: int) -> int:
+    """`text` as a whole number from `low` to `high`, parsed once; else InvalidRequest (400).
+
+    The value is range-checked, not the text: `000499999999` is 499999999 (out of range), and
+    a number no parameter could hold never reaches the database to overflow there.
+    """
+    # isascii: str.isdigit() also accepts '²' (which int() refuses) and other scripts' digits.
+    # The length cap keeps int() from parsing a megabyte of zeros.
+    if text.isascii() and text.isdigit() and len(text) <= MAX_NUMBER_TEXT:
+        number = int(text)
+        if low <= number <= high:
+            return number
+    raise InvalidRequest(f"{name} must be a whole number from {low} to {high}", fields=[name])
+
+
 def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"d:{last_id}".encode()).decode().rstrip("=")
 
@@ -93,9 +99,9 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
         prefix, _, number = raw.partition(":")
-        if prefix != "d" or not number.isdigit() or len(number) > 18:
+        if prefix != "d":
             raise ValueError(raw)
-        return int(number)
+        return whole_number(number, "cursor", 0, MAX_ROW_ID)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidRequest("cursor is not one this API returned", fields=["cursor"]) from exc
 
@@ -116,10 +122,6 @@ def parse_list_query(query: Mapping[str, str]) -> ListQuery:
             raise InvalidRequest(f"status must be one of {choices}", fields=["status"])
     limit = DEFAULT_LIMIT
     if "limit" in query:
-        text = query["limit"]
-        # isascii: str.isdigit() also accepts '²' (which int() refuses) and other scripts' digits.
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text[:6]) <= MAX_LIMIT:
-            raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
-        limit = int(text)
+        limit = whole_number(query["limit"], "limit", 1, MAX_LIMIT)
     after_id = decode_cursor(query["cursor"]) if "cursor" in query else 0
     return ListQuery(app=app, status=status, limit=limit, after_id=after_id)

@@ -9,29 +9,15 @@ from typing import Any
 
 from aiohttp import web
 
+from domaingate.apps import MAX_UPSTREAM
+from domaingate.errors import error_codes
+from domaingate.hostnames import LDH_LABEL
 from domaingate.states import Status
+from domaingate.store.tenants import TENANT_NAME
 from gateway.api.inputs import MAX_LIMIT
 
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {**_TIME, "nullable": True}
-_ERROR_CODES = [
-    "INVALID_HOSTNAME",
-    "WILDCARD_NOT_SUPPORTED",
-    "RESERVED_HOSTNAME",
-    "INVALID_APP",
-    "INVALID_REQUEST",
-    "UNAUTHORIZED",
-    "DOMAIN_NOT_FOUND",
-    "NOT_FOUND",
-    "METHOD_NOT_ALLOWED",
-    "HOSTNAME_ALREADY_REGISTERED",
-    "HOSTNAME_COOLDOWN_ACTIVE",
-    "INVALID_STATE",
-    "PAYLOAD_TOO_LARGE",
-    "QUOTA_EXCEEDED",
-    "VERIFY_RATE_LIMITED",
-    "STORE_UNAVAILABLE",
-]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -88,11 +74,11 @@ _TENANT_HEADER = {
     "name": "X-Domaingate-Tenant",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"},
+    "schema": {"type": "string", "pattern": f"^{TENANT_NAME}$"},
     "description": "With the admin token: the tenant to act for (one such header at most)",
 }
 
-_APP = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}
+_APP = {"type": "string", "pattern": f"^{LDH_LABEL}$"}
 # The API never shows a removed domain.
 _LIVE_STATUS = {"type": "string", "enum": [s.value for s in Status if s is not Status.REMOVED]}
 
@@ -101,13 +87,15 @@ _SCHEMAS: dict[str, Any] = {
         {
             "error": _object(
                 {
-                    "code": {"type": "string", "enum": _ERROR_CODES},
+                    # Every error class's code (domaingate.errors), and no other.
+                    "code": {"type": "string", "enum": error_codes()},
                     "message": {"type": "string"},
                     "retry_after": {"type": "integer", "minimum": 1},
                     "fields": {"type": "array", "items": {"type": "string"}},
                     "limit": {"type": "integer"},
+                    "domains": {"type": "integer"},
                 },
-                optional=("retry_after", "fields", "limit"),
+                optional=("retry_after", "fields", "limit", "domains"),
             )
         }
     ),
@@ -197,6 +185,76 @@ _SCHEMAS: dict[str, Any] = {
             "now": _TIME,
         }
     ),
+    "Account": _object(
+        {
+            "admin": {"type": "boolean"},
+            "tenant": {"type": "string", "nullable": True},
+            "limits": _object(
+                {
+                    "max_domains_per_tenant": {"type": "integer", "minimum": 1},
+                    "max_domains_per_app": {"type": "integer", "minimum": 1, "nullable": True},
+                }
+            ),
+            "usage": {
+                **_object(
+                    {
+                        "domains": {"type": "integer", "minimum": 0},
+                        "apps": {
+                            "type": "array",
+                            "items": _object(
+                                {"app": {"type": "string"}, "domains": {"type": "integer"}}
+                            ),
+                        },
+                    }
+                ),
+                "nullable": True,
+            },
+            "now": _TIME,
+        }
+    ),
+    "Status": _object(
+        {
+            "reconciler": _object(
+                {
+                    "lease_held": {"type": "boolean"},
+                    "holder": {"type": "string", "nullable": True},
+                    "lease_expires_at": _NULLABLE_TIME,
+                    "last_check_at": _NULLABLE_TIME,
+                    "checks_overdue": {"type": "integer", "minimum": 0},
+                }
+            ),
+            "outbox": _object(
+                {"backlog": {"type": "integer", "minimum": 0}, "oldest_at": _NULLABLE_TIME}
+            ),
+            "counts": _object(
+                {name: {"type": "integer", "minimum": 0} for name in _LIVE_STATUS["enum"]}
+            ),
+            "now": _TIME,
+        }
+    ),
+    "App": _object(
+        {
+            "app": _APP,
+            "upstream": {"type": "string", "nullable": True},
+            "tenant": {"type": "string"},
+            "now": _TIME,
+        },
+        optional=("tenant", "now"),
+    ),
+    "AppList": _object({"apps": {"type": "array", "items": _ref("App")}, "now": _TIME}),
+    "AppRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "upstream": {
+                "type": "string",
+                "nullable": True,
+                "maxLength": MAX_UPSTREAM,
+                "description": "host:port for /route (null or absent: UPSTREAM_TEMPLATE)",
+                "example": "shop-backend.internal:8080",
+            }
+        },
+    },
     "AttachRequest": {
         "type": "object",
         "required": ["domain", "app"],
@@ -209,6 +267,7 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 _DOMAIN_OPS = [_DOMAIN_PARAM, _TENANT_HEADER]
+_APP_OPS = [{"name": "app", "in": "path", "required": True, "schema": _APP}, _TENANT_HEADER]
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -257,7 +316,7 @@ DOCUMENT: dict[str, Any] = {
                             }
                         },
                     },
-                    **_errors(400, 409, 413, 422),
+                    **_errors(400, 409, 413, 422, 429),
                 },
             },
             "get": {
@@ -320,6 +379,52 @@ DOCUMENT: dict[str, Any] = {
                     "200": _json(_ref("EventList"), "State moves, oldest first"),
                     **_errors(400, 404),
                 },
+            },
+        },
+        "/api/v1/account": {
+            "get": {
+                "operationId": "account",
+                "summary": "Who the token is, the quotas, and the tenant's use of them",
+                "parameters": [_TENANT_HEADER],
+                "responses": {"200": _json(_ref("Account"), "The caller"), **_errors(400)},
+            }
+        },
+        "/api/v1/status": {
+            "get": {
+                "operationId": "status",
+                "summary": "The reconciler's health as the store shows it (admin token only)",
+                "parameters": [_TENANT_HEADER],
+                "responses": {"200": _json(_ref("Status"), "Health"), **_errors(400, 403)},
+            }
+        },
+        "/api/v1/apps": {
+            "get": {
+                "operationId": "listApps",
+                "summary": "The tenant's apps (with the admin token and no tenant: every app)",
+                "parameters": [_TENANT_HEADER],
+                "responses": {"200": _json(_ref("AppList"), "Apps by name"), **_errors(400)},
+            }
+        },
+        "/api/v1/apps/{app}": {
+            "put": {
+                "operationId": "putApp",
+                "summary": "Register an app for the tenant, or change its upstream (admin token)",
+                "parameters": _APP_OPS,
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("AppRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("App"), "Changed"),
+                    "201": _json(_ref("App"), "Registered"),
+                    **_errors(400, 409, 413),
+                },
+            },
+            "delete": {
+                "operationId": "removeApp",
+                "summary": "Remove an app no attached domain uses (admin token)",
+                "parameters": _APP_OPS,
+                "responses": {"204": {"description": "Removed"}, **_errors(400, 404, 409)},
             },
         },
         "/api/v1/openapi.json": {

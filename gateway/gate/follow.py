@@ -20,10 +20,11 @@ from typing import Any
 import psycopg
 
 from domaingate.states import ALLOWED
+from domaingate.store.allowlist import GateRow
 from domaingate.store.database import described
 from domaingate.store.postgres import changes
 from domaingate.store.postgres.database import connect
-from gateway.gate.allowlist import Allowlist
+from gateway.gate.allowlist import Allowlist, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +40,27 @@ class PostgresAllowlistSync:
         self,
         url: str,
         allowlist: Allowlist,
+        upstream: Upstream,
         *,
         safety_interval: float = SAFETY_INTERVAL,
         on_error: Callable[[], object] | None = None,
     ) -> None:
         self._url = url
         self._allowlist = allowlist
+        self._upstream = upstream
         self._safety_interval = safety_interval
         self._on_error = on_error
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._cursor: changes.ChangeCursor | None = None
+        # /metrics counts on a connection of its own: the follower's is mostly waiting for a
+        # notification, and holds psycopg's connection lock meanwhile.
+        self._counts_conn: psycopg.AsyncConnection[Any] | None = None
         self.errors = 0
         self.wakeups = 0
 
     async def open(self) -> None:
         conn = await self._connect()
-        self._cursor = await changes.load(conn, _ALLOWED_VALUES, self._allowlist.apply)
+        self._cursor = await changes.load(conn, _ALLOWED_VALUES, self._take)
         self._allowlist.last_seq = self._cursor.seq
         self._allowlist.loaded = True
         self._allowlist.synced_at = time.monotonic()
@@ -70,23 +76,48 @@ class PostgresAllowlistSync:
         self._conn = conn
         return conn
 
+    def _take(self, row: GateRow) -> None:
+        domain_id, hostname, app, status, own_upstream, tenant, owned, _seq = row
+        # A domain whose app is not its tenant's is never routed (None withdraws it).
+        upstream = (own_upstream or self._upstream(app, tenant)) if owned else None
+        self._allowlist.apply(domain_id, hostname, app, status, upstream)
+
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+        if self._counts_conn is not None:
+            await self._counts_conn.close()
+            self._counts_conn = None
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Domains by status, for /metrics."""
+        if self._counts_conn is None or self._counts_conn.closed:
+            self._counts_conn = await connect(self._url)
+        try:
+            return await changes.count_by_status(self._counts_conn)
+        except psycopg.Error:
+            await self._counts_conn.close()
+            self._counts_conn = None
+            raise
 
     async def poll(self) -> int:
         """Apply changes committed since the last read; returns how many rows were read."""
         if self._conn is None or self._conn.closed:
-            await self.close()
+            await self._drop()
             await self._connect()
         assert self._conn is not None and self._cursor is not None
         rows, self._cursor = await changes.read_since(self._conn, self._cursor)
-        for domain_id, hostname, app, status in rows:
-            self._allowlist.apply(domain_id, hostname, app, status)
+        for row in rows:
+            self._take(row)
         self._allowlist.last_seq = self._cursor.seq
         self._allowlist.synced_at = time.monotonic()
         return len(rows)
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
 
     async def _wait(self) -> None:
         """Until a notification arrives or the safety interval has passed."""
@@ -107,5 +138,5 @@ class PostgresAllowlistSync:
                     self._on_error()
                 log.warning("cannot follow domain changes in %s: %s", described(self._url), exc)
                 with contextlib.suppress(Exception):
-                    await self.close()
+                    await self._drop()
                 await asyncio.sleep(RECONNECT_DELAY)

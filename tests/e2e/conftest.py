@@ -1,4 +1,4 @@
-"""End-to-end tests: real Caddy, Pebble and knot on loopback (see stack.py).
+"""End-to-end tests: real Caddy, Pebble and knot on loopback (see tests/support/stack.py).
 
 Each test module builds its own `Stack` in a module-scoped `stack` fixture (fresh state per
 module). When a test fails, the tail of every process log is printed into its report.
@@ -10,7 +10,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from tests.e2e.stack import Stack
+from tests.support.stack import Stack
 
 _FAILED = pytest.StashKey[bool]()
 

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.stack import Stack, StackOptions, activate, platform_records, wait_until
+from tests.e2e.flows import activate, platform_records
+from tests.support.stack import Stack, StackOptions
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +27,7 @@ def stack() -> Iterator[Stack]:
         zones={"e2e.test": BASE},
         apps=APPS,
         cert_validity=VALIDITY,
-        settings={
+        env={
             "DRIFT_GRACE": str(GRACE),
             "DRIFT_INTERVAL": "1",
             # Keep the short certificate `active` (not `expiring`) for this test.
@@ -37,7 +39,7 @@ def stack() -> Iterator[Stack]:
 
 
 def test_dns_moved_away_fails_after_grace_and_renewal_is_denied(stack: Stack) -> None:
-    token = stack.tenant("acme")
+    token = stack.tenant("acme", "app1")
     fetched, _ = activate(
         stack,
         token,

@@ -8,15 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.stack import (
-    Stack,
-    StackOptions,
-    cert_names,
-    moves,
-    platform_records,
-    rfc3339,
-    wait_until,
-)
+from tests.e2e.flows import moves, platform_records, rfc3339
+from tests.support.stack import Stack, StackOptions
+from tests.support.tls import cert_names
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +26,7 @@ def stack() -> Iterator[Stack]:
 
 
 def test_gate_down_fails_closed_then_resumes(stack: Stack) -> None:
-    token = stack.tenant("acme")
+    token = stack.tenant("acme", "app1")
     assert stack.attach(token, "shop.e2e.test", "app1").status == 201
 
     # SIGTERM stops the gateway gracefully.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from domaingate.settings import Listen
-from tests.e2e.stack import CADDY, CADDYFILE, GATE_IN_CADDYFILE, render_caddyfile
+from tests.support.caddy import CADDY, CADDYFILE, GATE_IN_CADDYFILE, render_caddyfile
 
 pytestmark = pytest.mark.e2e
 

@@ -9,20 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import (
-    HOST,
-    Stack,
-    StackOptions,
-    cert_names,
-    moves,
-    platform_records,
-    rfc3339,
-    wait_until,
-)
+from tests.e2e.flows import moves, platform_records, rfc3339
+from tests.support.net import HOST
+from tests.support.stack import Stack, StackOptions
+from tests.support.tls import cert_names
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
-APPS = ("app1", "app2")
+APPS = ("app1", "app2", "app3", "app4", "app5")
 BASE = platform_records(APPS)
 # Records published so far in e2e.test (the tests below add theirs; knot serves the whole zone).
 published: list[str] = []
@@ -52,7 +47,7 @@ def wait_checked(stack: Stack, token: str, domain: str) -> dict[str, Any]:
 
 
 def test_subdomain_happy_path(stack: Stack) -> None:
-    token = stack.tenant("acme")
+    token = stack.tenant("acme", "app1")
     with stack.no_new_orders():
         attached = stack.attach(token, "shop.e2e.test", "app1")
         assert attached.status == 201, attached.body
@@ -104,7 +99,7 @@ def test_subdomain_happy_path(stack: Stack) -> None:
 
 
 def test_each_app_is_routed_to_its_own_upstream(stack: Stack) -> None:
-    token = stack.tenant("globex")
+    token = stack.tenant("globex", "app2")
     assert stack.attach(token, "blog.e2e.test", "app2").status == 201
     publish(stack, "blog CNAME app2.apps")
     stack.wait_status(token, "blog.e2e.test", "verified", timeout=20)
@@ -141,9 +136,9 @@ def test_http_redirects_to_https(stack: Stack) -> None:
 
 
 def test_apex_with_txt_and_a(stack: Stack) -> None:
-    token = stack.tenant("apexco")
+    token = stack.tenant("apexco", "app3")
     with stack.no_new_orders():
-        attached = stack.attach(token, "apexco.test", "app1")
+        attached = stack.attach(token, "apexco.test", "app3")
         assert attached.status == 201, attached.body
         body = attached.body
         assert (body["kind"], body["method"], body["status"]) == ("apex", "txt", "pending")
@@ -170,18 +165,18 @@ def test_apex_with_txt_and_a(stack: Stack) -> None:
     fetched = stack.https("apexco.test", "/")
     assert stack.pebble.orders() == orders + 1
     assert cert_names(fetched.certificate) == ["apexco.test"]
-    assert fetched.json()["upstream"] == "app1"
+    assert fetched.json()["upstream"] == "app3"
     active = stack.wait_status(token, "apexco.test", "active", timeout=20)
     assert rfc3339(active["cert_expires_at"]) == fetched.certificate.not_valid_after_utc
 
 
 def test_squatters_get_no_certificate(stack: Stack) -> None:
-    owner = stack.tenant("owner")
-    squatter = stack.tenant("squatter")
-    assert stack.attach(owner, "taken.e2e.test", "app1").status == 201
+    owner = stack.tenant("owner", "app4")
+    squatter = stack.tenant("squatter", "app5")
+    assert stack.attach(owner, "taken.e2e.test", "app4").status == 201
     with stack.no_new_orders():
         # 1. A name nobody attached, although its DNS points at the platform.
-        publish(stack, "unclaimed CNAME app1.apps")
+        publish(stack, "unclaimed CNAME app4.apps")
         for _ in range(3):
             with pytest.raises(ssl.SSLError, match="INTERNAL_ERROR"):
                 stack.handshake("unclaimed.e2e.test")
@@ -189,8 +184,8 @@ def test_squatters_get_no_certificate(stack: Stack) -> None:
 
         # 2. A name attached but never verified: the squatter claims a name whose DNS points
         #    at another app (the owner's), so its check can never pass.
-        publish(stack, "victim CNAME app1.apps")
-        assert stack.attach(squatter, "victim.e2e.test", "app2").status == 201
+        publish(stack, "victim CNAME app4.apps")
+        assert stack.attach(squatter, "victim.e2e.test", "app5").status == 201
         checked = wait_checked(stack, squatter, "victim.e2e.test")
         assert checked["status"] == "pending"
         error = checked["last_check_error"]
@@ -200,14 +195,14 @@ def test_squatters_get_no_certificate(stack: Stack) -> None:
 
         # 3. A name verified for one tenant and claimed by another: refused; the owner's
         #    routing is untouched and the squatter cannot even see it.
-        publish(stack, "taken CNAME app1.apps")
+        publish(stack, "taken CNAME app4.apps")
         stack.wait_status(owner, "taken.e2e.test", "verified", timeout=20)
-        claim = stack.attach(squatter, "taken.e2e.test", "app2")
+        claim = stack.attach(squatter, "taken.e2e.test", "app5")
         assert claim.status == 409, claim.body
         assert claim.body["error"]["code"] == "HOSTNAME_ALREADY_REGISTERED"
         peek = stack.domaingate.api("GET", "/domains/taken.e2e.test", token=squatter)
         assert peek.status == 404
-        assert stack.domain(owner, "taken.e2e.test")["app"] == "app1"
+        assert stack.domain(owner, "taken.e2e.test")["app"] == "app4"
         time.sleep(1)
     assert stack.caddy.cert_dirs("unclaimed.e2e.test") == []
     assert stack.caddy.cert_dirs("victim.e2e.test") == []

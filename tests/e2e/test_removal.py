@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.stack import Stack, StackOptions, activate, platform_records, wait_until
+from tests.e2e.flows import activate, platform_records
+from tests.support.stack import Stack, StackOptions
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +25,7 @@ def stack() -> Iterator[Stack]:
 
 
 def test_removed_domain_is_refused_at_once_and_after_restart(stack: Stack) -> None:
-    token = stack.tenant("acme")
+    token = stack.tenant("acme", "app1")
     fetched, _ = activate(
         stack,
         token,

@@ -8,15 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.stack import (
-    Stack,
-    StackOptions,
-    activate,
-    moves,
-    platform_records,
-    rfc3339,
-    wait_until,
-)
+from tests.e2e.flows import activate, moves, platform_records, rfc3339
+from tests.support.stack import Stack, StackOptions
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -34,14 +28,14 @@ def stack() -> Iterator[Stack]:
         zones={"e2e.test": BASE},
         apps=APPS,
         cert_validity=VALIDITY,
-        settings={"EXPIRING_DAYS": str(EXPIRING / 86400)},
+        env={"EXPIRING_DAYS": str(EXPIRING / 86400)},
     )
     with Stack(options) as running:
         yield running
 
 
 def test_expiring_then_renewed_through_the_gate(stack: Stack) -> None:
-    token = stack.tenant("acme")
+    token = stack.tenant("acme", "app1")
     fetched, active = activate(
         stack,
         token,

@@ -18,20 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import (
-    DEFAULT_SETTINGS,
-    GATE_LAG,
-    Caddy,
-    Domaingate,
-    Pebble,
-    Upstreams,
-    cert_names,
-    handshake,
-    platform_records,
-    wait_until,
-)
-from tests.knot import Knot, free_port
-from tests.postgres import Cluster
+from tests.e2e.flows import platform_records
+from tests.support.caddy import Caddy
+from tests.support.domaingate import Domaingate
+from tests.support.knot import Knot
+from tests.support.net import free_port
+from tests.support.pebble import Pebble
+from tests.support.postgres import Cluster
+from tests.support.stack import DEFAULT_ENV, GATE_LAG
+from tests.support.tls import cert_names, handshake
+from tests.support.upstreams import Upstreams
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -73,7 +70,7 @@ def edges(pg_cluster: Cluster) -> Iterator[Edges]:
         (workdir / "caddy-b").mkdir()
         (workdir / "caddy-b" / "storage").symlink_to(storage)
         settings = {
-            **DEFAULT_SETTINGS,
+            **DEFAULT_ENV,
             "DB": db,
             "RESOLVERS": str(knot.listen),
             "PLATFORM_ZONE": "apps.e2e.test",
@@ -120,6 +117,8 @@ def status(edge: Domaingate, token: str) -> str:
 
 def test_attach_at_a_certificate_at_b_ordered_once_removal_refused_at_both(edges: Edges) -> None:
     token = edges.a.create_tenant("acme")
+    # The platform registers the tenant's app (any edge's CLI: the database is one).
+    edges.b.cli("apps", "add", "acme", "app1")
     attached = edges.a.api("POST", "/domains", token=token, body={"domain": NAME, "app": "app1"})
     assert attached.status == 201, attached.body
     # Pending: neither edge lets a handshake through.

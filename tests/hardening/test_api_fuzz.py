@@ -30,6 +30,9 @@ from schemathesis.checks import (
 
 from tests.conftest import ADMIN_TOKEN, Api, ApiFactory
 
+# Each case fuzzes the whole API for many seconds.
+pytestmark = pytest.mark.slow
+
 Caller = Literal["tenant", "admin", "none"]
 Flavour = Literal["positive", "negative", "steered"]
 Tally = dict[tuple[str, Flavour], Counter[int]]
@@ -45,9 +48,14 @@ CHECKS = [
 # Cases per operation, flavour and caller: up to ~700 requests per caller, ~20 s for the file.
 EXAMPLES = 40
 PUBLIC = "GET /api/v1/openapi.json"
+ADMIN_STATUS = "GET /api/v1/status"
 # Names the tenant owns, for the steered cases; detaching runs last so the others find them.
 POOL = [f"d{i}.acme.com" for i in range(6)]
 LABELS = st.from_regex(r"[a-zA-Z0-9][a-zA-Z0-9-]{0,20}", fullmatch=True)
+# The pool's app (in use: not removable) and apps that registering creates and removing removes.
+APPS = st.sampled_from(["web", "fuzz-1", "fuzz-2", "fuzz-3"])
+# Only the platform writes apps: a tenant's token is refused, whatever it sends.
+ADMIN_WRITES = {"PUT /api/v1/apps/{app}", "DELETE /api/v1/apps/{app}"}
 # The pool's names as clients may spell them, and names of the same shape nobody attached.
 NAMES = st.one_of(
     st.sampled_from(POOL),
@@ -72,6 +80,10 @@ def headers_for(caller: Caller, token: str) -> dict[str, str]:
 
 def steered(operation: Operation, headers: dict[str, str]) -> Any:
     """Positive cases on names that exist, acting for the tenant that owns them."""
+    if "{app}" in operation.path:
+        return APPS.flatmap(
+            lambda app: operation.as_strategy(path_parameters={"app": app}, headers=headers)
+        )
     if "{domain}" in operation.path:
         return NAMES.flatmap(
             lambda name: operation.as_strategy(path_parameters={"domain": name}, headers=headers)
@@ -127,7 +139,7 @@ def fuzz_all(operations: list[Operation], caller: Caller, token: str, base_url: 
 async def test_every_answer_conforms_to_the_document(api: Api, caller: Caller) -> None:
     token = await api.tenant("acme")
     for name in POOL:
-        await api.attach(token, name)
+        await api.attach(token, name, app="web")
     served = await api.call("GET", "/api/v1/openapi.json")
     assert served.status == 200
     # The document as served over HTTP: what clients really read.
@@ -138,7 +150,7 @@ async def test_every_answer_conforms_to_the_document(api: Api, caller: Caller) -
         for path, methods in served.body["paths"].items()
         for method in methods
     ]
-    assert len(operations) == 7
+    assert len(operations) == 12
     server = api.client.server
     base_url = f"http://{server.host}:{server.port}"
 
@@ -156,5 +168,12 @@ async def test_every_answer_conforms_to_the_document(api: Api, caller: Caller) -
         assert statuses.pop(PUBLIC) == {200}
         assert statuses == {label: {401} for label in statuses}
     else:
+        if caller == "tenant":
+            # The operator's status refuses a tenant's token (or a tenant header it may not send).
+            refused_status = statuses.pop(ADMIN_STATUS)
+            assert 403 in refused_status and refused_status <= {400, 403}, refused_status
+            refused = {label: statuses.pop(label) for label in ADMIN_WRITES}
+            assert all(min(seen) >= 400 for seen in refused.values()), refused
+            assert all(401 in seen for seen in refused.values()), refused
         # Each operation was reached for real, not only refused as a bad request.
         assert [label for label, seen in statuses.items() if min(seen) >= 300] == [], statuses

@@ -1,7 +1,7 @@
 """The gateway killed with SIGKILL while ~1,000 attaches and deletes are in flight, then restarted.
 
 Every request answered 2xx holds exactly as answered (a 201's row, a 204's removal); a request left
-unanswered may or may not have happened, but leaves no half-state (`daemons.audit`); the restarted
+unanswered may or may not have happened, but leaves no half-state (`crashes.audit`); the restarted
 gateway's API and gate agree with the rows. Each round draws its requests and the moment of the
 kill from a seeded generator and runs on what the rounds before it left. And a client's next
 request sees what its answered one committed, however many other reads are under way.
@@ -19,22 +19,26 @@ from functools import partial
 from typing import Any
 
 import aiohttp
+import pytest
 
 from domaingate.states import ALLOWED, Status
-from domaingate.store import tenants
+from domaingate.store import apps, tenants
 from domaingate.store.database import Database
 from tests.conftest import PLATFORM_ZONE, Api, bearer, sql
-from tests.e2e.stack import Domaingate, Process
+from tests.hardening.crashes import WEBHOOK_INTERVAL, audit, daemons, kill
 from tests.reconciler.conftest import attach
+from tests.support.domaingate import Daemons, Domaingate
+from tests.support.process import Process
 
-from .daemons import Daemons, audit, daemons, kill
+__all__ = ["daemons"]  # both backends (tests.hardening.crashes), re-exported for pytest
 
-__all__ = ["daemons"]  # the fixture, re-exported for pytest
+# Real daemons, killed and restarted.
+pytestmark = pytest.mark.slow
 
 SEED = 63
 ROUNDS = 3
 TENANTS = ("alpha", "bravo", "charlie", "delta")
-APPS = ("web", "shop", "api")
+APPS = ("web", "shop", "api")  # each tenant's own: `web-alpha`, … (app names are unique)
 SEEDED = (Status.PENDING, Status.VERIFIED, Status.ACTIVE, Status.EXPIRING, Status.FAILED)
 SEEDED_PER_TENANT = 25
 NEW_PER_ROUND = 640
@@ -44,8 +48,9 @@ MAX_DELETES = 200
 # The SIGKILL comes this many answers into a round, and then up to KILL_DELAY seconds later.
 KILL_AFTER = (250, 450)
 KILL_DELAY = 0.02
-SETTINGS = {
+ENV = {
     "MAX_DOMAINS_PER_TENANT": "100000",  # the quota is not what this tests
+    "ATTACH_RATE_LIMIT": "100000",  # nor the attach rate
     "PLATFORM_ZONE": PLATFORM_ZONE,
     "RESOLVERS": "127.0.0.1:9",
     "LOG_LEVEL": "WARNING",
@@ -53,6 +58,10 @@ SETTINGS = {
 CLAIMED = frozenset({"HOSTNAME_ALREADY_REGISTERED", "HOSTNAME_COOLDOWN_ACTIVE"})
 
 Answer = tuple[int, Any]
+
+
+def app_of(tenant: str, app: str) -> str:
+    return f"{app}-{tenant}"
 
 
 @dataclass(slots=True)
@@ -169,7 +178,10 @@ class Storm:
             )
 
     async def foreign_attach(self, row: Row, tenant: str) -> None:
-        answer = await self.call("POST", "/domains", tenant, {"domain": row.hostname, "app": "web"})
+        # A held name (its cool-down, if its holder detaches it meanwhile): 409, with an app of
+        # the tenant's own.
+        body = {"domain": row.hostname, "app": app_of(tenant, "web")}
+        answer = await self.call("POST", "/domains", tenant, body)
         if answer is not None:
             self.expect(f"attach {row.hostname} by {tenant}", answer, 409)
 
@@ -184,17 +196,25 @@ def plan(storm: Storm, rng: random.Random, round_: int) -> list[Callable[[], Awa
     jobs: list[Callable[[], Awaitable[Any]]] = []
     for i, row in enumerate(deletes):
         if i % 3 == 0:
-            jobs.append(partial(storm.detach_then_reattach, row, rng.choice(APPS)))
+            jobs.append(
+                partial(storm.detach_then_reattach, row, app_of(row.tenant, rng.choice(APPS)))
+            )
         else:
             jobs.append(partial(storm.detach, row))
+    claims = {(row.tenant, row.hostname) for row in live}
     for row in rng.sample(live, min(FOREIGN_PER_ROUND, len(live))):
-        other = rng.choice([t for t in TENANTS if t != row.tenant])
-        jobs += [
-            partial(storm.foreign_detach, row, other),
-            partial(storm.foreign_attach, row, other),
-        ]
+        # A tenant with no claim of its own on the name (several tenants may claim one).
+        others = [t for t in TENANTS if (t, row.hostname) not in claims]
+        if not others:
+            continue
+        other = rng.choice(others)
+        jobs.append(partial(storm.foreign_detach, row, other))
+        if row.statuses <= set(ALLOWED):
+            # Only a proven claim holds the name against others.
+            jobs.append(partial(storm.foreign_attach, row, other))
     for i in range(NEW_PER_ROUND):
-        tenant, app = rng.choice(TENANTS), rng.choice(APPS)
+        tenant = rng.choice(TENANTS)
+        app = app_of(tenant, rng.choice(APPS))
         # One in ten is an apex name (TXT method), the rest subdomains (CNAME method).
         name = f"{tenant}{round_}x{i}.test" if i % 10 == 0 else f"n{i}.r{round_}.{tenant}.test"
         chained = rng.random() < 0.15
@@ -204,7 +224,7 @@ def plan(storm: Storm, rng: random.Random, round_: int) -> list[Callable[[], Awa
     for i in range(CONTESTED_PER_ROUND):
         name = f"race{i}.r{round_}.contested.test"
         for tenant in rng.sample(TENANTS, 2):
-            jobs.append(partial(storm.attach, tenant, name, "web", wins=False))
+            jobs.append(partial(storm.attach, tenant, name, app_of(tenant, "web"), wins=False))
     rng.shuffle(jobs)
     return jobs
 
@@ -217,12 +237,15 @@ async def seed(daemons: Domaingate) -> tuple[dict[str, str], dict[str, Row]]:
     async with await Database.open(daemons.target) as db:
         for name in TENANTS:
             tenant, tokens[name] = await tenants.create(db, name, time.time)
+            for app in APPS:
+                await apps.put(db, tenant, app_of(name, app), None, time.time)
+            shop = app_of(name, "shop")
             for i in range(SEEDED_PER_TENANT):
                 status = SEEDED[i % len(SEEDED)]
                 hostname = f"seed{i}.{name}.test"
-                domain = await attach(db, tenant, hostname, time.time, status=status, app="shop")
+                domain = await attach(db, tenant, hostname, time.time, status=status, app=shop)
                 ledger[domain.txt_token] = Row(
-                    domain.txt_token, hostname, name, "shop", {status.value}
+                    domain.txt_token, hostname, name, shop, {status.value}
                 )
     return tokens, ledger
 
@@ -281,7 +304,7 @@ async def check(daemons: Domaingate, storm: Storm) -> None:
 
 
 async def test_kill_under_concurrent_attaches_and_deletes(daemons: Daemons) -> None:
-    domaingate = daemons(SETTINGS)
+    domaingate = daemons(ENV, webhook_interval=WEBHOOK_INTERVAL)
     tokens, ledger = await seed(domaingate)
     domaingate.start_gateway()
     connector = aiohttp.TCPConnector(limit=2000)

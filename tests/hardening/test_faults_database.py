@@ -30,8 +30,12 @@ from domaingate.states import Status
 from domaingate.store import tenants
 from domaingate.store.database import BUSY_TIMEOUT_MS, Database
 from tests.conftest import sample, sql
-from tests.e2e.stack import ApiResponse, Domaingate, wait_until
 from tests.reconciler.conftest import attach
+from tests.support.domaingate import ApiResponse, Domaingate
+from tests.support.wait import wait_until
+
+# Real daemons, and faults held for seconds.
+pytestmark = pytest.mark.slow
 
 LIVE = "live.acme.test"
 STORE_ERRORS = "domaingate_store_errors_total"
@@ -201,6 +205,7 @@ def fill(path: Path) -> None:
             assert exc.errno == errno.ENOSPC, exc
 
 
+@pytest.mark.root
 def test_a_full_disk_answers_503_loses_nothing_and_recovers(
     small_disk: Path, start_daemons: Start
 ) -> None:

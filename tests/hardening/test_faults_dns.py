@@ -2,7 +2,7 @@
 answers SERVFAIL, one that answers garbage.
 
 Each fault is real traffic on loopback: a UDP socket that reads queries and never answers, or
-answers every one with the same junk bytes (`tests.knot.Blackhole`), and knot serving the
+answers every one with the same junk bytes (`support.blackhole.Blackhole`), and knot serving the
 tenant's zone until it expires, after which knot answers SERVFAIL for it as for any zone it holds
 but cannot serve. The reconciler is `reconciler.daemon.run()` with its metrics listener on a free
 port; the gate and the API are the gateway's apps on the same database.
@@ -28,12 +28,12 @@ from domaingate.settings import Listen
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import events, tenants
-from gateway.app import create_internal_app
-from tests.conftest import ApiFactory, Client, gate_synced, make_settings, sample, wait_until
-from tests.knot import HOST, Blackhole, Knot, free_port, knot_factory
+from tests.conftest import ApiFactory, Client, gate_client, gate_synced, make_settings, sample
 from tests.reconciler.conftest import attach, running
-
-__all__ = ["knot_factory"]  # the fixture, re-exported for pytest
+from tests.support.blackhole import Blackhole
+from tests.support.knot import Knot
+from tests.support.net import HOST, free_port
+from tests.support.wait import await_until
 
 pytestmark = pytest.mark.knot
 
@@ -86,7 +86,7 @@ async def test_a_resolver_fault_moves_nothing_and_shows_in_logs_and_metrics(
     code, words = FAULTS[fault]
     with broken_resolver(fault, knot_factory) as resolver:
         api = await api_factory(resolvers=(resolver,), dns_timeout=0.5)
-        gate: Client = await aiohttp_client(create_internal_app(api.app))
+        gate: Client = await gate_client(aiohttp_client, api.app)
         tenant, token = await tenants.create(api.db, "acme", api.clock)
         # Both due at once: a live domain the fault must not demote, a pending one it must not
         # verify or fail.
@@ -110,7 +110,7 @@ async def test_a_resolver_fault_moves_nothing_and_shows_in_logs_and_metrics(
                 async def checked_repeatedly() -> bool:
                     return sample(await scrape(session, base), CHECKS, outcome=code) >= 4
 
-                await wait_until(checked_repeatedly, timeout=15, interval=0.1)
+                await await_until(checked_repeatedly, timeout=15, interval=0.1)
                 # Answered from memory meanwhile, as before the fault.
                 for name, answer in ((LIVE, 200), (NEW, 403)):
                     async with gate.get("/tls-ask", params={"domain": name}) as reply:

@@ -23,7 +23,6 @@ from domaingate.store import tenants
 from domaingate.store.database import Database
 from domaingate.store.postgres.database import LOCK_TIMEOUT_MS, WRITE_LOCK
 from tests.conftest import Api, Client, gate_synced, sample, set_status
-from tests.e2e.stack import Domaingate, wait_until
 from tests.hardening.test_faults_database import (
     DB_ERRORS,
     LIVE,
@@ -34,8 +33,10 @@ from tests.hardening.test_faults_database import (
     metric,
     wait_for_writes,
 )
-from tests.postgres import Cluster
 from tests.reconciler.conftest import attach
+from tests.support.domaingate import Domaingate
+from tests.support.postgres import Cluster
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.postgres
 

@@ -27,8 +27,12 @@ from domaingate.states import Status
 from domaingate.store import tenants
 from domaingate.store.database import Database
 from tests.conftest import sample
-from tests.e2e.stack import Domaingate, wait_until
 from tests.reconciler.conftest import DAY, attach, make_issuer, make_leaf_pem, store_cert
+from tests.support.domaingate import Domaingate
+from tests.support.wait import wait_until
+
+# A real reconciler process, scanning for seconds.
+pytestmark = pytest.mark.slow
 
 ISSUER_KEY = "acme-v02.api.letsencrypt.org-directory"
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
@@ -131,6 +135,7 @@ def capabilities(pid: int) -> int:
     raise AssertionError(f"no CapEff for {pid}")
 
 
+@pytest.mark.root
 def test_unreadable_storage_moves_nothing_and_is_reported(
     reconciler: Domaingate, storage: Path
 ) -> None:

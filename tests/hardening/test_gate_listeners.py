@@ -16,12 +16,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from domaingate.settings import Listen, Settings, SettingsError, load_settings
-from domaingate.store import tenants
+from domaingate.store import apps, tenants
 from domaingate.store.database import Database
 from gateway import server
-from tests.cli.test_cli import run
-from tests.conftest import ADMIN_TOKEN, FakeClock, bearer, make_settings, set_status, wait_until
-from tests.knot import HOST, free_port
+from tests.conftest import ADMIN_TOKEN, FakeClock, bearer, make_settings, set_status
+from tests.domaingate.cli.test_cli import run
+from tests.support.net import HOST, free_port
+from tests.support.wait import await_until
 
 
 @pytest.fixture
@@ -29,7 +30,8 @@ async def gateway(db_path: Path) -> AsyncIterator[Settings]:
     """The real gateway (`server.run`, both listeners on free loopback ports) with
     shop.acme.com verified; yields its settings."""
     async with await Database.open(db_path) as db:
-        await tenants.create(db, "acme", FakeClock())
+        acme, _ = await tenants.create(db, "acme", FakeClock())
+        await apps.put(db, acme, "web", None, FakeClock())
     settings = make_settings(
         db_path, api_listen=Listen(HOST, free_port()), internal_listen=Listen(HOST, free_port())
     )
@@ -44,7 +46,7 @@ async def gateway(db_path: Path) -> AsyncIterator[Settings]:
             except aiohttp.ClientConnectionError:
                 return False
 
-        await wait_until(api_up, timeout=10)
+        await await_until(api_up, timeout=10, interval=0.01)
         async with session.post(
             f"http://{settings.api_listen}/api/v1/domains",
             json={"domain": "shop.acme.com", "app": "web"},
@@ -73,7 +75,7 @@ async def test_only_the_internal_listener_serves_the_gate(gateway: Settings) -> 
             async with session.get(url) as response:
                 return response.status == 200
 
-        await wait_until(gate_allows, timeout=2)
+        await await_until(gate_allows, timeout=2, interval=0.01)
         for path, headers in GATE_REQUESTS:
             async with session.get(f"http://{gateway.internal_listen}{path}", headers=headers) as r:
                 assert r.status == 200, path
@@ -101,6 +103,7 @@ def test_consent_holds_however_the_settings_are_built(tmp_path: Path) -> None:
     assert forced.internal_listen == public
 
 
+@pytest.mark.slow
 def test_the_daemon_refuses_a_public_internal_listener(tmp_path: Path) -> None:
     """`domaingate serve`, the systemd unit's command, stops before binding anything."""
     api_port, internal_port = free_port(), free_port()

@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from domaingate.errors import InvalidHostname, WildcardNotSupported
-from domaingate.hostnames import gate_key, normalize
+from domaingate.hostnames import MAX_LABELS, gate_key, normalize
 from domaingate.settings import load_settings
 
 FAST = settings(max_examples=150, deadline=None, database=None)
@@ -68,6 +68,7 @@ def rejected(raw: str, error: type[InvalidHostname | WildcardNotSupported]) -> N
     assert caught.value.message
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(st.data(), valid_names())
 def test_case_trailing_dot_and_blanks_change_nothing(data: st.DataObject, name: str) -> None:
@@ -75,6 +76,7 @@ def test_case_trailing_dot_and_blanks_change_nothing(data: st.DataObject, name: 
     assert normalize(data.draw(spellings(name))) == name
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(st.one_of(st.text(max_size=30), valid_names().map(str.upper)))
 @example("Shop.Bücher.DE.")
@@ -87,12 +89,13 @@ def test_normalising_is_idempotent_and_yields_an_a_label_name(raw: str) -> None:
     assert normalize(name) == name
     assert name.isascii() and name == name.translate(LOWER)
     labels = name.split(".")
-    assert len(labels) >= 2 and len(name) <= 253
+    assert 2 <= len(labels) <= MAX_LABELS and len(name) <= 253
     assert all(0 < len(label) <= 63 for label in labels)
     assert set(name) <= set(string.ascii_lowercase + string.digits + "-.")
     assert gate_key(name) == name  # what the API stores is what the gate will match
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(st.lists(st.integers(1, 70), min_size=1, max_size=6), st.booleans())
 @example([63, 63, 63, 57], True)  # 253 octets: the longest name, with or without its dot
@@ -106,9 +109,26 @@ def test_length_limits(lengths: list[int], dot: bool) -> None:
         rejected(name + "." * dot, InvalidHostname)
 
 
+@FAST
+@given(st.lists(ldh_label(8), min_size=1, max_size=40), st.sampled_from(REGISTRABLE), st.data())
+@example(["a"] * 14, "acme.com", None)  # 16 labels: the most a name may have
+@example(["a"] * 13, "acme.co.uk", None)  # 16 labels under a two-label suffix
+@example(["a"] * 15, "acme.com", None)  # 17
+def test_label_count_limit(labels: list[str], registrable: str, data: st.DataObject | None) -> None:
+    """At most 16 labels, however the name is spelled; each one more costs a CAA lookup at
+    every resolver."""
+    name = ".".join([*labels, registrable])
+    typed = data.draw(spellings(name)) if data is not None else name
+    if len(name.split(".")) <= MAX_LABELS:
+        assert normalize(typed) == name
+    else:
+        rejected(typed, InvalidHostname)
+
+
 UNICODE_LETTERS = "äöüßçéñøåłžاБвгдежзийклмнпртуфхцчшщыэюяαβγδεζηθλμξπστφχψω例え日本語中文한국어"
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(st.text(UNICODE_LETTERS, min_size=1, max_size=10), st.sampled_from(REGISTRABLE))
 @example("bücher", "acme.com")
@@ -176,6 +196,7 @@ def test_no_character_vanishes_or_turns_into_a_lookalike() -> None:
     assert wrong == []
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(SAMPLED)
 def test_no_ideograph_or_unassigned_character_vanishes(char: str) -> None:
@@ -197,6 +218,7 @@ def test_full_width_dots_are_dots_and_lookalikes_are_other_names() -> None:
         assert name != "shop.acme.com" and "xn--" in name, ascii_char
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(st.text(max_size=20))
 @example("\u212a.acme.com")
@@ -211,6 +233,7 @@ def test_gate_key_is_the_name_as_caddy_sends_it(raw: str) -> None:
     assert key == raw.translate(LOWER).removesuffix(".")
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(ldh_label(20), st.sampled_from(REGISTRABLE))
 def test_only_the_a_label_reaches_the_gate(label: str, registrable: str) -> None:

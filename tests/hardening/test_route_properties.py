@@ -69,6 +69,7 @@ def header_safe(value: str) -> bool:
     return all(char == "\t" or (char >= " " and char != "\x7f") for char in value)
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(
     hosts=one_or_several(forwarded_hosts(NAMES) | forwarded_hosts(("shop.acme.com",))).filter(
@@ -90,6 +91,7 @@ async def test_route_through_a_client(
     no_gate_errors(caplog)
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @FAST
 @given(
     values=one_or_several(

@@ -1,18 +1,17 @@
-"""Fixtures for the reconciler tests: a real SQLite store on tmp_path, tenants, domains in any
-status, certificates made with `cryptography` in a Caddy-shaped storage tree, a controllable clock,
-and the daemon itself running in the test's event loop.
+"""Fixtures for the reconciler tests, on both backends (SQLite and PostgreSQL): the store of the
+shared `settings` (tests/conftest.py), tenants, domains in any status, certificates made with
+`cryptography` in a Caddy-shaped storage tree, a controllable clock, and the daemon itself running
+in the test's event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -22,46 +21,28 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from domaingate import hostnames
-from domaingate.settings import Listen, Settings, load_settings
+from domaingate.settings import Settings
 from domaingate.states import Status
+from domaingate.store import apps, tenants
 from domaingate.store import domains as domain_store
-from domaingate.store import tenants
 from domaingate.store.database import Database
 from domaingate.store.models import Domain, Tenant
 from reconciler.daemon import Tuning, run
 from tests.conftest import T0 as T0
 from tests.conftest import FakeClock as FakeClock
 from tests.conftest import both_backends
-from tests.knot import HOST, free_port
+from tests.support.wait import await_until
 
 DAY = 86400.0
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Path:
-    root = tmp_path / "caddy"
-    (root / "certificates").mkdir(parents=True)
-    return root
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
     """The reconciler's tests run on both backends."""
     return both_backends(request, db_path)
-
-
-@pytest.fixture
-def settings(db_target: Path | str, storage: Path) -> Settings:
-    return load_settings(
-        env={},
-        db=db_target,
-        caddy_storage=storage,
-        platform_zone="apps.example.net",
-        # A daemon started on these settings must not collide with another on the default port.
-        reconciler_listen=Listen(HOST, free_port()),
-    )
 
 
 @pytest.fixture
@@ -99,7 +80,12 @@ async def attach(
 ) -> Domain:
     """Attach `name` and walk it to `status` through real transitions."""
     host = hostnames.parse(name, ("apps.example.net",))
-    policy = domain_store.AttachPolicy(require_txt=False, quota=100, first_check_in=first_check_in)
+    # Set-up, not a tenant: scenarios attach more than a tenant may hold, or attach in an hour.
+    policy = domain_store.AttachPolicy(
+        require_txt=False, quota=10_000, first_check_in=first_check_in, hourly_attaches=10_000
+    )
+    if await apps.get(db, app) is None:
+        await apps.put(db, tenant, app, None, clock)
     domain = await domain_store.attach(db, tenant, host, app, policy, clock)
     return await walk(db, domain, PATHS[status], clock)
 
@@ -194,12 +180,18 @@ class Received:
     body: dict[str, object]
     signed: bool
     answered: int
+    raw: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Receiver:
-    """A webhook endpoint on 127.0.0.1 that checks signatures and can refuse the first attempts."""
+    """A webhook endpoint on 127.0.0.1 that checks signatures and can refuse the first attempts.
 
-    def __init__(self) -> None:
+    Signatures are checked as a receiver would check them: by the `standardwebhooks` library,
+    given `secret` as its users give it (a `whsec_…` string, or the raw bytes of any other)."""
+
+    def __init__(self, secret: str | bytes = SECRET.encode()) -> None:
+        self._webhook = Webhook(secret)
         self.requests: list[Received] = []
         self.fail_first = 0  # answer 500 to this many attempts of each event id
         self.failing = False  # answer 500 to everything while set
@@ -211,14 +203,18 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
-        expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-        signed = hmac.compare_digest(request.headers.get("X-Domaingate-Signature", ""), expected)
+        headers = dict(request.headers)
+        try:
+            self._webhook.verify(raw, headers)
+            signed = True
+        except WebhookVerificationError:
+            signed = False
         body = json.loads(raw)
-        event_id = request.headers.get("X-Domaingate-Event-Id", "")
-        assert body["id"] == event_id
+        event_id = request.headers.get("webhook-id", "")
+        assert body["id"] == event_id == request.headers.get("X-Domaingate-Event-Id")
         tries = sum(1 for r in self.requests if r.event_id == event_id)
         status = 500 if self.failing or tries < self.fail_first or not signed else 200
-        self.requests.append(Received(event_id, body, signed, status))
+        self.requests.append(Received(event_id, body, signed, status, raw, headers))
         return web.Response(status=status, text="ok" if status == 200 else "try again")
 
     async def start(self) -> None:
@@ -246,20 +242,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         await hooks.close()
 
 
-async def wait_for(predicate: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0) -> None:
-    """Poll `predicate` until it holds; fail the test after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[str]:
     """`reconciler.daemon.run()` on `settings` (a 5 s lease) until the block ends; yields the base
@@ -279,7 +261,7 @@ async def running(settings: Settings) -> AsyncIterator[str]:
                 except aiohttp.ClientConnectionError:
                     return False
 
-            await wait_for(listening)
+            await await_until(listening, timeout=10, what="the reconciler's /healthz")
         yield base
     finally:
         stop.set()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from domaingate.lifecycle import plan_certs
 from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
@@ -16,10 +17,10 @@ from domaingate.store import events
 from domaingate.store.database import Database
 from domaingate.store.models import Domain, Tenant
 from reconciler.apply import apply_cert_changes
+from reconciler.certjob import ScanScope
 from reconciler.certs import CertScanner
 from reconciler.cleanup import clean_removed
-from reconciler.daemon import Reconciler, ScanScope
-from reconciler.plan import plan_certs
+from reconciler.daemon import Reconciler
 from tests.conftest import sample
 
 from .conftest import (
@@ -108,7 +109,7 @@ async def test_scan_moves_states_and_records_certificates(
     reconciler = Reconciler(settings, db, clock=clock)
     with caplog.at_level(logging.WARNING, logger="reconciler.certs"):
         await reconciler.scan_certs()
-    assert reconciler.scanner.parsed == 11
+    assert reconciler.certs.scanner.parsed == 11
 
     expected = {
         "fresh": (Status.ACTIVE, now + 60 * DAY, "R11"),
@@ -150,7 +151,7 @@ async def test_scan_moves_states_and_records_certificates(
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="reconciler.certs"):
         assert await reconciler.scan_certs() == 0
-    assert reconciler.scanner.parsed == 11
+    assert reconciler.certs.scanner.parsed == 11
     assert caplog.records == []
 
 
@@ -196,16 +197,16 @@ async def test_incremental_scan_parses_only_changed_files(storage: Path, clock: 
     os.utime(paths[2], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     renewed = scanner.scan()
     assert scanner.parsed == 6
-    assert renewed["n2.acme.test"].not_after == pytest.approx(now + 90 * DAY)
+    assert renewed.certs["n2.acme.test"].not_after == pytest.approx(now + 90 * DAY)
 
     # A deleted certificate disappears from the result.
     paths[0].unlink()
-    assert "n0.acme.test" not in scanner.scan()
+    assert "n0.acme.test" not in scanner.scan().certs
     assert scanner.parsed == 6
 
 
 def test_scan_of_missing_storage_is_empty(tmp_path: Path) -> None:
-    assert CertScanner(tmp_path / "nothing-here").scan() == {}
+    assert CertScanner(tmp_path / "nothing-here").scan().certs == {}
 
 
 async def test_removed_domain_certificates_are_deleted_in_every_issuer(
@@ -261,7 +262,7 @@ async def test_a_change_planned_for_a_domain_moved_meanwhile_is_not_applied(
         "race.acme.test",
         make_leaf_pem(make_issuer("R11"), ["race.acme.test"], now - DAY, now + 60 * DAY),
     )
-    changes = plan_certs([domain], CertScanner(storage).scan(), now, 14)
+    changes = plan_certs([domain], CertScanner(storage).scan().certs, now, 14)
     assert [m.target for m in changes[0].moves] == [Status.ACTIVE]
     await domain_store.remove(db, domain, clock)  # detached between the plan and the apply
     result = await apply_cert_changes(db, changes, clock)
@@ -284,7 +285,7 @@ async def test_a_scan_that_finds_most_certificates_gone_demotes_nobody(
     for name in names:
         await attach(db, tenant, name, clock, status=Status.ACTIVE)
     reconciler = Reconciler(settings, db, clock=clock)
-    with caplog.at_level(logging.ERROR, logger="reconciler.daemon"):
+    with caplog.at_level(logging.ERROR, logger="reconciler.certjob"):
         assert await reconciler.scan_certs() == 0
     assert "demoting none of them (is CADDY_STORAGE right, and mounted?)" in caplog.text
     assert {(await domain_store.get(db, n, None)).status for n in names} == {Status.ACTIVE}
@@ -312,7 +313,7 @@ async def test_certificate_changes_are_written_in_batches_each_a_compare_and_set
     for domain in domains:
         name = domain.hostname
         store_cert(storage, LE, name, make_leaf_pem(issuer, [name], now - DAY, now + 5 * DAY))
-    changes = plan_certs(domains, CertScanner(storage).scan(), now, 14)
+    changes = plan_certs(domains, CertScanner(storage).scan().certs, now, 14)
     # Each moves twice in one change: verified → active → expiring.
     assert [len(c.moves) for c in changes] == [2] * 5
     await domain_store.remove(db, domains[2], clock)  # detached between the plan and the apply
@@ -357,12 +358,12 @@ async def test_between_full_plans_a_scan_plans_only_what_changed(
         return (await domain_store.get_by_id(db, domain.id)).status
 
     assert await reconciler.scan_certs() == 8
-    assert reconciler.last_scan == ScanScope(full=True, planned=8)
+    assert reconciler.certs.last_scan == ScanScope(full=True, planned=8)
     assert {await status(d) for d in [*quiet, renewing, dropped]} == {Status.ACTIVE}
 
     # Nothing changed since: an incremental scan, nothing to write.
     assert await reconciler.scan_certs() == 0
-    assert reconciler.last_scan == ScanScope(full=False, planned=0)
+    assert reconciler.certs.last_scan == ScanScope(full=False, planned=0)
 
     # A certificate removed, one stored for a domain that DNS verifies meanwhile, and the clock
     # bringing one certificate into the renewal window: exactly those three are planned.
@@ -371,16 +372,16 @@ async def test_between_full_plans_a_scan_plans_only_what_changed(
     await walk(db, await domain_store.get_by_id(db, newcomer.id), (Status.VERIFIED,), clock)
     clock.advance(7 * DAY)
     assert await reconciler.scan_certs() == 3
-    assert reconciler.last_scan == ScanScope(full=False, planned=3)
+    assert reconciler.certs.last_scan == ScanScope(full=False, planned=3)
     assert await status(dropped) is Status.VERIFIED
     assert await status(newcomer) is Status.ACTIVE
     assert await status(renewing) is Status.EXPIRING
     assert {await status(d) for d in quiet} == {Status.ACTIVE}
 
     # The full plan comes back on time, and finds nothing the incremental ones missed.
-    reconciler.scope.full_every = 0.0
+    reconciler.certs.scope.full_every = 0.0
     assert await reconciler.scan_certs() == 0
-    assert reconciler.last_scan == ScanScope(full=True, planned=0)
+    assert reconciler.certs.last_scan == ScanScope(full=True, planned=0)
 
 
 async def test_a_scan_holding_back_a_mass_loss_is_followed_by_a_full_one(
@@ -398,8 +399,8 @@ async def test_a_scan_holding_back_a_mass_loss_is_followed_by_a_full_one(
     moved = storage.parent / "elsewhere"
     crt.rename(moved)  # the storage as seen through a wrong path: every certificate gone
     assert await reconciler.scan_certs() == 0
-    assert reconciler.last_scan == ScanScope(full=False, planned=12)
+    assert reconciler.certs.last_scan == ScanScope(full=False, planned=12)
     moved.rename(crt)
     # Nothing changed since the last scan's view, but that view was held back: a full plan.
     assert await reconciler.scan_certs() == 0
-    assert reconciler.last_scan == ScanScope(full=True, planned=0)
+    assert reconciler.certs.last_scan == ScanScope(full=True, planned=0)

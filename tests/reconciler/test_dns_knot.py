@@ -21,11 +21,11 @@ from domaingate.store import events, tenants
 from domaingate.store.database import Database
 from domaingate.store.models import Domain, DomainEvent, Tenant
 from reconciler.daemon import Reconciler, Tuning
-from tests.knot import HOST, Knot, blackhole, free_port, knot_factory
+from tests.support.knot import Knot
+from tests.support.net import HOST, free_port
+from tests.support.wait import await_until
 
-from .conftest import attach, running, wait_for
-
-__all__ = ["blackhole", "knot_factory"]  # fixtures, re-exported for pytest
+from .conftest import attach, running
 
 pytestmark = pytest.mark.knot
 
@@ -92,7 +92,7 @@ async def test_pending_domain_turns_verified_once_the_cname_appears(
             row = await domain_store.get_by_id(knot_db, domain.id)
             return row.failure_count >= 2 and row.last_check_code == "nxdomain"
 
-        await wait_for(checked_and_missing)
+        await await_until(checked_and_missing, timeout=10)
         assert await status_of(knot_db, domain) is Status.PENDING
         await asyncio.to_thread(knot.set_zone, "acme.test", ZONE_WITH)
         published = time.time()
@@ -100,7 +100,7 @@ async def test_pending_domain_turns_verified_once_the_cname_appears(
         async def verified() -> bool:
             return await status_of(knot_db, domain) is Status.VERIFIED
 
-        await wait_for(verified, timeout=3)
+        await await_until(verified, timeout=3)
 
     row = await domain_store.get_by_id(knot_db, domain.id)
     assert row.last_check_code is None and row.failure_count == 0 and row.failing_since is None
@@ -123,7 +123,7 @@ async def test_records_that_never_appear_fail_at_the_end_of_the_budget(
         async def failed() -> bool:
             return await status_of(knot_db, domain) is Status.FAILED
 
-        await wait_for(failed, timeout=6)
+        await await_until(failed, timeout=6)
 
     event = await last_event(knot_db, domain, "domain.failed")
     assert event.reason == "cname_missing"
@@ -147,7 +147,7 @@ async def test_verified_domain_whose_cname_goes_fails_after_the_grace_time(
         async def verified() -> bool:
             return await status_of(knot_db, domain) is Status.VERIFIED
 
-        await wait_for(verified, timeout=3)
+        await await_until(verified, timeout=3)
         await asyncio.to_thread(knot.set_zone, "acme.test", ZONE_WITHOUT)
         removed = time.time()
 
@@ -156,7 +156,7 @@ async def test_verified_domain_whose_cname_goes_fails_after_the_grace_time(
             row = await domain_store.get_by_id(knot_db, domain.id)
             return row.failing_since is not None
 
-        await wait_for(drifting, timeout=3)
+        await await_until(drifting, timeout=3)
         row = await domain_store.get_by_id(knot_db, domain.id)
         assert row.status is Status.VERIFIED
         assert row.last_check_code == "nxdomain"
@@ -164,7 +164,7 @@ async def test_verified_domain_whose_cname_goes_fails_after_the_grace_time(
         async def failed() -> bool:
             return await status_of(knot_db, domain) is Status.FAILED
 
-        await wait_for(failed, timeout=5)
+        await await_until(failed, timeout=5)
 
     row = await domain_store.get_by_id(knot_db, domain.id)
     event = await last_event(knot_db, domain, "domain.failed")

@@ -7,17 +7,19 @@ import subprocess
 import time
 
 import aiohttp
+import pytest
 
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
-from domaingate.store import reconcile as store
+from domaingate.store import leases as store
 from domaingate.store.database import Database
 from domaingate.store.models import Tenant
 from reconciler.daemon import Reconciler, Tuning
 from reconciler.lease import Lease, died_here, new_holder_id
 from reconciler.webhooks import Backoff
+from tests.support.wait import await_until
 
-from .conftest import SECRET, FakeClock, Receiver, attach, wait_for
+from .conftest import SECRET, FakeClock, Receiver, attach
 
 WORK = {"dns", "certs", "cleanup", "webhooks"}
 
@@ -49,6 +51,7 @@ async def test_lease_is_exclusive_until_released_or_expired(
         assert await first.renew()
 
 
+@pytest.mark.slow
 async def test_two_reconcilers_on_one_database_only_one_works(
     db: Database, tenant: Tenant, settings: Settings, receiver: Receiver
 ) -> None:
@@ -81,16 +84,16 @@ async def test_two_reconcilers_on_one_database_only_one_works(
         await a.start()
         await b.start()
         try:
-            await wait_for(lambda: len(receiver.accepted()) == 3)
-            await wait_for(lambda: all(a.runs[job] >= 3 for job in WORK))
+            await await_until(lambda: len(receiver.accepted()) == 3, timeout=10)
+            await await_until(lambda: all(a.runs[job] >= 3 for job in WORK), timeout=10)
             assert a.lease.held() and not b.lease.held()
             assert not set(a.skipped) & WORK
             assert not b.runs
             assert all(b.skipped[job] >= 1 for job in WORK)
             await a.close()
             # The holder left cleanly: the other takes over within a renewal period and works.
-            await wait_for(lambda: b.lease.held(), timeout=3)
-            await wait_for(lambda: all(b.runs[job] >= 1 for job in WORK), timeout=3)
+            await await_until(lambda: b.lease.held(), timeout=3)
+            await await_until(lambda: all(b.runs[job] >= 1 for job in WORK), timeout=3)
         finally:
             await a.close()  # idempotent
             await b.close()

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from reconciler.__main__ import main
-from tests.knot import HOST, free_port
+from tests.support.net import HOST, free_port
+
+# Real reconciler processes.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 PRELUDE = "import sys; "

@@ -13,8 +13,9 @@ from domaingate.dns.findings import CheckReport, Code, Finding
 from domaingate.instructions import expectation_for
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
+from domaingate.store import certificates as cert_store
+from domaingate.store import checks as check_store
 from domaingate.store import domains as domain_store
-from domaingate.store import reconcile as reconcile_store
 from domaingate.store.database import Database
 from domaingate.store.models import Tenant
 from reconciler import schedule as schedule_module
@@ -100,7 +101,7 @@ async def test_only_due_domains_are_checked_and_the_outcome_written(
 
 
 def test_expectation_follows_the_domain_and_settings() -> None:
-    from .test_plan import domain
+    from tests.domaingate.test_lifecycle import domain
 
     settings = load_settings(
         env={}, platform_zone="apps.example.net", edge_ipv4=("192.0.2.1",), txt_prefix="_dg"
@@ -188,7 +189,7 @@ async def test_checks_pause_while_results_cannot_be_written(
 
     # Reads work, every write fails: what a full disk or a long-held lock looks like.
     monkeypatch.setattr(schedule._writer, "write", unwritable)
-    monkeypatch.setattr(reconcile_store, "postpone_check", unwritable)
+    monkeypatch.setattr(check_store, "postpone_check", unwritable)
     monkeypatch.setattr(schedule_module, "MIN_PAUSE", 0.2)
     assert await schedule.run_due() == 3
     assert "DNS checks paused" in caplog.text
@@ -205,4 +206,4 @@ async def test_checks_pause_while_results_cannot_be_written(
     monkeypatch.undo()
     assert await schedule.run_due() == 3
     assert len(checker.seen) == 9
-    assert {d.status for d in await reconcile_store.live_domains(db)} == {Status.VERIFIED}
+    assert {d.status for d in await cert_store.live_domains(db)} == {Status.VERIFIED}

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
@@ -16,8 +22,9 @@ from domaingate.store.models import Tenant
 from domaingate.times import rfc3339
 from reconciler.daemon import Tuning, run
 from reconciler.webhooks import Backoff, WebhookSender
+from tests.support.wait import await_until
 
-from .conftest import SECRET, Receiver, attach, wait_for
+from .conftest import SECRET, Receiver, attach
 
 FAST = Backoff(base=0.05, cap=0.2)
 
@@ -29,9 +36,10 @@ async def outbox(db: Database) -> dict[str, tuple[int, float | None]]:
         return {row[0]: (row[1], row[2]) async for row in cursor}
 
 
-async def make_events(db: Database, tenant: Tenant) -> list[str]:
+async def make_events(
+    db: Database, tenant: Tenant, clock: Callable[[], float] = time.time
+) -> list[str]:
     """Five webhook events: verified, active, expiring, failed, removed (and their outbox rows)."""
-    clock = time.time
     a = await attach(db, tenant, "a.acme.test", clock, status=Status.EXPIRING)
     b = await attach(db, tenant, "b.acme.test", clock, status=Status.FAILED)
     await domain_store.remove(db, b, clock)
@@ -71,7 +79,7 @@ async def test_failed_attempts_are_retried_and_every_event_arrives_once(
             await sender.deliver_due()
             return all(at is not None for _n, at in (await outbox(db)).values())
 
-        await wait_for(all_delivered)
+        await await_until(all_delivered, timeout=10)
 
     assert all(r.signed for r in receiver.requests)
     assert sorted(r.event_id for r in receiver.accepted()) == sorted(ids)
@@ -133,7 +141,8 @@ async def test_delivery_survives_a_reconciler_restart(
     receiver.failing = True
     stop = asyncio.Event()
     daemon = asyncio.create_task(run(hooked, stop, tuning=tuning))
-    await wait_for(lambda: {r.event_id for r in receiver.requests} == set(ids))
+    # At least every event made here: the daemon's certificate scan may add one (see below).
+    await await_until(lambda: {r.event_id for r in receiver.requests} >= set(ids), timeout=10)
     stop.set()
     await daemon
     assert receiver.accepted() == []
@@ -153,7 +162,7 @@ async def test_delivery_survives_a_reconciler_restart(
     async def delivered() -> bool:
         return all(at is not None for _n, at in (await outbox(db)).values())
 
-    await wait_for(delivered)
+    await await_until(delivered, timeout=10)
     stop.set()
     await daemon
 
@@ -162,3 +171,111 @@ async def test_delivery_survives_a_reconciler_restart(
     assert set(ids) <= set(accepted)
     assert all(r.signed for r in receiver.requests)
     assert rfc3339(0) == "1970-01-01T00:00:00.000Z"
+
+
+# --- signatures, as receivers verify them ----------------------------------------------------
+
+# A secret as the Standard Webhooks libraries make one (`whsec_` and 32 random bytes in base64).
+WHSEC = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+MAX_AGE = 5 * 60  # what the libraries tolerate between a delivery's timestamp and their clock
+
+
+@pytest.mark.parametrize(
+    ("secret", "as_the_receiver_holds_it"),
+    [(WHSEC, WHSEC), (SECRET, SECRET.encode())],
+    ids=["whsec", "any-string"],
+)
+async def test_deliveries_verify_with_the_standardwebhooks_library(
+    db: Database, tenant: Tenant, secret: str, as_the_receiver_holds_it: str | bytes
+) -> None:
+    ids = await make_events(db, tenant)
+    receiver = Receiver(as_the_receiver_holds_it)
+    await receiver.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            sender = WebhookSender(db, session, url=receiver.url, secret=secret, clock=time.time)
+            assert (await sender.deliver_due()).delivered == 5
+    finally:
+        await receiver.close()
+    assert [r.event_id for r in receiver.accepted()] == ids
+    for request in receiver.requests:
+        assert request.headers["webhook-id"] == request.body["id"]
+        assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60
+        assert request.headers["webhook-signature"].startswith("v1,")
+        assert "X-Domaingate-Signature" not in request.headers
+
+
+async def test_a_delivery_signed_with_another_secret_is_refused(
+    db: Database, tenant: Tenant, receiver: Receiver
+) -> None:
+    await make_events(db, tenant)
+    async with aiohttp.ClientSession() as session:
+        sender = WebhookSender(db, session, url=receiver.url, secret=WHSEC, clock=time.time)
+        assert (await sender.deliver_due()).failed == 5
+    assert receiver.accepted() == [] and not any(r.signed for r in receiver.requests)
+
+
+async def test_a_captured_delivery_replayed_later_is_refused(
+    db: Database, tenant: Tenant, receiver: Receiver
+) -> None:
+    """Someone who captured a delivery sends it again once it is older than the receiver's
+    tolerance: refused by its age. Given a fresh timestamp instead, it no longer matches its
+    signature: refused too."""
+    captured_at = time.time() - MAX_AGE - 60
+    await make_events(db, tenant, lambda: captured_at)
+    async with aiohttp.ClientSession() as session:
+        sender = WebhookSender(
+            db, session, url=receiver.url, secret=SECRET, clock=lambda: captured_at
+        )
+        assert (await sender.deliver_due()).failed == 5  # the replay of a delivery made then
+        captured = receiver.requests[0]
+        with pytest.raises(WebhookVerificationError, match="too old"):
+            Webhook(SECRET.encode()).verify(captured.raw, captured.headers)
+
+        refreshed = {**captured.headers, "webhook-timestamp": str(int(time.time()))}
+        async with session.post(receiver.url, data=captured.raw, headers=refreshed) as answer:
+            assert answer.status == 500
+        with pytest.raises(WebhookVerificationError, match="No matching signature"):
+            Webhook(SECRET.encode()).verify(captured.raw, refreshed)
+    assert receiver.accepted() == []
+
+
+async def test_the_readme_receiver_accepts_deliveries_and_refuses_forgeries(
+    db: Database, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The receiver the README shows, run as written (with a real secret), behind a real
+    listener."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Webhooks") :]
+    source = section[section.index("```python\n") + 10 : section.index("```\n", 10)]
+    namespace: dict[str, Any] = {}
+    exec(source.replace('"whsec_…"', repr(WHSEC)), namespace)
+    app = web.Application()
+    app.router.add_post("/hooks", namespace["receive"])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    try:
+        ids = await make_events(db, tenant)
+        async with aiohttp.ClientSession() as session:
+            forged = WebhookSender(
+                db, session, url=url, secret=SECRET, clock=time.time, backoff=FAST
+            )
+            assert (await forged.deliver_due()).failed == len(ids)  # 400 each: another secret
+            sender = WebhookSender(
+                db, session, url=url, secret=WHSEC, clock=time.time, backoff=FAST
+            )
+            delivered = 0
+            for _ in range(50):
+                delivered += (await sender.deliver_due()).delivered
+                if delivered == len(ids):
+                    break
+                await asyncio.sleep(0.05)
+        assert delivered == len(ids)
+    finally:
+        await runner.cleanup()
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(ids)
+    assert "domain.verified a.acme.test verified" in printed

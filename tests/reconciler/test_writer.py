@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from domaingate.lifecycle import CheckPlan
+from domaingate.lifecycle import CheckPlan, Move
 from domaingate.states import IllegalTransition, Status
 from domaingate.store import events
 from domaingate.store.checks import CheckOutcome, apply_checks
@@ -21,10 +21,12 @@ from .conftest import FakeClock, attach, walk
 
 
 def plan(target: Status | None, *, code: str | None = None, next_at: float = 9e9) -> CheckPlan:
+    """A plan for a pending domain."""
+    move = None
+    if target is not None:
+        move = Move(source=Status.PENDING, target=target, reason="checked", message="by the test")
     return CheckPlan(
-        target=target,
-        reason="checked" if target is not None else None,
-        message="by the test" if target is not None else None,
+        move=move,
         last_check_code=code,
         last_check_message=f"{code}: fix it" if code else None,
         failure_count=1 if code else 0,

@@ -18,11 +18,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
+from domaingate.store.allowlist import GateRow
+from domaingate.store.apps import GATE_SELECT
+
 CHANNEL = "domaingate_domains"
 _LOAD_CHUNK = 10_000
-
-# (id, hostname, app, status)
-ChangedRow = tuple[int, str, str, str]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,10 +44,11 @@ async def _snapshot(conn: psycopg.AsyncConnection[Any]) -> tuple[str, ...]:
 async def load(
     conn: psycopg.AsyncConnection[Any],
     statuses: Sequence[str],
-    apply: Callable[[int, str, str, str], object],
+    apply: Callable[[GateRow], object],
 ) -> ChangeCursor:
-    """Read every row in `statuses` into `apply`, a chunk at a time, in one snapshot; returns the
-    cursor to follow changes from."""
+    """Read every domain in `statuses` into `apply` (as `GATE_SELECT` reads it: with its app's
+    upstream and owner), a chunk at a time, in one snapshot; returns the cursor to follow
+    changes from."""
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         in_flight = await _snapshot(conn)
@@ -57,37 +58,47 @@ async def load(
         seq = int(row[0]) if row is not None else 0
         # A server-side cursor: a million rows arrive a chunk at a time, never all at once.
         async with conn.cursor("domaingate_gate_load", row_factory=tuple_row) as named:
-            await named.execute(
-                "SELECT id, hostname, app, status FROM domains WHERE status = ANY(%s)",
-                (list(statuses),),
-            )
+            await named.execute(f"{GATE_SELECT} WHERE d.status = ANY(%s)", (list(statuses),))
             while rows := await named.fetchmany(_LOAD_CHUNK):
-                for domain_id, hostname, app, status in rows:
-                    apply(domain_id, hostname, app, status)
+                for row in rows:
+                    apply(_gate_row(row))
     return ChangeCursor(seq=seq, in_flight=in_flight)
+
+
+def _gate_row(row: tuple[Any, ...]) -> GateRow:
+    # PostgreSQL answers the "app is the tenant's" column as a boolean, SQLite as 0 or 1.
+    domain_id, hostname, app, status, upstream, tenant, owned, seq = row
+    return (domain_id, hostname, app, status, upstream, tenant, int(owned), int(seq))
 
 
 async def read_since(
     conn: psycopg.AsyncConnection[Any], since: ChangeCursor
-) -> tuple[list[ChangedRow], ChangeCursor]:
-    """The rows changed since `since` (current state, oldest change first) and the new cursor."""
+) -> tuple[list[GateRow], ChangeCursor]:
+    """The rows changed since `since` (current state, oldest change first) and the new cursor.
+    An app's change reaches its domains' rows too: 003's triggers bump their sequence."""
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         in_flight = await _snapshot(conn)
         cursor = conn.cursor(row_factory=tuple_row)
         await cursor.execute(
-            "SELECT id, hostname, app, status, seq FROM domains"
-            " WHERE seq > %s OR change_xid = ANY(%s::text[]::xid8[]) ORDER BY seq",
+            f"{GATE_SELECT} WHERE d.seq > %s OR d.change_xid = ANY(%s::text[]::xid8[])"
+            " ORDER BY d.seq",
             (since.seq, list(since.in_flight)),
         )
-        rows = await cursor.fetchall()
-    seq = max([since.seq, *(int(row[4]) for row in rows)])
-    changed = [(int(row[0]), str(row[1]), str(row[2]), str(row[3])) for row in rows]
+        changed = [_gate_row(row) for row in await cursor.fetchall()]
+    seq = max([since.seq, *(row[7] for row in changed)])
     return changed, ChangeCursor(seq=seq, in_flight=in_flight)
 
 
 async def listen(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute(f"LISTEN {CHANNEL}")
+
+
+async def count_by_status(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
+    """Domains by status, for the gate's /metrics."""
+    cursor = conn.cursor(row_factory=tuple_row)
+    await cursor.execute("SELECT status, count(*) FROM domains GROUP BY status")
+    return {str(status): int(n) for status, n in await cursor.fetchall()}
 
 
 async def max_seq(conn: psycopg.AsyncConnection[Any]) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from domaingate.store import upgrades
 from domaingate.store.connection import Connection as StoreConnection
 from domaingate.store.connection import Cursor as StoreCursor
 from domaingate.store.database import (
@@ -84,6 +85,9 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> int:
                 f"({len(known)}); upgrade domaingate"
             )
         for version, name, sql in known[current:]:
+            refusal = await upgrades.refusal(Connection(conn), version)
+            if refusal is not None:
+                raise MigrationError(f"cannot upgrade to schema version {version}: {refusal}")
             await conn.execute(sql.encode())
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)

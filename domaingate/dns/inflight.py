@@ -1,0 +1,119 @@
+"""The process-wide cap on DNS queries in flight.
+
+Each query holds a socket of its own until its answer comes. One check asks every resolver for
+A, AAAA, NS, TXT and CAA at the name and each parent, all at once (up to 20 queries per resolver
+for a name of 16 labels), and the gateway's verifies and the reconciler's checks run side by side.
+Without a cap, enough of them at once take every file descriptor the process may open: queries
+then fail with "Too many open files", and the gateway's listeners cannot accept a connection,
+the gate's included. So every query first takes a slot of `QUERIES`; when all are taken it waits
+its turn, first come first served, within its check's budget, and checks queue rather than fail.
+
+`MAX_QUERIES_IN_FLIGHT` leaves room for everything else under the usual soft limit of 1,024
+descriptors (listeners, clients, the database); the systemd units raise that limit further
+(LimitNOFILE). A resolver that answers takes well under a slot-second per query, so the cap
+costs nothing until hundreds of queries are asked at once.
+
+The cap counts across every event loop and thread of the process (a server may run more than
+one loop): a lock guards the count, and a slot handed to a waiter on another loop reaches it
+through that loop's `call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+MAX_QUERIES_IN_FLIGHT = 256
+
+_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
+class QueryLimit:
+    """At most `limit` holders at once in this process; the others wait in arrival order."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("the limit must be at least 1")
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._peak = 0
+        self._waiters: deque[_Waiter] = deque()
+
+    @property
+    def in_flight(self) -> int:
+        """Slots held right now (a slot being handed to a waiter counts as held)."""
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiters)
+
+    @property
+    def peak(self) -> int:
+        """The most slots ever held at once."""
+        with self._lock:
+            return self._peak
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one slot for the block; waits for one when all are taken."""
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            # Never ahead of a waiter: a steady stream of new queries must not starve it.
+            if self._in_flight < self.limit and not self._waiters:
+                self._in_flight += 1
+                self._peak = max(self._peak, self._in_flight)
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            entry = (loop, waiter)
+            self._waiters.append(entry)
+        try:
+            await waiter
+        except BaseException:
+            # Cancelled (a timeout, or the check was abandoned). Still queued: leave the queue.
+            # Already handed a slot: pass it on, since no one else will release it.
+            with self._lock:
+                try:
+                    self._waiters.remove(entry)
+                    queued = True
+                except ValueError:
+                    queued = False
+            if not queued and waiter.done() and not waiter.cancelled():
+                self._release()
+            # Handed over but not yet delivered: `_deliver` finds the future cancelled and
+            # releases the slot itself.
+            raise
+
+    def _release(self) -> None:
+        with self._lock:
+            while self._waiters:
+                loop, waiter = self._waiters.popleft()
+                try:
+                    loop.call_soon_threadsafe(self._deliver, waiter)
+                except RuntimeError:
+                    continue  # its loop is closed: nobody is waiting there any more
+                return  # the slot passes to the waiter: the count stays as it is
+            self._in_flight -= 1
+
+    def _deliver(self, waiter: asyncio.Future[None]) -> None:
+        # Runs on the waiter's own loop.
+        if waiter.done():
+            self._release()
+        else:
+            waiter.set_result(None)
+
+
+QUERIES = QueryLimit(MAX_QUERIES_IN_FLIGHT)

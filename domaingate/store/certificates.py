@@ -1,0 +1,123 @@
+"""The certificate scan's reads and writes: live domains to plan, their certificate fields, and
+the clean-up of removed domains' certificates from Caddy's storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+
+from domaingate.store.connection import Connection
+from domaingate.store.database import Database, read_number
+from domaingate.store.models import DOMAIN_SELECT, Domain
+
+# Well below SQLite's limit on bound parameters in one statement.
+_NAMES_PER_SELECT = 500
+
+
+async def live_domains(db: Database) -> list[Domain]:
+    return [domain async for page in live_domain_pages(db) for domain in page]
+
+
+async def live_domain_pages(db: Database, size: int = 2000) -> AsyncIterator[list[Domain]]:
+    """Every live domain, oldest first, `size` at a time.
+
+    Each page is its own short read: one statement over a million rows would hold the reader
+    connection (which serves one statement at a time) for seconds, and every other read of the
+    process (the DNS schedule's poll among them) would wait behind it.
+    """
+    after = 0
+    while True:
+        async with db.reader.execute(
+            f"{DOMAIN_SELECT} WHERE d.status != 'removed' AND d.id > ? ORDER BY d.id LIMIT ?",
+            (after, size),
+        ) as cursor:
+            page = [Domain.from_row(row) async for row in cursor]
+        if not page:
+            return
+        yield page
+        after = page[-1].id
+
+
+async def max_seq(db: Database) -> int:
+    """The highest change sequence in the domains table."""
+    return await read_number(db, "SELECT coalesce(max(seq), 0) FROM domains")
+
+
+async def live_changed_since(db: Database, seq: int) -> list[Domain]:
+    """Live domains attached, moved or renamed since the change sequence `seq`."""
+    async with db.reader.execute(
+        f"{DOMAIN_SELECT} WHERE d.seq > ? AND d.status != 'removed' ORDER BY d.id", (seq,)
+    ) as cursor:
+        return [Domain.from_row(row) async for row in cursor]
+
+
+async def live_named(db: Database, hostnames: Iterable[str]) -> list[Domain]:
+    """The live domains among `hostnames`."""
+    names = sorted(set(hostnames))
+    found: list[Domain] = []
+    for start in range(0, len(names), _NAMES_PER_SELECT):
+        chunk = names[start : start + _NAMES_PER_SELECT]
+        marks = ", ".join("?" for _ in chunk)
+        async with db.reader.execute(
+            f"{DOMAIN_SELECT} WHERE d.hostname IN ({marks}) AND d.status != 'removed'", chunk
+        ) as cursor:
+            found += [Domain.from_row(row) async for row in cursor]
+    return found
+
+
+async def active_ending_by(db: Database, until: float) -> list[Domain]:
+    """Active domains whose stored certificate ends by `until` (the renewal window's edge)."""
+    async with db.reader.execute(
+        f"{DOMAIN_SELECT} WHERE d.status = 'active' AND d.cert_expires_at <= ? ORDER BY d.id",
+        (until,),
+    ) as cursor:
+        return [Domain.from_row(row) async for row in cursor]
+
+
+async def count_certified(db: Database) -> int:
+    """Active and expiring domains: what the certificate scan's mass-loss guard compares with."""
+    return await read_number(
+        db, "SELECT count(*) FROM domains WHERE status IN ('active', 'expiring')"
+    )
+
+
+async def set_certs(
+    conn: Connection,
+    certs: Sequence[tuple[Domain, float | None, str | None]],
+    *,
+    now: float,
+) -> None:
+    """Write the certificate fields (domain, expires_at, issuer) of domains whose status the
+    caller has read in this transaction; each row still only if the status is unchanged."""
+    await conn.executemany(
+        "UPDATE domains SET cert_expires_at = ?, cert_issuer = ?, updated_at = ?"
+        " WHERE id = ? AND status = ?",
+        [
+            (expires_at, issuer, now, domain.id, domain.status.value)
+            for domain, expires_at, issuer in certs
+        ],
+    )
+
+
+async def uncleaned_removals(db: Database, limit: int = 500) -> list[Domain]:
+    """Removed domains whose certificates have not been deleted from Caddy's storage yet."""
+    async with db.reader.execute(
+        f"{DOMAIN_SELECT} WHERE d.status = 'removed' AND d.certs_cleaned_at IS NULL"
+        " ORDER BY d.removed_at, d.id LIMIT ?",
+        (limit,),
+    ) as cursor:
+        return [Domain.from_row(row) async for row in cursor]
+
+
+async def hostname_is_live(conn: Connection, hostname: str) -> bool:
+    async with conn.execute(
+        "SELECT 1 FROM domains WHERE hostname = ? AND status != 'removed'", (hostname,)
+    ) as cursor:
+        return await cursor.fetchone() is not None
+
+
+async def mark_certs_cleaned(conn: Connection, domain_id: int, now: float) -> None:
+    await conn.execute(
+        "UPDATE domains SET certs_cleaned_at = ? WHERE id = ? AND status = 'removed'",
+        (now, domain_id),
+    )

@@ -1,0 +1,73 @@
+"""Who is calling and what they may use (`GET /api/v1/account`), and the operator's health view
+of the reconciler's work (`GET /api/v1/status`, admin token only). Both only read the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from domaingate.errors import Forbidden
+from domaingate.store import overview
+from domaingate.times import rfc3339, rfc3339_or_none
+from gateway.api.auth import PRINCIPAL
+from gateway.keys import CLOCK, DB, SETTINGS
+
+PREFIX = "/api/v1"
+# A live domain whose next check is this late means the reconciler is not keeping up (or is down).
+CHECK_LATE_AFTER = 300.0
+
+
+async def account(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL]
+    settings = request.app[SETTINGS]
+    tenant = principal.tenant
+    usage: dict[str, Any] | None = None
+    if tenant is not None:
+        found = await overview.usage(request.app[DB], tenant.id)
+        usage = {
+            "domains": found.domains,
+            "apps": [{"app": app, "domains": n} for app, n in found.per_app.items()],
+        }
+    return web.json_response(
+        {
+            "admin": principal.admin,
+            "tenant": tenant.name if tenant is not None else None,
+            "limits": {
+                "max_domains_per_tenant": settings.max_domains_per_tenant,
+                "max_domains_per_app": settings.max_domains_per_app,
+            },
+            "usage": usage,
+            "now": rfc3339(request.app[CLOCK]()),
+        }
+    )
+
+
+async def status(request: web.Request) -> web.Response:
+    if not request[PRINCIPAL].admin:
+        raise Forbidden("the reconciler's status needs the admin token")
+    now = request.app[CLOCK]()
+    health = await overview.health(request.app[DB], now, CHECK_LATE_AFTER)
+    lease = health.lease
+    return web.json_response(
+        {
+            "reconciler": {
+                "lease_held": lease is not None and lease.expires_at > now,
+                "holder": lease.holder if lease is not None else None,
+                "lease_expires_at": rfc3339(lease.expires_at) if lease is not None else None,
+                "last_check_at": rfc3339_or_none(health.last_check_at),
+                "checks_overdue": health.checks_overdue,
+            },
+            "outbox": {
+                "backlog": health.outbox_backlog,
+                "oldest_at": rfc3339_or_none(health.oldest_undelivered_at),
+            },
+            "counts": health.counts,
+            "now": rfc3339(now),
+        }
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get(f"{PREFIX}/account", account)
+    app.router.add_get(f"{PREFIX}/status", status)

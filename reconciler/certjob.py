@@ -1,0 +1,120 @@
+"""The certificate job: scan Caddy's storage, plan every affected domain, guard, apply.
+
+One run reads the storage (`reconciler.certs`), plans with `domaingate.lifecycle.plan_certs`
+either every live domain or only those whose plan can have changed since the last scan
+(`reconciler.scope`), holds back the demotions of a mass loss (`lifecycle.mass_loss`), and writes
+what is left (`reconciler.apply`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from domaingate.lifecycle.certificates import DAY, CertChange, certified, mass_loss, plan_certs
+from domaingate.store import certificates as store
+from domaingate.store.database import Clock, Database
+from domaingate.store.models import Domain
+from reconciler.apply import apply_cert_changes
+from reconciler.certs import CertScanner, StorageUnreadable, StoredCerts, certificates_dir
+from reconciler.scope import FULL_EVERY, CertScope
+
+log = logging.getLogger(__name__)
+
+ErrorHook = Callable[[str], object]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanScope:
+    """What the last certificate scan planned: every live domain (full) or only the affected."""
+
+    full: bool
+    planned: int  # changes planned
+
+
+class CertJob:
+    """The certificate job over one storage root and database. `run()` once per scan interval.
+
+    `on_error` hears the cause of every problem the scan meets (`unreadable`, `corrupt`,
+    `mass_loss`): the daemon counts them in its metrics.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        storage: Path,
+        clock: Clock,
+        *,
+        expiring_days: float,
+        full_every: float = FULL_EVERY,
+        on_error: ErrorHook | None = None,
+    ) -> None:
+        self.db = db
+        self.storage = storage
+        self.clock = clock
+        self.expiring_days = expiring_days
+        self.scanner = CertScanner(storage, on_error=on_error)
+        self.scope = CertScope(full_every=full_every)
+        self.last_scan: ScanScope | None = None
+        self._on_error = on_error
+
+    async def run(self) -> int:
+        """Scan, plan and apply once; returns how many domains were written."""
+        try:
+            found = await asyncio.to_thread(self.scanner.scan)
+        except StorageUnreadable:
+            # Logged and counted by the scanner. With part of the storage out of sight no name
+            # can be judged, so nothing is planned until it can be read again.
+            return 0
+        # Read before the domains: what changes meanwhile has a later seq, seen next scan.
+        seq = await store.max_seq(self.db)
+        full = self.scope.full_due()
+        plan = self._plan_all if full else self._plan_changed
+        holding, changes = await plan(found, self.clock())
+        self.last_scan = ScanScope(full=full, planned=len(changes))
+        loss = mass_loss(holding, changes)
+        if loss is not None:
+            if self._on_error is not None:
+                self._on_error("mass_loss")
+            log.error(
+                "the certificate scan finds no certificate for %d of the %d active or expiring "
+                "domains in %s; demoting none of them (is CADDY_STORAGE right, and mounted?)",
+                loss.gone,
+                loss.certified,
+                certificates_dir(self.storage),
+            )
+            changes = [change for change in changes if not change.loses_certificate]
+        result = await apply_cert_changes(self.db, changes, self.clock)
+        if loss is not None:
+            self.scope.forget()  # the held-back domains must be planned again
+        else:
+            self.scope.done(found.certs, found.unknown, seq=seq, full=full)
+        return result.applied
+
+    async def _plan_all(self, found: StoredCerts, now: float) -> tuple[int, list[CertChange]]:
+        """(active and expiring domains, changes) over every live domain."""
+        holding, changes = 0, []
+        # Page by page: the reads take turns with the DNS schedule's, and the planning (pure
+        # CPU) gives the event loop back between pages.
+        async for page in store.live_domain_pages(self.db):
+            holding += certified(page)
+            changes += plan_certs(page, found.certs, now, self.expiring_days, unknown=found.unknown)
+        return holding, changes
+
+    async def _plan_changed(self, found: StoredCerts, now: float) -> tuple[int, list[CertChange]]:
+        """(active and expiring domains, changes) over the domains whose plan can have changed
+        since the last scan (reconciler.scope)."""
+        days = self.expiring_days
+        affected: dict[int, Domain] = {}
+        for domains in (
+            await store.live_named(self.db, self.scope.changed_names(found.certs, found.unknown)),
+            await store.live_changed_since(self.db, self.scope.last_seq),
+            await store.active_ending_by(self.db, now + days * DAY),
+        ):
+            affected.update((domain.id, domain) for domain in domains)
+        holding = await store.count_certified(self.db)
+        changes = plan_certs(affected.values(), found.certs, now, days, unknown=found.unknown)
+        return holding, changes

@@ -1,0 +1,176 @@
+"""Facts with one source, checked where two parts of the code must agree on them: the error codes
+(the error classes and the OpenAPI document), the DNS label rule (the API, its document and the
+settings), the tenant name rule, the ownership TXT record, and the request body cap."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from domaingate import errors, wire
+from domaingate.apps import check_app
+from domaingate.errors import DomaingateError, InvalidRequest, PayloadTooLarge
+from domaingate.hostnames import Kind, parse
+from domaingate.instructions import expectation_for, expectation_unattached, instructions
+from domaingate.settings import SettingsError, load_settings
+from domaingate.states import Status
+from domaingate.store.models import Domain
+from domaingate.store.tenants import check_tenant_name
+from gateway.api.inputs import MAX_BODY
+from gateway.api.openapi import DOCUMENT
+from tests.conftest import T0, Api, make_settings
+
+LABELS = st.text(alphabet="az09-_", max_size=70)
+
+
+def documented_codes() -> list[str]:
+    error = DOCUMENT["components"]["schemas"]["Error"]["properties"]["error"]
+    codes: list[str] = error["properties"]["code"]["enum"]
+    return codes
+
+
+def test_every_error_class_is_in_the_openapi_document_and_nothing_else() -> None:
+    classes = [
+        value
+        for value in vars(errors).values()
+        if inspect.isclass(value) and issubclass(value, DomaingateError)
+    ]
+    assert len(classes) > 10
+    codes = documented_codes()
+    assert len(codes) == len(set(codes))
+    assert set(codes) == {cls.code for cls in classes}
+
+
+def test_every_error_class_has_its_own_code() -> None:
+    # InvalidRequest is the base's code made explicit; every other class names one error.
+    owners: dict[str, type[DomaingateError]] = {}
+    for cls in errors.error_classes():
+        if cls is InvalidRequest:
+            continue
+        assert cls.code not in owners, (cls, owners.get(cls.code))
+        owners[cls.code] = cls
+
+
+def app_pattern() -> str:
+    pattern: str = DOCUMENT["components"]["schemas"]["AttachRequest"]["properties"]["app"][
+        "pattern"
+    ]
+    return pattern
+
+
+def accepted_by_check_app(label: str) -> bool:
+    try:
+        check_app(label)
+    except DomaingateError:
+        return False
+    return True
+
+
+def accepted_as_zone(label: str) -> bool:
+    try:
+        # Through the environment: keyword overrides skip the parsing under test.
+        load_settings(env={"DOMAINGATE_PLATFORM_ZONE": label})
+    except SettingsError:
+        return False
+    return True
+
+
+@given(label=LABELS)
+@example(label="a" * 63)
+@example(label="a" * 64)
+@example(label="a-b")
+@example(label="-ab")
+@example(label="ab-")
+@example(label="a_b")
+def test_the_label_rule_is_one_rule(label: str) -> None:
+    api = accepted_by_check_app(label)
+    assert (re.search(app_pattern(), label) is not None) == api
+    assert accepted_as_zone(label) == api
+
+
+@given(name=LABELS)
+@example(name="a" * 64)
+@example(name="a" * 65)
+@example(name="a_b")
+def test_the_tenant_name_rule_is_one_rule(name: str) -> None:
+    header = next(
+        parameter
+        for parameter in DOCUMENT["paths"]["/api/v1/domains"]["get"]["parameters"]
+        if parameter["name"] == "X-Domaingate-Tenant"
+    )
+    try:
+        check_tenant_name(name)
+        accepted = True
+    except DomaingateError:
+        accepted = False
+    assert (re.search(header["schema"]["pattern"], name) is not None) == accepted
+
+
+def attached(name: str, kind: Kind, method: str) -> Domain:
+    return Domain(
+        id=1,
+        hostname=name,
+        tenant_id=1,
+        tenant="acme",
+        app="shop",
+        status=Status.PENDING,
+        kind=kind,
+        method=method,
+        txt_token="dg_" + "0" * 64,
+        created_at=T0,
+        updated_at=T0,
+        verified_at=None,
+        last_checked_at=None,
+        next_check_at=None,
+        last_check_code=None,
+        last_check_message=None,
+        failure_count=0,
+        failing_since=None,
+        dns_provider=None,
+        cert_expires_at=None,
+        cert_issuer=None,
+        removed_at=None,
+    )
+
+
+@pytest.mark.parametrize("raw", ["shop.acme.com", "acme.com"])
+def test_the_txt_record_is_named_once(raw: str, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "x.db")
+    host = parse(raw, settings.reserved_zones)
+    domain = attached(host.name, host.kind, "txt")
+    checked = expectation_for(domain, settings)
+    # A name not attached yet is checked for the same records, without the token it lacks.
+    assert expectation_unattached(host, domain.app, settings) == replace(
+        checked, txt_value="", require_txt=False
+    )
+    [told] = [r for r in instructions(domain, settings)["records"] if r["type"] == "TXT"]
+    assert (told["name"], told["value"]) == (checked.txt_name, checked.txt_value)
+    shown = wire.domain_json(domain, settings, T0)["txt_record"]
+    assert (shown["name"], shown["value"]) == (checked.txt_name, checked.txt_value)
+    assert checked.txt_name == f"{settings.txt_prefix}.{host.name}"
+
+
+def test_the_body_cap_is_told_in_the_unit_it_is_set_in() -> None:
+    assert PayloadTooLarge(MAX_BODY).message.endswith(f" {MAX_BODY // 1024} KiB")
+    assert PayloadTooLarge(64 * 1024).message == "the request body is larger than 64 KiB"
+    assert PayloadTooLarge(1000).message == "the request body is larger than 1000 bytes"
+
+
+async def test_a_body_over_the_cap_is_refused_with_the_cap(api: Api) -> None:
+    token = await api.tenant("acme")
+    reply = await api.call(
+        "POST",
+        "/api/v1/domains",
+        token=token,
+        data=b"{" + b" " * MAX_BODY + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert reply.status == 413
+    assert isinstance(reply.body, dict)
+    assert reply.body == PayloadTooLarge(MAX_BODY).body()

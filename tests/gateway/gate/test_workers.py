@@ -1,0 +1,207 @@
+"""GATE_WORKERS=3: the gateway and two gate workers share the internal port. Each follows the
+database (SQLite's file, or PostgreSQL's notifications); a worker killed under load is restarted,
+and no answer is ever wrong meanwhile; they all stop with the gateway, or on their own when it
+dies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, bearer, both_backends, set_status, sql
+from tests.domaingate.cli.test_cli import ROOT, prepare
+from tests.support.net import HOST, free_port
+from tests.support.wait import await_until
+
+ASK = "GET /tls-ask?domain={} HTTP/1.1\r\nHost: gate\r\nConnection: close\r\n\r\n"
+LIMIT = 1.0  # the spec's freshness, for every worker
+
+
+@dataclass
+class Gateway:
+    process: subprocess.Popen[bytes]
+    port: int
+    api: str
+    log: Path
+    db: Path | str
+
+    def workers(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+    def ready_lines(self) -> int:
+        return self.log.read_text(errors="replace").count("gate worker")
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    """SQLite, unless a test asks for both backends (indirect parametrisation)."""
+    return both_backends(request, db_path) if hasattr(request, "param") else db_path
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, db_target: Path | str) -> Iterator[Gateway]:
+    db = db_target
+    prepare(db, "acme")
+    sql(
+        db,
+        "INSERT INTO apps (name, tenant_id, created_at, updated_at)"
+        " SELECT 'web', id, 0, 0 FROM tenants WHERE name = 'acme'",
+    )
+    port, api, log = free_port(), f"{HOST}:{free_port()}", tmp_path / "gateway.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
+    env.update(
+        DOMAINGATE_DB=str(db),
+        DOMAINGATE_INTERNAL_LISTEN=f"{HOST}:{port}",
+        DOMAINGATE_API_LISTEN=api,
+        DOMAINGATE_ADMIN_TOKEN=ADMIN_TOKEN,
+        DOMAINGATE_GATE_WORKERS="3",
+        DOMAINGATE_LOG_LEVEL="INFO",
+    )
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "domaingate", "serve"], cwd=ROOT, env=env, stderr=out
+        )
+    gateway = Gateway(process, port, api, log, db)
+    try:
+        yield gateway
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=15)
+
+
+async def ask(port: int, name: str) -> int:
+    """One ask on a new connection, as Caddy makes them."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    try:
+        writer.write(ASK.format(name).encode())
+        answer = await reader.read()
+    finally:
+        writer.close()
+    return int(answer.split(b" ", 2)[1])
+
+
+async def all_say(port: int, name: str, expected: int, times: int = 30) -> bool:
+    """`times` asks in a row on new connections (spread over the workers) all say `expected`."""
+    for _ in range(times):
+        try:
+            if await ask(port, name) != expected:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+async def started(gateway: Gateway, workers: int) -> None:
+    async def up() -> bool:
+        return gateway.ready_lines() >= workers and await all_say(gateway.port, "x.test", 403, 1)
+
+    await await_until(up, timeout=30, interval=0.1)
+
+
+@pytest.fixture
+async def running(gateway: Gateway) -> AsyncIterator[Gateway]:
+    await started(gateway, 2)
+    assert len(gateway.workers()) == 2
+    yield gateway
+
+
+@pytest.mark.parametrize("db_target", ["sqlite", "postgresql"], indirect=True)
+async def test_every_worker_follows_the_database(running: Gateway) -> None:
+    db = running.db
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"http://{running.api}/api/v1/domains",
+            json={"domain": "shop.acme.com", "app": "web"},
+            headers={**bearer(ADMIN_TOKEN), "X-Domaingate-Tenant": "acme"},
+        ) as response,
+    ):
+        assert response.status == 201
+    for status, expected in (("verified", 200), ("failed", 403), ("active", 200)):
+        set_status(db, "shop.acme.com", status)
+        changed = time.monotonic()
+
+        async def seen(expected: int = expected) -> bool:
+            return await all_say(running.port, "shop.acme.com", expected)
+
+        await await_until(seen, timeout=LIMIT + 2)
+        # 30 asks on new connections reach every one of three workers but with odds of
+        # (2/3)^30; the last of them answered within the limit of the change.
+        assert time.monotonic() - changed < LIMIT + 1, status
+
+
+async def test_a_killed_worker_is_restarted_and_no_answer_is_wrong(running: Gateway) -> None:
+    answers: Counter[str] = Counter()
+    stop = asyncio.Event()
+
+    async def client() -> None:
+        while not stop.is_set():
+            try:
+                status = await ask(running.port, "x.example.org")
+            except OSError:
+                answers["connection error"] += 1
+                continue
+            answers["right" if status == 403 else f"wrong {status}"] += 1
+
+    clients = [asyncio.create_task(client()) for _ in range(4)]
+    await asyncio.sleep(0.5)
+    victim = running.workers()[0]
+    os.kill(victim, signal.SIGKILL)
+    before = running.ready_lines()
+
+    async def restarted() -> bool:
+        workers = running.workers()
+        return running.ready_lines() > before and len(workers) == 2 and victim not in workers
+
+    await await_until(restarted, timeout=30, interval=0.1)
+    await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.gather(*clients)
+    # Only the asks the dead worker had accepted can be lost: one per client at most.
+    assert answers["right"] > 0 and answers["connection error"] <= len(clients), answers
+    assert set(answers) <= {"right", "connection error"}, answers
+    assert running.process.poll() is None
+    assert "exited with -9; restarting" in running.log.read_text()
+
+
+async def test_workers_stop_with_the_gateway(running: Gateway) -> None:
+    workers = running.workers()
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(timeout=15) == 0
+
+    async def gone() -> bool:
+        return not any(map(alive, workers))
+
+    await await_until(gone, timeout=5)
+
+
+async def test_workers_stop_when_the_gateway_dies(running: Gateway) -> None:
+    workers = running.workers()
+    running.process.kill()
+    running.process.wait(timeout=5)
+
+    async def gone() -> bool:
+        return not any(map(alive, workers))
+
+    await await_until(gone, timeout=5)

@@ -1,0 +1,97 @@
+"""The operator's page in a real browser: the reconciler's health, counts by status, what needs
+attention, and every tenant's domains filtered by status, tenant and app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.ui.conftest import BASE_ZONES
+from tests.ui.pages import screenshot, sign_in
+from tests.ui.stack import ADMIN_TOKEN, PLATFORM, Stack
+
+# A real gateway, reconciler, knot and chromium.
+pytestmark = pytest.mark.slow
+
+
+def rows(page: Page, table: str) -> list[str]:
+    found = page.locator(f"#{table} tbody tr").evaluate_all(
+        "rows => rows.map(row => row.dataset.domain)"
+    )
+    assert isinstance(found, list)
+    return [str(name) for name in found]
+
+
+def test_health_counts_attention_and_filters(page: Page, stack: Stack, shots: Path) -> None:
+    initrode = stack.tenant("initrode")
+    massive = stack.tenant("massive")
+    stack.knot.set_zone(
+        "acme.test",
+        BASE_ZONES["acme.test"]
+        + f"www CNAME web.{PLATFORM}.\nstore CNAME shop.{PLATFORM}.\n"
+        + f"news CNAME blog.{PLATFORM}.\n",
+    )
+    stack.attach(initrode, "www.acme.test", "web")  # → active
+    stack.attach(initrode, "store.acme.test", "shop")  # → expiring
+    stack.attach(initrode, "gone.acme.test", "web")  # → failed
+    stack.attach(massive, "news.acme.test", "blog")  # → verified
+    stack.attach(massive, "typo.acme.test", "blog")  # stays pending, nxdomain
+    for name in ("www.acme.test", "store.acme.test", "news.acme.test"):
+        stack.wait_status(name, "verified")
+    stack.store_certificate("www.acme.test", days_left=60, lifetime_days=90)
+    stack.store_certificate("store.acme.test", days_left=3, lifetime_days=90)
+    stack.wait_status("www.acme.test", "active")
+    stack.wait_status("store.acme.test", "expiring")
+    stack.fail("gone.acme.test")
+
+    sign_in(page, ADMIN_TOKEN, "/ui/operator.html")
+    health = page.locator("#health")
+    expect(health).to_contain_text("held by")
+    expect(page.locator("dd.fact-ok").first).to_be_visible()
+    expect(health).to_contain_text("Webhook outbox")
+    counts = page.locator("#counts")
+    for status in ("pending", "verified", "active", "expiring", "failed"):
+        expect(counts.locator(f'button[data-status="{status}"]')).to_be_visible()
+    expect(counts.locator('button[data-status="failed"] .count-n')).not_to_have_text("0")
+
+    attention = page.locator("#attention")
+    expect(attention.locator('tr[data-domain="typo.acme.test"]')).to_contain_text("nxdomain")
+    expect(attention.locator('tr[data-domain="gone.acme.test"]')).to_contain_text("failed")
+    expect(attention.locator('tr[data-domain="store.acme.test"]')).to_contain_text(
+        "certificate renewal overdue"
+    )
+    assert "www.acme.test" not in rows(page, "attention")
+    assert "news.acme.test" not in rows(page, "attention")
+    screenshot(page, shots, "operator")
+
+    page.fill("#filter-tenant", "initrode")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#list-note")).to_contain_text("tenant initrode")
+    assert sorted(rows(page, "all-domains")) == [
+        "gone.acme.test",
+        "store.acme.test",
+        "www.acme.test",
+    ]
+    page.fill("#filter-app", "web")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#list-note")).to_contain_text("app web")
+    assert sorted(rows(page, "all-domains")) == ["gone.acme.test", "www.acme.test"]
+    page.select_option("#filter-status", "active")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#list-note")).to_contain_text("1 domain(s) — active, tenant initrode")
+    assert rows(page, "all-domains") == ["www.acme.test"]
+    screenshot(page, shots, "operator-filtered")
+
+    page.click("#filters button[type=reset]")
+    counts.locator('button[data-status="failed"]').click()
+    expect(page.locator("#list-note")).to_contain_text("— failed")
+    statuses = page.locator("#all-domains tbody .badge").all_inner_texts()
+    assert statuses and set(statuses) == {"failed"}
+    assert "gone.acme.test" in rows(page, "all-domains")
+
+    page.fill("#filter-tenant", "nobody")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#list-note")).to_contain_text("names no tenant")
+    assert rows(page, "all-domains") == []
