@@ -11,8 +11,23 @@ from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RenewalWindow:
+    """The renewal window a CA suggests for one certificate through ACME Renewal Information
+    (ARI), as Caddy 2.8+ keeps it in the certificate's `.json`: renew between `start` and `end`."""
+
+    start: float
+    end: float
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError("a renewal window ends after it starts")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CertFact:
-    """The leaf certificate stored for `name`: its validity and who issued it."""
+    """The leaf certificate stored for `name`: its validity, who issued it, and the renewal window
+    its CA suggests (None when Caddy keeps none: before 2.8, a CA without ARI, or a `.json` that
+    cannot be read)."""
 
     name: str
     not_before: float
@@ -20,6 +35,7 @@ class CertFact:
     issuer: str
     issuer_key: str
     path: Path
+    renewal_window: RenewalWindow | None = None
 
     def __post_init__(self) -> None:
         if self.not_after < self.not_before:

@@ -72,7 +72,8 @@ class Settings:
     require_txt: bool = False
     caddy_storage: Path = Path("/var/lib/caddy/.local/share/caddy")
     allowed_cas: tuple[str, ...] = ("letsencrypt.org",)
-    expiring_days: float = 14
+    # Unset: each certificate's own renewal window decides (domaingate.renewal).
+    expiring_days: float | None = None
     admin_token: str | None = None
     max_domains_per_tenant: int = 10
     # A second quota per app; None: no per-app cap.

@@ -40,6 +40,7 @@ def domain_json(domain: Domain, settings: Settings, now: float) -> dict[str, Any
         "dns_provider": domain.dns_provider,
         "cert_expires_at": rfc3339_or_none(domain.cert_expires_at),
         "cert_issuer": domain.cert_issuer,
+        "cert_renewal_due_at": rfc3339_or_none(domain.cert_renewal_due_at),
         "now": rfc3339(now),
     }
 

@@ -62,7 +62,11 @@ async def _write(conn: Connection, changes: Sequence[CertChange], now: float) ->
                 "%s changed status during the certificate scan; planned again next scan",
                 change.domain.hostname,
             )
-    await cert_store.set_certs(conn, [(c.domain, c.expires_at, c.issuer) for c in written], now=now)
+    await cert_store.set_certs(
+        conn,
+        [(c.domain, c.expires_at, c.issuer, c.renewal_due_at) for c in written],
+        now=now,
+    )
     await domain_store.move_many(
         conn, [(change.domain.id, move, now) for change in written for move in change.moves]
     )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from domaingate.lifecycle.certificates import DAY, CertChange, certified, mass_loss, plan_certs
+from domaingate.lifecycle.certificates import CertChange, certified, mass_loss, plan_certs
 from domaingate.store import certificates as store
 from domaingate.store.database import Clock, Database
 from domaingate.store.models import Domain
@@ -48,7 +48,7 @@ class CertJob:
         storage: Path,
         clock: Clock,
         *,
-        expiring_days: float,
+        expiring_days: float | None,
         full_every: float = FULL_EVERY,
         on_error: ErrorHook | None = None,
     ) -> None:
@@ -107,14 +107,14 @@ class CertJob:
     async def _plan_changed(self, found: StoredCerts, now: float) -> tuple[int, list[CertChange]]:
         """(active and expiring domains, changes) over the domains whose plan can have changed
         since the last scan (reconciler.scope)."""
-        days = self.expiring_days
         affected: dict[int, Domain] = {}
         for domains in (
             await store.live_named(self.db, self.scope.changed_names(found.certs, found.unknown)),
             await store.live_changed_since(self.db, self.scope.last_seq),
-            await store.active_ending_by(self.db, now + days * DAY),
+            await store.active_due_by(self.db, now),
         ):
             affected.update((domain.id, domain) for domain in domains)
         holding = await store.count_certified(self.db)
+        days = self.expiring_days
         changes = plan_certs(affected.values(), found.certs, now, days, unknown=found.unknown)
         return holding, changes

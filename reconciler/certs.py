@@ -1,9 +1,17 @@
 """Certificates found in Caddy's file_system storage: an incremental scan of every issuer.
 
 Caddy keeps a certificate at `{root}/certificates/{issuer-key}/{name}/{name}.crt`, the leaf first
-and the chain after it. The scan reads every issuer directory, keeps the certificate that ends
-latest for each name, and parses a file again only when its (mtime_ns, size) changed; a file that
-does not hold a usable certificate is logged once per version and left out.
+and the chain after it, and its metadata beside it in `{name}.json`, where Caddy 2.8+ keeps the
+renewal window the CA suggests (`reconciler.renewal_info`). The scan reads every issuer directory,
+keeps the certificate that ends latest for each name, and parses a file again only when its
+(mtime_ns, size) changed, so a `.json` rewritten alone (an ARI refresh) is seen too; it reads no
+other file (Caddy 2.9+ writes through temporary files beside these). A `.crt` that does not hold a
+usable certificate is logged once per version and left out.
+
+A `.json` that is missing, corrupt or caught half-written changes nothing: the window last read
+from it stays (none, the first time: the certificate's lifetime alone then decides). It is logged
+and counted as `metadata` once per version. A window given for another certificate (the `.json`
+not yet rewritten after a renewal) is ignored.
 
 What the scan cannot see is never taken as gone. Caddy rewrites a certificate file in place, so a
 scan can meet one empty or cut short: its name is *unknown* for that scan, as is a name whose file
@@ -25,13 +33,14 @@ import os
 import re
 import stat as stat_mode
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from domaingate.certificates import CertFact
+from domaingate.certificates import CertFact, RenewalWindow
+from reconciler.renewal_info import MetadataError, RenewalInfo, ari_cert_id, parse_renewal_info
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +107,11 @@ def read_file(path: str) -> bytes:
 
 def parse_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> CertFact:
     """The first PEM block of a `.crt` file as a CertFact, or CertError."""
+    return _load_leaf(data, name=name, issuer_key=issuer_key, path=path)[0]
+
+
+def _load_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> tuple[CertFact, str]:
+    """parse_leaf, and the leaf's ARI unique identifier."""
     match = _PEM_CERT.search(data)
     if match is None:
         head = data.lstrip()[: len(_PEM_BEGIN)]
@@ -110,7 +124,7 @@ def parse_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> CertFa
         raise CertError(f"{path}: the leaf certificate does not parse: {exc}") from exc
     if not _covers(cert, name):
         raise CertError(f"{path}: the certificate does not name {name} among its DNS names")
-    return CertFact(
+    fact = CertFact(
         name=name,
         not_before=cert.not_valid_before_utc.timestamp(),
         not_after=cert.not_valid_after_utc.timestamp(),
@@ -118,6 +132,7 @@ def parse_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> CertFa
         issuer_key=issuer_key,
         path=path,
     )
+    return fact, ari_cert_id(cert)
 
 
 def _covers(cert: x509.Certificate, name: str) -> bool:
@@ -151,6 +166,26 @@ class StoredCerts:
 
 _Stamp = tuple[int, int]
 ErrorHook = Callable[[str], object]
+_MISSING: _Stamp = (-1, -1)  # the stamp of a `.json` that is not there
+
+
+@dataclass(slots=True)
+class _Leaf:
+    """A parsed `.crt`: its stamp, the fact (None: unusable), whether it was found incomplete,
+    and the leaf's ARI identifier."""
+
+    stamp: _Stamp
+    fact: CertFact | None
+    incomplete: bool
+    cert_id: str = ""
+
+
+@dataclass(slots=True)
+class _Meta:
+    """A `.json` as last seen: its stamp and the last renewal info read from it whole."""
+
+    stamp: _Stamp
+    info: RenewalInfo | None
 
 
 class CertScanner:
@@ -158,12 +193,13 @@ class CertScanner:
 
     def __init__(self, storage: Path, *, on_error: ErrorHook | None = None) -> None:
         self.storage = storage
-        self.parsed = 0  # files parsed since creation: tests and metrics read it
+        self.parsed = 0  # .crt files parsed since creation: tests and metrics read it
+        self.metadata_read = 0  # .json files read since creation
         self._on_error = on_error
         # Keyed by the path as a string: building a Path per file per scan cost more than the
-        # stat() itself. The flag marks a file found incomplete: its name stays unknown until
-        # the file changes.
-        self._cache: dict[str, tuple[_Stamp, CertFact | None, bool]] = {}
+        # stat() itself. A leaf found incomplete keeps its name unknown until the file changes.
+        self._cache: dict[str, _Leaf] = {}
+        self._meta: dict[str, _Meta] = {}
         # Paths failing with an OSError now, so each is logged when it starts, not every scan.
         self._failing: set[str] = set()
 
@@ -194,9 +230,11 @@ class CertScanner:
                 known = latest.get(name)
                 if known is None or fact.not_after > known.not_after:
                     latest[name] = fact
-        # Forget deleted files, so the cache stays the size of the storage.
+        # Forget deleted files, so the caches stay the size of the storage.
         for gone in self._cache.keys() - seen:
             del self._cache[gone]
+        for gone in self._meta.keys() - seen:
+            del self._meta[gone]
         return StoredCerts(certs=latest, unknown=frozenset(unknown))
 
     def _issuer_dirs(self) -> list[Path]:
@@ -227,10 +265,22 @@ class CertScanner:
             return None
         stamp = (st.st_mtime_ns, st.st_size)
         cached = self._cache.get(path)
-        if cached is not None and cached[0] == stamp:
-            if cached[2]:
+        if cached is None or cached.stamp != stamp:
+            cached = self._parse(path, name, issuer_key, stamp)
+            if cached is None:
                 unknown.add(name)
-            return cached[1]
+                return None
+        if cached.incomplete:
+            unknown.add(name)
+        if cached.fact is None:
+            return None
+        window = self._renewal_window(path, cached.cert_id)
+        if window != cached.fact.renewal_window:
+            cached.fact = replace(cached.fact, renewal_window=window)
+        return cached.fact
+
+    def _parse(self, path: str, name: str, issuer_key: str, stamp: _Stamp) -> _Leaf | None:
+        """Read and parse a `.crt` into the cache; None (not cached) if it cannot be read."""
         self.parsed += 1
         try:
             data = read_file(path)
@@ -239,24 +289,65 @@ class CertScanner:
             # it was) it is read at the next scan.
             self._unreadable(path, "cannot read", exc)
             self._cache.pop(path, None)
-            unknown.add(name)
             return None
         self._readable(path)
-        fact: CertFact | None = None
-        incomplete = False
+        leaf = _Leaf(stamp=stamp, fact=None, incomplete=False)
         try:
             if len(data) > MAX_FILE_OCTETS:
                 raise CertError(f"{path}: larger than {MAX_FILE_OCTETS} octets, unlike any chain")
-            fact = parse_leaf(data, name=name, issuer_key=issuer_key, path=Path(path))
+            leaf.fact, leaf.cert_id = _load_leaf(
+                data, name=name, issuer_key=issuer_key, path=Path(path)
+            )
         except CertError as exc:
             # Cached too: a broken file is reported once, not at every scan.
-            incomplete = isinstance(exc, CertIncomplete)
+            leaf.incomplete = isinstance(exc, CertIncomplete)
             log.warning("skipping certificate: %s", exc)
             self._report("corrupt")
-        if incomplete:
-            unknown.add(name)
-        self._cache[path] = (stamp, fact, incomplete)
-        return fact
+        self._cache[path] = leaf
+        return leaf
+
+    def _renewal_window(self, crt_path: str, cert_id: str) -> RenewalWindow | None:
+        """The ARI window for the certificate `cert_id` in the `.json` beside `crt_path`."""
+        # Keyed by the .crt's path, like the leaf cache, so both are pruned the same way.
+        meta = self._meta.get(crt_path)
+        path = crt_path[: -len(".crt")] + ".json"
+        try:
+            st = os.stat(path)
+            stamp = (st.st_mtime_ns, st.st_size) if stat_mode.S_ISREG(st.st_mode) else _MISSING
+        except FileNotFoundError:
+            stamp = _MISSING
+            self._failing.discard(path)
+        except OSError as exc:
+            self._unreadable(path, "cannot stat", exc)
+            return _window_for(meta.info if meta else None, cert_id)
+        if meta is None or meta.stamp != stamp:
+            # The last whole read stays through a version that cannot be used.
+            info = meta.info if meta else None
+            if stamp == _MISSING:
+                log.warning(
+                    "no certificate metadata at %s; the renewal window stays as it was", path
+                )
+                self._report("metadata")
+            else:
+                self.metadata_read += 1
+                try:
+                    data = read_file(path)  # not followed if a link, and capped, as a .crt
+                except OSError as exc:
+                    # Not cached, as for a .crt: read again at the next scan.
+                    self._unreadable(path, "cannot read", exc)
+                    return _window_for(info, cert_id)
+                self._readable(path)
+                try:
+                    if len(data) > MAX_FILE_OCTETS:
+                        raise MetadataError(f"larger than {MAX_FILE_OCTETS} octets")
+                    info = parse_renewal_info(data)
+                except MetadataError as exc:
+                    log.warning("skipping certificate metadata %s: %s", path, exc)
+                    self._report("metadata")
+            meta = self._meta[crt_path] = _Meta(stamp=stamp, info=info)
+        else:
+            self._readable(path)  # it may have failed to stat
+        return _window_for(meta.info, cert_id)
 
     def _unreadable(self, path: str, what: str, exc: OSError) -> None:
         self._report("unreadable")
@@ -272,6 +363,12 @@ class CertScanner:
     def _report(self, cause: str) -> None:
         if self._on_error is not None:
             self._on_error(cause)
+
+
+def _window_for(info: RenewalInfo | None, cert_id: str) -> RenewalWindow | None:
+    if info is None or (info.cert_id is not None and info.cert_id != cert_id):
+        return None
+    return info.window
 
 
 def _crt_files(issuer_dir: Path) -> list[tuple[str, str]]:

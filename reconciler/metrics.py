@@ -33,7 +33,7 @@ from reconciler.schedule import Checker
 
 log = logging.getLogger(__name__)
 
-CERT_ERROR_CAUSES = ("unreadable", "corrupt", "mass_loss")
+CERT_ERROR_CAUSES = ("unreadable", "corrupt", "metadata", "mass_loss")
 WEBHOOK_RESULTS = ("delivered", "failed")
 JOB_RESULTS = ("ok", "failed", "skipped")
 # Resolver trouble is logged at most this often (the first occurrence at once): during an

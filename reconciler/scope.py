@@ -9,9 +9,11 @@ through:
   could not judge included: they count as changed both when they become unknown and when they
   become known again);
 - its status or hostname, or its attach (the `seq` the triggers bump);
-- the clock, which brings an active domain's certificate into the renewal window (its
-  `cert_expires_at` is in the row), or makes a stored certificate that began in the future valid
-  (rare: the periodic full plan catches it).
+- the clock, which makes an active domain's renewal overdue (the plan writes when, its
+  `cert_renewal_due_at`, into the row: the certificate's own lifetime, the ARI window in its
+  `.json`, or EXPIRING_DAYS, all fixed until the certificate or its `.json` changes, which the
+  first point covers), or makes a stored certificate that began in the future valid (rare: the
+  periodic full plan catches it).
 
 The certificate fields only the reconciler writes, from the plan itself. A scan that held changes
 back (the mass-loss guard) or failed before its end leaves the scope as it was or makes the next

@@ -2,12 +2,13 @@
 
 No I/O: the reconciler's certificate job (`reconciler.certjob`) scans, plans here, then applies.
 
-For each live domain the plan compares what the store says (status, cert_expires_at, cert_issuer)
-with the certificate Caddy holds for the name, and yields one `CertChange` when they differ:
+For each live domain the plan compares what the store says (status, cert_expires_at, cert_issuer,
+cert_renewal_due_at) with the certificate Caddy holds for the name, and yields one `CertChange` when
+they differ:
 
 - verified → active: a certificate that is valid now is stored;
-- active → expiring: it ends within `EXPIRING_DAYS` (or has ended);
-- expiring → active: a renewed certificate ends after that window;
+- active → expiring: its renewal is overdue (`domaingate.renewal`), or it has ended;
+- expiring → active: a renewed certificate whose renewal is not due yet;
 - active/expiring → verified: no certificate is stored any more.
 
 A verified domain whose certificate is valid but already inside the window moves twice in one change
@@ -26,10 +27,9 @@ from datetime import UTC, datetime
 
 from domaingate.certificates import CertFact
 from domaingate.lifecycle.moves import Move
+from domaingate.renewal import renewal_due_at
 from domaingate.states import ALLOWED, Status
 from domaingate.store.models import Domain
-
-DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +39,7 @@ class CertChange:
     domain: Domain
     expires_at: float | None
     issuer: str | None
+    renewal_due_at: float | None = None
     moves: tuple[Move, ...] = ()
 
     def __post_init__(self) -> None:
@@ -47,8 +48,8 @@ class CertChange:
             if move.source is not status:
                 raise ValueError(f"move from {move.source} does not follow {status}")
             status = move.target
-        if (self.expires_at is None) != (self.issuer is None):
-            raise ValueError("expires_at and issuer are set together")
+        if not (self.expires_at is None) == (self.issuer is None) == (self.renewal_due_at is None):
+            raise ValueError("expires_at, issuer and renewal_due_at are set together")
 
     @property
     def final_status(self) -> Status:
@@ -92,29 +93,30 @@ def plan_certs(
     domains: Iterable[Domain],
     certs: Mapping[str, CertFact],
     now: float,
-    expiring_days: float,
+    expiring_days: float | None,
     *,
     unknown: Collection[str] = frozenset(),
 ) -> list[CertChange]:
     """The changes that bring `domains` in line with the stored `certs` at time `now`; names in
-    `unknown` are left alone."""
-    window = expiring_days * DAY
+    `unknown` are left alone. `expiring_days` is the EXPIRING_DAYS override, None for the
+    certificates' own renewal windows."""
     changes = []
     for domain in domains:
         if domain.hostname in unknown:
             continue
-        change = _plan_one(domain, certs.get(domain.hostname), now, window)
+        change = _plan_one(domain, certs.get(domain.hostname), now, expiring_days)
         if change is not None:
             changes.append(change)
     return changes
 
 
 def _plan_one(
-    domain: Domain, cert: CertFact | None, now: float, window: float
+    domain: Domain, cert: CertFact | None, now: float, expiring_days: float | None
 ) -> CertChange | None:
     status = domain.status
     expires_at = cert.not_after if cert else None
     issuer = cert.issuer if cert else None
+    due_at = renewal_due_at(cert, expiring_days) if cert else None
     moves: list[Move] = []
     if status in ALLOWED:
         if cert is None:
@@ -122,17 +124,24 @@ def _plan_one(
                 moves.append(_gone(status))
         else:
             valid_now = cert.not_before <= now < cert.not_after
-            ending = cert.not_after - now <= window
+            overdue = now >= renewal_due_at(cert, expiring_days)
             if status is Status.VERIFIED and valid_now:
                 moves.append(_found(cert))
                 status = Status.ACTIVE
-            if status is Status.ACTIVE and ending:
-                moves.append(_expiring(cert, now))
-            elif status is Status.EXPIRING and not ending:
-                moves.append(_renewed(cert))
-    if not moves and (expires_at, issuer) == (domain.cert_expires_at, domain.cert_issuer):
+            if status is Status.ACTIVE and overdue:
+                moves.append(_expiring(cert, now, expiring_days))
+            elif status is Status.EXPIRING and not overdue:
+                moves.append(_renewed(cert, renewal_due_at(cert, expiring_days)))
+    stored = (domain.cert_expires_at, domain.cert_issuer, domain.cert_renewal_due_at)
+    if not moves and (expires_at, issuer, due_at) == stored:
         return None
-    return CertChange(domain=domain, expires_at=expires_at, issuer=issuer, moves=tuple(moves))
+    return CertChange(
+        domain=domain,
+        expires_at=expires_at,
+        issuer=issuer,
+        renewal_due_at=due_at,
+        moves=tuple(moves),
+    )
 
 
 def _found(cert: CertFact) -> Move:
@@ -144,22 +153,31 @@ def _found(cert: CertFact) -> Move:
     )
 
 
-def _expiring(cert: CertFact, now: float) -> Move:
+def _expiring(cert: CertFact, now: float, expiring_days: float | None) -> Move:
     if cert.not_after <= now:
         message = f"the certificate ended on {_day(cert.not_after)} and has not been renewed"
     else:
-        message = f"the certificate ends on {_day(cert.not_after)} and has not been renewed yet"
+        due = _day(renewal_due_at(cert, expiring_days))
+        message = (
+            f"the certificate's renewal was due by {due} and has not happened yet; it ends on "
+            f"{_day(cert.not_after)}"
+        )
     return Move(
         source=Status.ACTIVE, target=Status.EXPIRING, reason="certificate_expiring", message=message
     )
 
 
-def _renewed(cert: CertFact) -> Move:
+def _renewed(cert: CertFact, due_at: float) -> Move:
+    # Also what an ARI refresh that moves the window back into the future looks like: the
+    # message says what holds, not that a new certificate came.
     return Move(
         source=Status.EXPIRING,
         target=Status.ACTIVE,
         reason="certificate_renewed",
-        message=f"a renewed certificate from {cert.issuer} is valid until {_day(cert.not_after)}",
+        message=(
+            f"the certificate from {cert.issuer} is valid until {_day(cert.not_after)} and its "
+            f"renewal is not due until {_day(due_at)}"
+        ),
     )
 
 

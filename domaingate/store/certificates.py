@@ -65,10 +65,10 @@ async def live_named(db: Database, hostnames: Iterable[str]) -> list[Domain]:
     return found
 
 
-async def active_ending_by(db: Database, until: float) -> list[Domain]:
-    """Active domains whose stored certificate ends by `until` (the renewal window's edge)."""
+async def active_due_by(db: Database, until: float) -> list[Domain]:
+    """Active domains whose certificate's renewal is due by `until` (cert_renewal_due_at)."""
     async with db.reader.execute(
-        f"{DOMAIN_SELECT} WHERE d.status = 'active' AND d.cert_expires_at <= ? ORDER BY d.id",
+        f"{DOMAIN_SELECT} WHERE d.status = 'active' AND d.cert_renewal_due_at <= ? ORDER BY d.id",
         (until,),
     ) as cursor:
         return [Domain.from_row(row) async for row in cursor]
@@ -83,18 +83,19 @@ async def count_certified(db: Database) -> int:
 
 async def set_certs(
     conn: Connection,
-    certs: Sequence[tuple[Domain, float | None, str | None]],
+    certs: Sequence[tuple[Domain, float | None, str | None, float | None]],
     *,
     now: float,
 ) -> None:
-    """Write the certificate fields (domain, expires_at, issuer) of domains whose status the
-    caller has read in this transaction; each row still only if the status is unchanged."""
+    """Write the certificate fields (domain, expires_at, issuer, renewal_due_at) of domains whose
+    status the caller has read in this transaction; each row still only if the status is
+    unchanged."""
     await conn.executemany(
-        "UPDATE domains SET cert_expires_at = ?, cert_issuer = ?, updated_at = ?"
-        " WHERE id = ? AND status = ?",
+        "UPDATE domains SET cert_expires_at = ?, cert_issuer = ?, cert_renewal_due_at = ?,"
+        " updated_at = ? WHERE id = ? AND status = ?",
         [
-            (expires_at, issuer, now, domain.id, domain.status.value)
-            for domain, expires_at, issuer in certs
+            (expires_at, issuer, due_at, now, domain.id, domain.status.value)
+            for domain, expires_at, issuer, due_at in certs
         ],
     )
 

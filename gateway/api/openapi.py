@@ -135,6 +135,12 @@ _SCHEMAS: dict[str, Any] = {
             "dns_provider": {"type": "string", "nullable": True},
             "cert_expires_at": _NULLABLE_TIME,
             "cert_issuer": {"type": "string", "nullable": True},
+            "cert_renewal_due_at": {
+                **_NULLABLE_TIME,
+                "description": "When the certificate's renewal becomes overdue: past it an active "
+                "domain turns expiring (less than 1/6 of the certificate's lifetime left, the end "
+                "of the renewal window its CA suggests, or EXPIRING_DAYS before its end)",
+            },
             "now": _TIME,
         }
     ),

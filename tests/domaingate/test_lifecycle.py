@@ -31,6 +31,8 @@ from tests.conftest import T0
 
 NOW = T0
 DAY = 86400.0
+# The table below runs with the EXPIRING_DAYS override; tests/domaingate/test_renewal.py covers
+# the certificates' own renewal windows.
 EXPIRING_DAYS = 14.0
 
 
@@ -80,7 +82,8 @@ class CertCase:
     cert: CertFact | None
     moves: tuple[Status, ...]  # the targets, in order
     writes: bool = True  # whether a change is planned at all
-    stored: tuple[float | None, str | None] = (None, None)  # cert fields in the store before
+    # The certificate fields in the store before: expires_at, issuer, renewal_due_at.
+    stored: tuple[float | None, str | None, float | None] = (None, None, None)
 
 
 LONG = cert(60)
@@ -97,16 +100,29 @@ CERT_CASES = [
     CertCase("verified+none stays", Status.VERIFIED, None, (), writes=False),
     CertCase("active+ending→expiring", Status.ACTIVE, cert(13.9), (Status.EXPIRING,)),
     CertCase("active+expired→expiring", Status.ACTIVE, cert(-2), (Status.EXPIRING,)),
-    CertCase("active+gone→verified", Status.ACTIVE, None, (Status.VERIFIED,), stored=(NOW, "R11")),
+    CertCase(
+        "active+gone→verified",
+        Status.ACTIVE,
+        None,
+        (Status.VERIFIED,),
+        stored=(NOW, "R11", NOW - EXPIRING_DAYS * DAY),
+    ),
     CertCase(
         "active+unchanged",
         Status.ACTIVE,
         LONG,
         (),
         writes=False,
-        stored=(LONG.not_after, "R11"),
+        stored=(LONG.not_after, "R11", LONG.not_after - EXPIRING_DAYS * DAY),
     ),
-    CertCase("active+new cert fields only", Status.ACTIVE, LONG, (), stored=(NOW, "R10")),
+    CertCase("active+new cert fields only", Status.ACTIVE, LONG, (), stored=(NOW, "R10", NOW)),
+    CertCase(
+        "active+renewal due moved: fields only",
+        Status.ACTIVE,
+        LONG,
+        (),
+        stored=(LONG.not_after, "R11", LONG.not_after - 15 * DAY),
+    ),
     CertCase("expiring+renewed→active", Status.EXPIRING, cert(89), (Status.ACTIVE,)),
     CertCase("expiring+still ending stays", Status.EXPIRING, cert(3), ()),
     CertCase("expiring+gone→verified", Status.EXPIRING, None, (Status.VERIFIED,)),
@@ -118,8 +134,13 @@ CERT_CASES = [
 
 @pytest.mark.parametrize("case", CERT_CASES, ids=[c.id for c in CERT_CASES])
 def test_plan_certs(case: CertCase) -> None:
-    stored_at, stored_issuer = case.stored
-    d = domain(case.status, cert_expires_at=stored_at, cert_issuer=stored_issuer)
+    stored_at, stored_issuer, stored_due = case.stored
+    d = domain(
+        case.status,
+        cert_expires_at=stored_at,
+        cert_issuer=stored_issuer,
+        cert_renewal_due_at=stored_due,
+    )
     certs = {} if case.cert is None else {d.hostname: case.cert}
     changes = plan_certs([d], certs, NOW, EXPIRING_DAYS)
     if not case.writes:
@@ -130,6 +151,8 @@ def test_plan_certs(case: CertCase) -> None:
     assert tuple(m.target for m in change.moves) == case.moves
     assert change.expires_at == (case.cert.not_after if case.cert else None)
     assert change.issuer == (case.cert.issuer if case.cert else None)
+    due = case.cert.not_after - EXPIRING_DAYS * DAY if case.cert else None
+    assert change.renewal_due_at == due
     assert all(m.reason and m.message for m in change.moves)
 
 

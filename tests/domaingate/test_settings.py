@@ -146,7 +146,7 @@ def test_defaults_are_the_specs() -> None:
     assert settings.require_txt is False
     assert settings.caddy_storage == Path("/var/lib/caddy/.local/share/caddy")
     assert settings.allowed_cas == ("letsencrypt.org",)
-    assert settings.expiring_days == 14
+    assert settings.expiring_days is None  # each certificate's own renewal window
     assert settings.admin_token is None
     assert settings.max_domains_per_tenant == 10
     assert settings.max_domains_per_app is None

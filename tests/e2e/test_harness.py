@@ -1,4 +1,5 @@
-"""The harness adapts the project's Caddyfile in ports and paths only."""
+"""The harness adapts the project's Caddyfile in ports and paths only, and each Caddy of the matrix
+reads the result as the gate's ask (2.6 in its own words, 2.11 as its `permission http` module)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from pathlib import Path
 import pytest
 
 from domaingate.settings import Listen
-from tests.support.caddy import CADDY, CADDYFILE, GATE_IN_CADDYFILE, render_caddyfile
+from tests.support.caddy import CADDYFILE, GATE_IN_CADDYFILE, render_caddyfile
+from tests.support.caddy_binaries import CaddyBinary
 
 pytestmark = pytest.mark.e2e
 
 
-def test_rendered_caddyfile_differs_only_in_ports_and_paths(tmp_path: Path) -> None:
+def test_rendered_caddyfile_differs_only_in_ports_and_paths(
+    caddy: CaddyBinary, tmp_path: Path
+) -> None:
     source = CADDYFILE.read_text(encoding="utf-8")
     rendered = render_caddyfile(
         source,
@@ -49,7 +53,7 @@ def test_rendered_caddyfile_differs_only_in_ports_and_paths(tmp_path: Path) -> N
     config.write_text(rendered, encoding="utf-8")
     env = {**os.environ, "ACME_EMAIL": "e2e@example.com", "HOME": str(tmp_path)}
     result = subprocess.run(
-        [CADDY, "adapt", "--adapter", "caddyfile", "--config", str(config)],
+        [str(caddy.path), "adapt", "--adapter", "caddyfile", "--config", str(config)],
         env=env,
         capture_output=True,
         text=True,
@@ -62,6 +66,11 @@ def test_rendered_caddyfile_differs_only_in_ports_and_paths(tmp_path: Path) -> N
     (issuer,) = policy["issuers"]
     assert issuer["ca"] == "https://127.0.0.1:40005/dir"
     assert issuer["trusted_roots_pem_files"] == [str(tmp_path / "ca.pem")]
-    assert adapted["apps"]["tls"]["automation"]["on_demand"]["ask"] == (
-        "http://127.0.0.1:40001/tls-ask"
-    )
+    # The same `ask` line: 2.6 keeps it as its `ask` field; 2.8+ adapts it to the `permission`
+    # module that replaced that field (2.6 has no such module).
+    ask = "http://127.0.0.1:40001/tls-ask"
+    expected = {
+        "2.6": {"ask": ask},
+        "2.11": {"permission": {"endpoint": ask, "module": "http"}},
+    }[caddy.minor]
+    assert adapted["apps"]["tls"]["automation"]["on_demand"] == expected

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.flows import moves, platform_records, rfc3339
+from tests.support.caddy_binaries import CaddyBinary
 from tests.support.net import HOST
 from tests.support.stack import Stack, StackOptions
 from tests.support.tls import cert_names
@@ -29,9 +30,9 @@ def publish(stack: Stack, *lines: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(caddy: CaddyBinary) -> Iterator[Stack]:
     published.clear()
-    options = StackOptions(zones={"e2e.test": BASE, "apexco.test": ""}, apps=APPS)
+    options = StackOptions(zones={"e2e.test": BASE, "apexco.test": ""}, caddy=caddy, apps=APPS)
     with Stack(options) as running:
         yield running
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.flows import activate, platform_records
+from tests.support.caddy_binaries import CaddyBinary
 from tests.support.stack import Stack, StackOptions
 from tests.support.wait import wait_until
 
@@ -19,8 +20,8 @@ BASE = platform_records(APPS)
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with Stack(StackOptions(zones={"e2e.test": BASE}, apps=APPS)) as running:
+def stack(caddy: CaddyBinary) -> Iterator[Stack]:
+    with Stack(StackOptions(zones={"e2e.test": BASE}, caddy=caddy, apps=APPS)) as running:
         yield running
 
 

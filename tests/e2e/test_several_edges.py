@@ -1,5 +1,5 @@
 """Several edges on one PostgreSQL: two Caddy edges sharing one certificate storage, a gateway on
-each, one reconciler, Pebble and knot.
+each, one reconciler, Pebble and knot; on each Caddy of the matrix.
 
 A domain attached through edge A's API gets its certificate through a handshake at edge B; the
 certificate is ordered once, never twice (edge A serves the same one from the shared storage);
@@ -20,6 +20,7 @@ import pytest
 
 from tests.e2e.flows import platform_records
 from tests.support.caddy import Caddy
+from tests.support.caddy_binaries import CaddyBinary
 from tests.support.domaingate import Domaingate
 from tests.support.knot import Knot
 from tests.support.net import free_port
@@ -48,7 +49,7 @@ class Edges:
 
 
 @pytest.fixture(scope="module")
-def edges(pg_cluster: Cluster) -> Iterator[Edges]:
+def edges(pg_cluster: Cluster, caddy: CaddyBinary) -> Iterator[Edges]:
     workdir = Path(tempfile.mkdtemp(prefix="dg-edges-", dir="/tmp"))
     stops: list[Callable[[], object]] = []
     knot = Knot({"e2e.test": BASE})
@@ -82,6 +83,7 @@ def edges(pg_cluster: Cluster) -> Iterator[Edges]:
         caddies = [
             Caddy(
                 workdir / name,
+                binary=caddy,
                 gate=gateway.internal,
                 http_port=http,
                 https_port=https,
@@ -98,9 +100,9 @@ def edges(pg_cluster: Cluster) -> Iterator[Edges]:
         a.start_gateway()
         b.start_gateway()
         a.start_reconciler()  # one reconciler for every edge
-        for caddy in caddies:
-            stops.append(caddy.stop)
-            caddy.start()
+        for edge in caddies:
+            stops.append(edge.stop)
+            edge.start()
         yield Edges(knot, pebble, a, b, caddies[0], caddies[1])
     finally:
         for stop in reversed(stops):

@@ -91,15 +91,18 @@ async def test_kill_mid_pass(daemons: Daemons, knot_factory: Factory, tmp_path: 
     names = [f"d{i}.acme.test" for i in range(count)]
     knot = knot_factory({**PLATFORM, "acme.test": zone(names)})
     storage = tmp_path / "caddy"
-    # A valid certificate for every fifth name (verified → active), one inside the renewal window
-    # for every tenth (verified → active → expiring, two moves in one transaction).
+    # A valid certificate for every fifth name (verified → active), one whose renewal is overdue
+    # (5 of 35 days left, under a sixth) for every tenth (verified → active → expiring, two
+    # moves in one transaction).
     issuer, now = make_issuer("Crash Test CA"), time.time()
     expected: dict[str, list[tuple[str | None, str]]] = {}
     for i, name in enumerate(names):
         path = [(None, "pending"), ("pending", "verified")]
         if i % 5 == 0:
             ends = now + (5 if i % 10 == 0 else 60) * DAY
-            store_cert(storage, ISSUER_KEY, name, make_leaf_pem(issuer, [name], now - DAY, ends))
+            store_cert(
+                storage, ISSUER_KEY, name, make_leaf_pem(issuer, [name], now - 30 * DAY, ends)
+            )
             path.append(("verified", "active"))
             if i % 10 == 0:
                 path.append(("active", "expiring"))

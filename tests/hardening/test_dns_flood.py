@@ -37,7 +37,13 @@ __all__ = ["knot_factory"]
 
 pytestmark = pytest.mark.knot
 
-ZONES = {"apps.test": "shop A 192.0.2.10\n", "acme.test": "* CNAME shop.apps.test.\n"}
+# Each tenant's names CNAME to its own app (apps belong to tenants); the owner's live name to its.
+ZONES = {
+    "apps.test": "shop A 192.0.2.10\napp0 A 192.0.2.10\napp1 A 192.0.2.10\n",
+    "acme.test": (
+        "live CNAME shop.apps.test.\n*.t0 CNAME app0.apps.test.\n*.t1 CNAME app1.apps.test.\n"
+    ),
+}
 # The cap, and room for the listeners, the clients below and the database.
 NOFILE = MAX_QUERIES_IN_FLIGHT + 96
 TENANTS = 2  # each may verify 10 names an hour: 20 verifies, 760 sockets if all at once
@@ -50,7 +56,7 @@ ANSWER_WITHIN = 1.0
 
 
 def long_name(tenant: int, index: int) -> str:
-    name = f"t{tenant}n{index}." + "l." * 13 + "acme.test"
+    name = f"n{index}." + "l." * 12 + f"t{tenant}.acme.test"
     assert len(name.split(".")) == MAX_LABELS
     return name
 
@@ -74,6 +80,7 @@ def flood(tmp_path: Path, resolvers: str) -> None:
     try:
         dg.start_gateway()
         owner = dg.create_tenant("owner")
+        dg.cli("apps", "add", "owner", "shop")
         assert (
             dg.api("POST", "/domains", token=owner, body={"domain": LIVE, "app": "shop"}).status
             == 201
@@ -82,9 +89,10 @@ def flood(tmp_path: Path, resolvers: str) -> None:
         names: list[tuple[str, str]] = []
         for tenant in range(TENANTS):
             token = dg.create_tenant(f"tenant{tenant}")
+            dg.cli("apps", "add", f"tenant{tenant}", f"app{tenant}")
             for index in range(VERIFY_LIMIT_PER_TENANT):
                 name = long_name(tenant, index)
-                body = {"domain": name, "app": "shop"}
+                body = {"domain": name, "app": f"app{tenant}"}
                 assert dg.api("POST", "/domains", token=token, body=body).status == 201
                 names.append((token, name))
 

