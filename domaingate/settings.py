@@ -6,9 +6,6 @@ one), so a bad deployment stops at once with a message an operator can act on.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
 import os
 import re
 import tomllib
@@ -16,10 +13,39 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from domaingate.claims import ATTACH_LIMIT_PER_TENANT, COOLDOWN_SECONDS
-from domaingate.hostnames import LDH_LABEL
+from domaingate.settings_values import (
+    Listen,
+    as_addresses,
+    as_bool,
+    as_count,
+    as_list,
+    as_log_level,
+    as_path,
+    as_positive,
+    as_prefix,
+    as_resolver,
+    as_secret,
+    as_template,
+    as_url,
+    as_webhook_secret,
+    as_zone,
+    parse_db,
+    parse_listen,
+    webhook_key,
+)
+
+# Listen and webhook_key live with the value parsers and are used through this module too.
+__all__ = [
+    "ENV_PREFIX",
+    "Listen",
+    "Settings",
+    "SettingsError",
+    "fill_upstream",
+    "load_settings",
+    "webhook_key",
+]
 
 ENV_PREFIX = "DOMAINGATE_"
 
@@ -31,24 +57,6 @@ class SettingsError(ValueError):
         where = f" (in {source})" if source else ""
         super().__init__(f"setting {ENV_PREFIX}{key}{where}: {problem}")
         self.key = key
-
-
-@dataclass(frozen=True, slots=True)
-class Listen:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
-    def is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,230 +134,41 @@ def fill_upstream(template: str, app: str, tenant: str) -> str:
     return _PLACEHOLDER.sub(lambda match: app if match.group(0) == "{app}" else tenant, template)
 
 
-def _parse_listen(value: Any, default_port: int | None = None) -> Listen:
-    if not isinstance(value, str):
-        # TOML can give a number or a list here; say so instead of crashing.
-        raise TypeError(f"expected a string such as 127.0.0.1:8080, got {value!r}")
-    text = value.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep:
-            raise ValueError("unclosed '[' in address")
-        port_text = rest.removeprefix(":") if rest else ""
-    elif text.count(":") > 1:
-        host, port_text = text, ""  # bare IPv6 address
-    else:
-        host, _, port_text = text.partition(":")
-    if not host:
-        raise ValueError("the host is empty")
-    if not port_text:
-        if default_port is None:
-            raise ValueError("expected host:port")
-        return Listen(host, default_port)
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"bad port {port_text!r}")
-    return Listen(host, int(port_text))
-
-
-def _as_resolver(value: str) -> Listen:
-    listen = _parse_listen(value, 53)
-    try:
-        ipaddress.ip_address(listen.host)
-    except ValueError:
-        # Resolving the resolvers' own names would need a resolver: take addresses only.
-        raise ValueError(f"{value!r}: give resolvers as IP addresses, host or host:port") from None
-    return listen
-
-
-def _as_list(value: Any) -> list[str]:
-    if isinstance(value, list):
-        return [str(item).strip() for item in value if str(item).strip()]
-    return [part.strip() for part in str(value).split(",") if part.strip()]
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
-def _as_positive(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("expected a number of seconds")
-    number = float(value)
-    if not number > 0 or number == float("inf"):
-        raise ValueError(f"expected a positive number, got {value!r}")
-    return number
-
-
-def _as_count(value: Any) -> int:
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError(f"expected a whole number, got {value!r}")
-    number = int(str(value).strip()) if not isinstance(value, int | float) else int(value)
-    if number < 1:
-        raise ValueError(f"expected a whole number of at least 1, got {value!r}")
-    return number
-
-
-_ZONE_LABEL = re.compile(LDH_LABEL)
-_PREFIX_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
-
-
-def _as_zone(value: Any) -> str:
-    zone = str(value).strip().lower().rstrip(".")
-    # Letters, digits and inner hyphens per label (A-labels for IDN): the zone becomes part of
-    # every CNAME target, so "apps example.com" or "*.example.com" must stop the start.
-    if not zone or not all(_ZONE_LABEL.fullmatch(label) for label in zone.split(".")):
-        raise ValueError(f"expected a DNS zone such as apps.example.com, got {value!r}")
-    return zone
-
-
-def _as_addresses(version: int) -> Callable[[Any], tuple[str, ...]]:
-    def parse(value: Any) -> tuple[str, ...]:
-        out = []
-        for item in _as_list(value):
-            address = ipaddress.ip_address(item)
-            if address.version != version:
-                raise ValueError(f"{item} is not an IPv{version} address")
-            out.append(str(address))
-        return tuple(out)
-
-    return parse
-
-
-def _as_url(value: Any) -> str | None:
-    text = str(value).strip()
-    if not text:
-        return None
-    parts = urlsplit(text)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError(f"expected an http:// or https:// URL, got {text!r}")
-    return text
-
-
-def _as_secret(value: Any) -> str | None:
-    text = str(value).strip()
-    if not text:
-        return None
-    if len(text) < 16:
-        raise ValueError("must be at least 16 characters")
-    return text
-
-
-WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
-
-
-def webhook_key(secret: str) -> bytes:
-    """The HMAC key a WEBHOOK_SECRET stands for, as the Standard Webhooks libraries read it: the
-    base64 after `whsec_`, or any other string as its UTF-8 bytes."""
-    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
-        return secret.encode()
-    try:
-        # Exactly the libraries' decoding: padding appended, characters outside base64 skipped.
-        key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX) + "==")
-    except binascii.Error as exc:
-        raise ValueError(f"{WEBHOOK_SECRET_PREFIX} must be followed by base64 ({exc})") from exc
-    if len(key) < 16:
-        raise ValueError(
-            f"the base64 after {WEBHOOK_SECRET_PREFIX} must decode to 16 bytes or more"
-        )
-    return key
-
-
-def _as_webhook_secret(value: Any) -> str | None:
-    text = _as_secret(value)
-    if text is not None:
-        webhook_key(text)
-    return text
-
-
-def _as_template(value: Any) -> str:
-    text = str(value).strip()
-    if "{app}" not in text and "{tenant}" not in text:
-        raise ValueError("must contain {app} or {tenant}")
-    return text
-
-
-def _as_prefix(value: Any) -> str:
-    text = str(value).strip().strip(".").lower()
-    if not text or not all(_PREFIX_LABEL.fullmatch(label) for label in text.split(".")):
-        raise ValueError(f"expected a DNS label such as _domaingate, got {value!r}")
-    return text
-
-
-def _as_log_level(value: Any) -> str:
-    text = str(value).strip().upper()
-    if text not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
-    return text
-
-
-_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-POSTGRES_SCHEMES = ("postgresql", "postgres")
-
-
-def parse_db(value: Any) -> Path | str:
-    """DB as given: a SQLite file path, or a PostgreSQL URL kept as its string."""
-    text = str(value).strip()
-    match = _URL_SCHEME.match(text)
-    if match is None:
-        return _as_path(text)
-    # A URL is never taken for a file name: `postgresql:/…` would otherwise become a SQLite file.
-    if match.group(1).lower() not in POSTGRES_SCHEMES:
-        raise ValueError(
-            f"unsupported database URL scheme {match.group(1)!r}: give a SQLite file path or a "
-            "postgresql://user:password@host:port/database URL"
-        )
-    return text
-
-
-def _as_path(value: Any) -> Path:
-    text = str(value).strip()
-    if not text:
-        raise ValueError("expected a file path, got an empty value")
-    return Path(text)
-
-
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "db": parse_db,
-    "api_listen": _parse_listen,
-    "internal_listen": _parse_listen,
-    "internal_allow_public": _as_bool,
-    "reconciler_listen": _parse_listen,
-    "platform_zone": _as_zone,
-    "reserved": lambda v: tuple(_as_zone(z) for z in _as_list(v)),
-    "upstream_template": _as_template,
-    "edge_ipv4": _as_addresses(4),
-    "edge_ipv6": _as_addresses(6),
-    "resolvers": lambda v: tuple(_as_resolver(r) for r in _as_list(v)) or _raise("is empty"),
-    "txt_prefix": _as_prefix,
-    "require_txt": _as_bool,
-    "caddy_storage": _as_path,
-    "allowed_cas": lambda v: tuple(ca.lower() for ca in _as_list(v)),
-    "expiring_days": _as_positive,
-    "admin_token": _as_secret,
-    "max_domains_per_tenant": _as_count,
-    "max_domains_per_app": lambda v: None if str(v).strip() == "" else _as_count(v),
-    "attach_rate_limit": _as_count,
-    "removed_retention": _as_positive,
-    "webhook_url": _as_url,
-    "webhook_secret": _as_webhook_secret,
-    "cert_scan_interval": _as_positive,
-    "pending_fast_interval": _as_positive,
-    "pending_fast_window": _as_positive,
-    "pending_slow_interval": _as_positive,
-    "retry_budget": _as_positive,
-    "drift_interval": _as_positive,
-    "drift_grace": _as_positive,
-    "dns_timeout": _as_positive,
-    "check_concurrency": _as_count,
-    "gate_workers": _as_count,
-    "log_level": _as_log_level,
+    "api_listen": parse_listen,
+    "internal_listen": parse_listen,
+    "internal_allow_public": as_bool,
+    "reconciler_listen": parse_listen,
+    "platform_zone": as_zone,
+    "reserved": lambda v: tuple(as_zone(z) for z in as_list(v)),
+    "upstream_template": as_template,
+    "edge_ipv4": as_addresses(4),
+    "edge_ipv6": as_addresses(6),
+    "resolvers": lambda v: tuple(as_resolver(r) for r in as_list(v)) or _raise("is empty"),
+    "txt_prefix": as_prefix,
+    "require_txt": as_bool,
+    "caddy_storage": as_path,
+    "allowed_cas": lambda v: tuple(ca.lower() for ca in as_list(v)),
+    "expiring_days": as_positive,
+    "admin_token": as_secret,
+    "max_domains_per_tenant": as_count,
+    "max_domains_per_app": lambda v: None if str(v).strip() == "" else as_count(v),
+    "attach_rate_limit": as_count,
+    "removed_retention": as_positive,
+    "webhook_url": as_url,
+    "webhook_secret": as_webhook_secret,
+    "cert_scan_interval": as_positive,
+    "pending_fast_interval": as_positive,
+    "pending_fast_window": as_positive,
+    "pending_slow_interval": as_positive,
+    "retry_budget": as_positive,
+    "drift_interval": as_positive,
+    "drift_grace": as_positive,
+    "dns_timeout": as_positive,
+    "check_concurrency": as_count,
+    "gate_workers": as_count,
+    "log_level": as_log_level,
 }
 
 

@@ -130,12 +130,12 @@ def _taken_message(hostname: str) -> str:
 
 def _taken_plan(domain: Domain, plan: CheckPlan) -> CheckPlan:
     message = _taken_message(domain.hostname)
-    # A pending claim fails; a failed one stays failed (a Move to where it is would be illegal).
-    move = None
-    if domain.status is Status.PENDING:
-        move = Move(
-            source=domain.status, target=Status.FAILED, reason=HOSTNAME_TAKEN, message=message
-        )
+    # A pending claim fails; a failed one stays failed, saying why.
+    move = (
+        Move(source=domain.status, target=Status.FAILED, reason=HOSTNAME_TAKEN, message=message)
+        if domain.status is Status.PENDING
+        else None
+    )
     return dataclasses.replace(
         plan,
         move=move,

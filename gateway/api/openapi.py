@@ -9,33 +9,13 @@ from typing import Any
 
 from aiohttp import web
 
-from domaingate.apps import MAX_UPSTREAM
-from domaingate.errors import error_codes
-from domaingate.hostnames import LDH_LABEL
-from domaingate.states import Status
 from domaingate.store.tenants import TENANT_NAME
 from gateway.api.inputs import MAX_LIMIT
-
-_TIME = {"type": "string", "format": "date-time"}
-_NULLABLE_TIME = {**_TIME, "nullable": True}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+from gateway.api.schemas import APP, LIVE_STATUS, SCHEMAS, ref
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _object(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A closed object: the API sends these fields, every one unless `optional`, and no others."""
-    return {
-        "type": "object",
-        "required": [name for name in properties if name not in optional],
-        "properties": properties,
-        "additionalProperties": False,
-    }
 
 
 # 409 carries Retry-After only with HOSTNAME_COOLDOWN_ACTIVE; 429 and 503 always do.
@@ -78,202 +58,8 @@ _TENANT_HEADER = {
     "description": "With the admin token: the tenant to act for (one such header at most)",
 }
 
-_APP = {"type": "string", "pattern": f"^{LDH_LABEL}$"}
-# The API never shows a removed domain.
-_LIVE_STATUS = {"type": "string", "enum": [s.value for s in Status if s is not Status.REMOVED]}
-
-_SCHEMAS: dict[str, Any] = {
-    "Error": _object(
-        {
-            "error": _object(
-                {
-                    # Every error class's code (domaingate.errors), and no other.
-                    "code": {"type": "string", "enum": error_codes()},
-                    "message": {"type": "string"},
-                    "retry_after": {"type": "integer", "minimum": 1},
-                    "fields": {"type": "array", "items": {"type": "string"}},
-                    "limit": {"type": "integer"},
-                    "domains": {"type": "integer"},
-                },
-                optional=("retry_after", "fields", "limit", "domains"),
-            )
-        }
-    ),
-    "Record": _object(
-        {
-            "type": {"type": "string", "enum": ["CNAME", "TXT", "A", "AAAA"]},
-            "name": {"type": "string"},
-            "value": {"type": "string"},
-        }
-    ),
-    "CheckError": {
-        **_object({"code": {"type": "string"}, "message": {"type": "string"}}),
-        "nullable": True,
-    },
-    "Domain": _object(
-        {
-            "domain": {"type": "string"},
-            "app": {"type": "string"},
-            "tenant": {"type": "string"},
-            "status": _LIVE_STATUS,
-            "kind": {"type": "string", "enum": ["subdomain", "apex"]},
-            "method": {"type": "string", "enum": ["cname", "txt"]},
-            "txt_record": _object({"name": {"type": "string"}, "value": {"type": "string"}}),
-            "instructions": _object(
-                {
-                    "records": {"type": "array", "items": _ref("Record")},
-                    "notes": {"type": "array", "items": {"type": "string"}},
-                }
-            ),
-            "created_at": _TIME,
-            "updated_at": _TIME,
-            "verified_at": _NULLABLE_TIME,
-            "last_checked_at": _NULLABLE_TIME,
-            "next_check_at": _NULLABLE_TIME,
-            "last_check_error": _ref("CheckError"),
-            "failure_count": {"type": "integer", "minimum": 0},
-            "dns_provider": {"type": "string", "nullable": True},
-            "cert_expires_at": _NULLABLE_TIME,
-            "cert_issuer": {"type": "string", "nullable": True},
-            "cert_renewal_due_at": {
-                **_NULLABLE_TIME,
-                "description": "When the certificate's renewal becomes overdue: past it an active "
-                "domain turns expiring (less than 1/6 of the certificate's lifetime left, the end "
-                "of the renewal window its CA suggests, or EXPIRING_DAYS before its end)",
-            },
-            "now": _TIME,
-        }
-    ),
-    "DomainList": _object(
-        {
-            "domains": {"type": "array", "items": _ref("Domain")},
-            "next_cursor": {"type": "string", "nullable": True},
-            "now": _TIME,
-        }
-    ),
-    "Verification": _object(
-        {
-            "verified": {"type": "boolean"},
-            "status": _LIVE_STATUS,
-            "checks": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "check": {"type": "string"},
-                        "ok": {"type": "boolean"},
-                        "code": {"type": "string", "nullable": True},
-                        "message": {"type": "string"},
-                    }
-                ),
-            },
-            "last_check_error": _ref("CheckError"),
-            "last_checked_at": _NULLABLE_TIME,
-            "now": _TIME,
-        }
-    ),
-    "EventList": _object(
-        {
-            "domain": {"type": "string"},
-            "events": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "id": {"type": "string"},
-                        "type": {"type": "string"},
-                        "from_status": {"type": "string", "nullable": True},
-                        "to_status": {"type": "string"},
-                        "reason": {"type": "string", "nullable": True},
-                        "message": {"type": "string", "nullable": True},
-                        "created_at": _TIME,
-                    }
-                ),
-            },
-            "now": _TIME,
-        }
-    ),
-    "Account": _object(
-        {
-            "admin": {"type": "boolean"},
-            "tenant": {"type": "string", "nullable": True},
-            "limits": _object(
-                {
-                    "max_domains_per_tenant": {"type": "integer", "minimum": 1},
-                    "max_domains_per_app": {"type": "integer", "minimum": 1, "nullable": True},
-                }
-            ),
-            "usage": {
-                **_object(
-                    {
-                        "domains": {"type": "integer", "minimum": 0},
-                        "apps": {
-                            "type": "array",
-                            "items": _object(
-                                {"app": {"type": "string"}, "domains": {"type": "integer"}}
-                            ),
-                        },
-                    }
-                ),
-                "nullable": True,
-            },
-            "now": _TIME,
-        }
-    ),
-    "Status": _object(
-        {
-            "reconciler": _object(
-                {
-                    "lease_held": {"type": "boolean"},
-                    "holder": {"type": "string", "nullable": True},
-                    "lease_expires_at": _NULLABLE_TIME,
-                    "last_check_at": _NULLABLE_TIME,
-                    "checks_overdue": {"type": "integer", "minimum": 0},
-                }
-            ),
-            "outbox": _object(
-                {"backlog": {"type": "integer", "minimum": 0}, "oldest_at": _NULLABLE_TIME}
-            ),
-            "counts": _object(
-                {name: {"type": "integer", "minimum": 0} for name in _LIVE_STATUS["enum"]}
-            ),
-            "now": _TIME,
-        }
-    ),
-    "App": _object(
-        {
-            "app": _APP,
-            "upstream": {"type": "string", "nullable": True},
-            "tenant": {"type": "string"},
-            "now": _TIME,
-        },
-        optional=("tenant", "now"),
-    ),
-    "AppList": _object({"apps": {"type": "array", "items": _ref("App")}, "now": _TIME}),
-    "AppRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "upstream": {
-                "type": "string",
-                "nullable": True,
-                "maxLength": MAX_UPSTREAM,
-                "description": "host:port for /route (null or absent: UPSTREAM_TEMPLATE)",
-                "example": "shop-backend.internal:8080",
-            }
-        },
-    },
-    "AttachRequest": {
-        "type": "object",
-        "required": ["domain", "app"],
-        "additionalProperties": False,
-        "properties": {
-            "domain": {"type": "string", "example": "shop.example.com"},
-            "app": _APP,
-        },
-    },
-}
-
 _DOMAIN_OPS = [_DOMAIN_PARAM, _TENANT_HEADER]
-_APP_OPS = [{"name": "app", "in": "path", "required": True, "schema": _APP}, _TENANT_HEADER]
+_APP_OPS = [{"name": "app", "in": "path", "required": True, "schema": APP}, _TENANT_HEADER]
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -286,17 +72,17 @@ DOCUMENT: dict[str, Any] = {
     "security": [{"bearer": []}],
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": _SCHEMAS,
+        "schemas": SCHEMAS,
         "responses": {
-            "Error": _json(_ref("Error"), "An error"),
+            "Error": _json(ref("Error"), "An error"),
             "Conflict": {
                 **_json(
-                    _ref("Error"), "A conflict with the hostname's holder or the domain's state"
+                    ref("Error"), "A conflict with the hostname's holder or the domain's state"
                 ),
                 "headers": _retry_after(required=False),
             },
             "RetryLater": {
-                **_json(_ref("Error"), "Refused for now: rate-limited, or the database is busy"),
+                **_json(ref("Error"), "Refused for now: rate-limited, or the database is busy"),
                 "headers": _retry_after(required=True),
             },
         },
@@ -309,11 +95,11 @@ DOCUMENT: dict[str, Any] = {
                 "parameters": [_TENANT_HEADER],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("AttachRequest")}},
+                    "content": {"application/json": {"schema": ref("AttachRequest")}},
                 },
                 "responses": {
                     "201": {
-                        **_json(_ref("Domain"), "Attached; publish the records it lists"),
+                        **_json(ref("Domain"), "Attached; publish the records it lists"),
                         "headers": {
                             "Location": {
                                 "required": True,
@@ -330,11 +116,11 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "List domains, oldest first",
                 "parameters": [
                     _TENANT_HEADER,
-                    {"name": "app", "in": "query", "schema": _APP},
+                    {"name": "app", "in": "query", "schema": APP},
                     {
                         "name": "status",
                         "in": "query",
-                        "schema": _LIVE_STATUS,
+                        "schema": LIVE_STATUS,
                     },
                     {
                         "name": "limit",
@@ -349,7 +135,7 @@ DOCUMENT: dict[str, Any] = {
                     },
                 ],
                 "responses": {
-                    "200": _json(_ref("DomainList"), "A page of domains"),
+                    "200": _json(ref("DomainList"), "A page of domains"),
                     **_errors(400),
                 },
             },
@@ -358,7 +144,7 @@ DOCUMENT: dict[str, Any] = {
             "get": {
                 "operationId": "getDomain",
                 "parameters": _DOMAIN_OPS,
-                "responses": {"200": _json(_ref("Domain"), "The domain"), **_errors(400, 404)},
+                "responses": {"200": _json(ref("Domain"), "The domain"), **_errors(400, 404)},
             },
             "delete": {
                 "operationId": "detachDomain",
@@ -372,7 +158,7 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Check DNS now",
                 "parameters": _DOMAIN_OPS,
                 "responses": {
-                    "200": _json(_ref("Verification"), "The check's findings"),
+                    "200": _json(ref("Verification"), "The check's findings"),
                     **_errors(400, 404, 409, 429),
                 },
             },
@@ -382,7 +168,7 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "domainEvents",
                 "parameters": _DOMAIN_OPS,
                 "responses": {
-                    "200": _json(_ref("EventList"), "State moves, oldest first"),
+                    "200": _json(ref("EventList"), "State moves, oldest first"),
                     **_errors(400, 404),
                 },
             },
@@ -392,7 +178,7 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "account",
                 "summary": "Who the token is, the quotas, and the tenant's use of them",
                 "parameters": [_TENANT_HEADER],
-                "responses": {"200": _json(_ref("Account"), "The caller"), **_errors(400)},
+                "responses": {"200": _json(ref("Account"), "The caller"), **_errors(400)},
             }
         },
         "/api/v1/status": {
@@ -400,7 +186,7 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "status",
                 "summary": "The reconciler's health as the store shows it (admin token only)",
                 "parameters": [_TENANT_HEADER],
-                "responses": {"200": _json(_ref("Status"), "Health"), **_errors(400, 403)},
+                "responses": {"200": _json(ref("Status"), "Health"), **_errors(400, 403)},
             }
         },
         "/api/v1/apps": {
@@ -408,7 +194,7 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "listApps",
                 "summary": "The tenant's apps (with the admin token and no tenant: every app)",
                 "parameters": [_TENANT_HEADER],
-                "responses": {"200": _json(_ref("AppList"), "Apps by name"), **_errors(400)},
+                "responses": {"200": _json(ref("AppList"), "Apps by name"), **_errors(400)},
             }
         },
         "/api/v1/apps/{app}": {
@@ -418,11 +204,11 @@ DOCUMENT: dict[str, Any] = {
                 "parameters": _APP_OPS,
                 "requestBody": {
                     "required": False,
-                    "content": {"application/json": {"schema": _ref("AppRequest")}},
+                    "content": {"application/json": {"schema": ref("AppRequest")}},
                 },
                 "responses": {
-                    "200": _json(_ref("App"), "Changed"),
-                    "201": _json(_ref("App"), "Registered"),
+                    "200": _json(ref("App"), "Changed"),
+                    "201": _json(ref("App"), "Registered"),
                     **_errors(400, 409, 413),
                 },
             },

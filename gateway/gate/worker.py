@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import uvloop
 
 from domaingate.logs import configure_logging
-from domaingate.settings import fill_upstream, parse_db
+from domaingate.settings import fill_upstream
+from domaingate.settings_values import parse_db
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.listener import GateListener
 from gateway.gate.routes import GateRoutes

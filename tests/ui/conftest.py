@@ -13,10 +13,11 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from tests.ui.stack import CHROMIUM, CHROMIUM_ARGS, EDGE_IPV4, PLATFORM, Stack
 
-# The hostile finding and the hostile CNAME target sit in knot from the start; the records a
-# test publishes are added with `publish()`.
+# The hostile finding and the hostile CNAME target sit in knot from the start. The platform's
+# zone starts empty: `Stack.tenant()` publishes each app's CNAME target as it registers the app,
+# and a test publishes a tenant's own records with `stack.knot.set_zone()`.
 BASE_ZONES = {
-    PLATFORM: f"web A {EDGE_IPV4}\nshop A {EDGE_IPV4}\nblog A {EDGE_IPV4}\n",
+    PLATFORM: "",
     # knot's zone files take `<`, `>` and `/` in a name only escaped: this is <b>bold</b>.acme.test.
     "acme.test": "hostile CNAME \\060b\\062bold\\060\\047b\\062.acme.test.\n",
     "evil.test": f'@ A {EDGE_IPV4}\n_domaingate TXT "<img src=x onerror=window.pwned=1>"\n',

@@ -65,6 +65,8 @@ class Stack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.issuer = make_issuer("UI Test CA", "domaingate tests")
         self.env: dict[str, str] = {}
+        # The platform's zone as served: a CNAME target is added for each app registered.
+        self.platform_records = zones.get(PLATFORM, "")
 
     def start(self) -> None:
         self.knot.start()
@@ -160,9 +162,21 @@ class Stack:
             raise RuntimeError(f"domaingate {' '.join(args)}: {result.stdout}{result.stderr}")
         return result.stdout
 
-    def tenant(self, name: str) -> str:
-        """A new tenant's token, made as an operator would (`domaingate tenant create`)."""
-        return self.cli("tenant", "create", name).strip()
+    def tenant(self, name: str, *apps: str) -> str:
+        """A new tenant's token, made as an operator would (`domaingate tenant create`), with
+        `apps` registered for it (app names are unique across tenants)."""
+        token = self.cli("tenant", "create", name).strip()
+        self.register_apps(name, *apps)
+        return token
+
+    def register_apps(self, tenant: str, *apps: str) -> None:
+        """Register `apps` for `tenant` as the platform does (`domaingate apps add`) and publish
+        each one's CNAME target `{app}.{PLATFORM}` in knot, pointing at the edge."""
+        for app in apps:
+            self.cli("apps", "add", tenant, app)
+            self.platform_records += f"{app} A {EDGE_IPV4}\n"
+        if apps:
+            self.knot.set_zone(PLATFORM, self.platform_records)
 
     def api(self, method: str, path: str, token: str, body: Any = None) -> Reply:
         headers = {"Authorization": f"Bearer {token}"}

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.slow
 MARKUP = '<img src=x onerror="window.pwned=1">.acme.test'
 
 
-def attach(page: Page, domain: str, app: str = "web") -> None:
+def attach(page: Page, domain: str, app: str) -> None:
     page.fill("#attach-domain", domain)
-    page.fill("#attach-app", app)
+    page.select_option("#attach-app", app)
     page.click("#attach button[type=submit]")
 
 
@@ -31,17 +31,17 @@ def test_a_hostile_hostname_is_refused_and_quoted_as_text(page: Page, stack: Sta
         dialog.dismiss()
 
     page.on("dialog", seen)
-    sign_in(page, stack.tenant("evil-corp"), "/ui/domains.html")
-    attach(page, MARKUP)
+    sign_in(page, stack.tenant("evil-corp", "evil-corp-web"), "/ui/domains.html")
+    attach(page, MARKUP, "evil-corp-web")
     message = page.locator("#attach-message")
     expect(message).to_contain_text("is not a valid hostname")
     expect(message).to_contain_text('<img src=x onerror="window.pwned=1">')
     assert message.locator("img").count() == 0
-    attach(page, "<script>alert(1)</script>.acme.test")
+    attach(page, "<script>alert(1)</script>.acme.test", "evil-corp-web")
     expect(message).to_contain_text("<script>alert(1)</script>")
     assert message.locator("script").count() == 0
     too_long = ".".join(["a" * 63] * 4) + ".acme.test"
-    attach(page, too_long)
+    attach(page, too_long, "evil-corp-web")
     expect(message).to_contain_text("is not a valid hostname")
     expect(message).to_contain_text("INVALID_HOSTNAME")
     assert page.evaluate("window.pwned") is None
@@ -50,11 +50,11 @@ def test_a_hostile_hostname_is_refused_and_quoted_as_text(page: Page, stack: Sta
 
 
 def test_idn_and_long_names_are_shown_whole(page: Page, stack: Stack, shots: Path) -> None:
-    sign_in(page, stack.tenant("globex"), "/ui/domains.html")
-    attach(page, "Bücher.acme.test")
+    sign_in(page, stack.tenant("globex", "globex-web"), "/ui/domains.html")
+    attach(page, "Bücher.acme.test", "globex-web")
     expect(badge(page, "xn--bcher-kva.acme.test")).to_have_text("pending")
     long_name = ".".join(["l" * 63, "o" * 63, "n" * 60]) + ".acme.test"
-    attach(page, long_name)
+    attach(page, long_name, "globex-web")
     expect(card(page, long_name).locator("h3")).to_have_text(long_name)
     expect(card(page, long_name).locator(".finding-bad")).to_contain_text(
         "nxdomain", timeout=30_000
@@ -66,10 +66,10 @@ def test_idn_and_long_names_are_shown_whole(page: Page, stack: Stack, shots: Pat
 
 
 def test_hostile_dns_answers_in_findings_are_text(page: Page, stack: Stack, shots: Path) -> None:
-    token = stack.tenant("hostile")
+    token = stack.tenant("hostile", "hostile-web")
     # knot holds a CNAME to <b>bold</b>.acme.test and a TXT of `<img … onerror=…>` at evil.test.
-    stack.attach(token, "hostile.acme.test", "web")
-    stack.attach(token, "evil.test", "web")
+    stack.attach(token, "hostile.acme.test", "hostile-web")
+    stack.attach(token, "evil.test", "hostile-web")
     sign_in(page, token, "/ui/domains.html")
     cname = card(page, "hostile.acme.test").locator(".finding-bad")
     expect(cname).to_contain_text("cname_wrong_target", timeout=30_000)

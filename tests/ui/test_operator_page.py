@@ -25,19 +25,19 @@ def rows(page: Page, table: str) -> list[str]:
 
 
 def test_health_counts_attention_and_filters(page: Page, stack: Stack, shots: Path) -> None:
-    initrode = stack.tenant("initrode")
-    massive = stack.tenant("massive")
+    initrode = stack.tenant("initrode", "initrode-web", "initrode-shop")
+    massive = stack.tenant("massive", "massive-blog")
     stack.knot.set_zone(
         "acme.test",
         BASE_ZONES["acme.test"]
-        + f"www CNAME web.{PLATFORM}.\nstore CNAME shop.{PLATFORM}.\n"
-        + f"news CNAME blog.{PLATFORM}.\n",
+        + f"www CNAME initrode-web.{PLATFORM}.\nstore CNAME initrode-shop.{PLATFORM}.\n"
+        + f"news CNAME massive-blog.{PLATFORM}.\n",
     )
-    stack.attach(initrode, "www.acme.test", "web")  # → active
-    stack.attach(initrode, "store.acme.test", "shop")  # → expiring
-    stack.attach(initrode, "gone.acme.test", "web")  # → failed
-    stack.attach(massive, "news.acme.test", "blog")  # → verified
-    stack.attach(massive, "typo.acme.test", "blog")  # stays pending, nxdomain
+    stack.attach(initrode, "www.acme.test", "initrode-web")  # → active
+    stack.attach(initrode, "store.acme.test", "initrode-shop")  # → expiring
+    stack.attach(initrode, "gone.acme.test", "initrode-web")  # → failed
+    stack.attach(massive, "news.acme.test", "massive-blog")  # → verified
+    stack.attach(massive, "typo.acme.test", "massive-blog")  # stays pending, nxdomain
     for name in ("www.acme.test", "store.acme.test", "news.acme.test"):
         stack.wait_status(name, "verified")
     stack.store_certificate("www.acme.test", days_left=60, lifetime_days=90)
@@ -74,9 +74,9 @@ def test_health_counts_attention_and_filters(page: Page, stack: Stack, shots: Pa
         "store.acme.test",
         "www.acme.test",
     ]
-    page.fill("#filter-app", "web")
+    page.fill("#filter-app", "initrode-web")
     page.click("#filters button[type=submit]")
-    expect(page.locator("#list-note")).to_contain_text("app web")
+    expect(page.locator("#list-note")).to_contain_text("app initrode-web")
     assert sorted(rows(page, "all-domains")) == ["gone.acme.test", "www.acme.test"]
     page.select_option("#filter-status", "active")
     page.click("#filters button[type=submit]")

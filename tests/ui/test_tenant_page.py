@@ -17,17 +17,29 @@ from tests.ui.stack import PER_APP, PLATFORM, Stack
 pytestmark = pytest.mark.slow
 
 
+def app_choices(page: Page) -> list[str]:
+    """The values the attach form's app field offers, in order ("" is the prompt to choose)."""
+    found = page.locator("#attach-app option").evaluate_all(
+        "options => options.map(option => option.value)"
+    )
+    assert isinstance(found, list)
+    return [str(value) for value in found]
+
+
 def test_attach_publish_and_the_page_turns_verified_by_itself(
     page: Page, stack: Stack, shots: Path
 ) -> None:
-    token = stack.tenant("acme")
+    # The README's tenant and app (its screenshot comes from here); every other tenant's apps
+    # carry the tenant's name, as app names are unique across tenants.
+    token = stack.tenant("acme", "web")
     sign_in(page, token, "/ui/domains.html")
     expect(page.locator("#who")).to_have_text("tenant acme")
     expect(page.locator("#quota-tenant")).to_contain_text("0 of 10")
     expect(page.locator("#quota-app")).to_have_text(f"At most {PER_APP} domains per app.")
 
     page.fill("#attach-domain", "Shop.ACME.test.")
-    page.fill("#attach-app", "web")
+    # The only app registered is the one offered, already chosen.
+    expect(page.locator("#attach-app")).to_have_value("web")
     page.click("#attach button[type=submit]")
     expect(page.locator("#attach-message")).to_contain_text("Attached shop.acme.test")
     expect(badge(page, "shop.acme.test")).to_have_text("pending")
@@ -91,9 +103,57 @@ def test_attach_publish_and_the_page_turns_verified_by_itself(
     assert stack.status("shop.acme.test") is None
 
 
+def test_the_app_field_offers_the_tenants_registered_apps_only(
+    page: Page, stack: Stack, shots: Path
+) -> None:
+    stack.tenant("wayne", "wayne-ops")  # another tenant's app, never offered
+    token = stack.tenant("newco")
+    sign_in(page, token, "/ui/domains.html")
+    note = page.locator("#attach-apps-note")
+    expect(note).to_contain_text("No app is registered for newco yet")
+    expect(note).to_contain_text("The platform must register an app for this tenant first")
+    expect(page.locator("#attach-app")).to_be_disabled()
+    expect(page.locator("#attach button[type=submit]")).to_be_disabled()
+    assert app_choices(page) == [""]
+    expect(page.locator("#attach-app")).to_have_text("No app registered")
+    screenshot(page, shots, "tenant-no-apps")
+
+    stack.register_apps("newco", "newco-web", "newco-api")
+    page.reload()
+    expect(page.locator("#attach-app")).to_be_enabled()
+    expect(note).to_be_hidden()
+    # Two apps: none is chosen for the tenant, and the form is not sent until one is.
+    assert app_choices(page) == ["", "newco-api", "newco-web"]
+    expect(page.locator("#attach-app")).to_have_value("")
+    page.fill("#attach-domain", "choose.acme.test")
+    page.click("#attach button[type=submit]")
+    assert page.locator("#attach-app").evaluate("select => select.validity.valueMissing")
+    page.select_option("#attach-app", "newco-web")
+    page.click("#attach button[type=submit]")
+    expect(page.locator("#attach-message")).to_contain_text("Attached choose.acme.test")
+    expect(card(page, "choose.acme.test").locator(".domain-head")).to_contain_text("app newco-web")
+    expect(page.locator("#attach-app")).to_have_value("newco-web")
+    assert stack.status("choose.acme.test") == "pending"
+    screenshot(page, shots, "tenant-app-choice")
+
+    # The platform removes an app while the page shows it: the API's refusal is shown and the
+    # field is read again.
+    stack.cli("apps", "remove", "newco", "newco-api")
+    page.fill("#attach-domain", "gone-app.acme.test")
+    page.select_option("#attach-app", "newco-api")
+    page.click("#attach button[type=submit]")
+    expect(page.locator("#attach-message")).to_contain_text(
+        "app 'newco-api' is not one of this tenant's apps"
+    )
+    expect(page.locator("#attach-message")).to_contain_text("(INVALID_APP)")
+    expect(page.locator("#attach-app option")).to_have_count(1)
+    assert app_choices(page) == ["newco-web"]
+    assert "wayne-ops" not in page.content()
+
+
 def test_verify_now_shows_the_rate_limits_answer(page: Page, stack: Stack) -> None:
-    token = stack.tenant("initech")
-    stack.attach(token, "nothing.acme.test", "web")
+    token = stack.tenant("initech", "initech-web")
+    stack.attach(token, "nothing.acme.test", "initech-web")
     sign_in(page, token, "/ui/domains.html")
     button = card(page, "nothing.acme.test").locator("button.verify")
     result = card(page, "nothing.acme.test").locator(".verify-result")
@@ -108,34 +168,36 @@ def test_verify_now_shows_the_rate_limits_answer(page: Page, stack: Stack) -> No
 
 
 def test_a_tenant_never_sees_another_tenants_domains(page: Page, stack: Stack) -> None:
-    owner = stack.tenant("umbrella")
-    stranger = stack.tenant("hooli")
-    stack.attach(owner, "private.acme.test", "web")
-    stack.attach(stranger, "mine.acme.test", "blog")
+    owner = stack.tenant("umbrella", "umbrella-web")
+    stranger = stack.tenant("hooli", "hooli-blog")
+    stack.attach(owner, "private.acme.test", "umbrella-web")
+    stack.attach(stranger, "mine.acme.test", "hooli-blog")
     sign_in(page, stranger, "/ui/domains.html")
     expect(card(page, "mine.acme.test")).to_be_visible()
     expect(page.locator("article.domain")).to_have_count(1)
+    # Nor another tenant's apps in the attach form.
+    assert app_choices(page) == ["hooli-blog"]
     assert "private.acme.test" not in page.content()
     assert "umbrella" not in page.content()
 
 
 def test_the_app_quota_is_shown_and_its_refusal_too(page: Page, stack: Stack) -> None:
-    token = stack.tenant("vandelay")
+    token = stack.tenant("vandelay", "vandelay-shop")
     for i in range(PER_APP):
-        stack.attach(token, f"q{i}.acme.test", "shop")
+        stack.attach(token, f"q{i}.acme.test", "vandelay-shop")
     sign_in(page, token, "/ui/domains.html")
-    expect(page.locator(".app-usage")).to_contain_text(f"shop: {PER_APP} of {PER_APP}")
+    expect(page.locator(".app-usage")).to_contain_text(f"vandelay-shop: {PER_APP} of {PER_APP}")
     page.fill("#attach-domain", "one-more.acme.test")
-    page.fill("#attach-app", "shop")
+    page.select_option("#attach-app", "vandelay-shop")
     page.click("#attach button[type=submit]")
     expect(page.locator("#attach-message")).to_have_text(
-        f"the app 'shop' already has {PER_APP} domains, its quota (QUOTA_EXCEEDED)"
+        f"the app 'vandelay-shop' already has {PER_APP} domains, its quota (QUOTA_EXCEEDED)"
     )
 
 
 def test_pending_domains_are_read_again_gently(page: Page, stack: Stack) -> None:
-    token = stack.tenant("gentle")
-    stack.attach(token, "later.acme.test", "web")
+    token = stack.tenant("gentle", "gentle-web")
+    stack.attach(token, "later.acme.test", "gentle-web")
     calls: list[tuple[float, str, str]] = []
     page.on(
         "request",

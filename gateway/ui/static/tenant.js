@@ -17,7 +17,8 @@ const state = {
   events: new Map(), // hostname → { updatedAt, events } once loaded
   openEvents: new Set(),
   confirming: new Set(),
-  registeredApps: [],
+  apps: [], // the tenant's registered apps, by name
+  appsError: null,
   delay: FIRST_DELAY,
   timer: null,
 };
@@ -314,12 +315,54 @@ function renderQuota() {
       ),
     );
   }
-  const choices = document.getElementById("app-choices");
-  const known = new Set([...perApp.keys(), ...state.registeredApps]);
-  clear(choices);
-  for (const app of [...known].sort()) {
-    choices.append(el("option", { value: app }));
+}
+
+// The app field offers the tenant's registered apps only: the API refuses any other name.
+function renderAppChoice() {
+  const select = document.getElementById("attach-app");
+  const submit = document.querySelector("#attach button[type=submit]");
+  const note = document.getElementById("attach-apps-note");
+  const chosen = select.value;
+  const apps = state.apps;
+  clear(select);
+  if (apps.length === 0) {
+    select.append(el("option", { value: "" }, "No app registered"));
+  } else if (apps.length > 1) {
+    select.append(el("option", { value: "", disabled: true, selected: true }, "Choose an app"));
   }
+  for (const app of apps) {
+    select.append(el("option", { value: app }, app));
+  }
+  if (apps.includes(chosen)) {
+    select.value = chosen;
+  }
+  select.disabled = apps.length === 0;
+  submit.disabled = apps.length === 0;
+  if (state.appsError) {
+    showMessage(note, "Cannot read your apps: " + state.appsError + " (reload the page to try again)", "error");
+  } else if (apps.length === 0) {
+    showMessage(
+      note,
+      "No app is registered for " + state.account.tenant + " yet, so no domain can be attached. " +
+        "The platform must register an app for this tenant first (domaingate apps add " +
+        state.account.tenant + " APP); reload this page once it has.",
+      "warn",
+    );
+  } else {
+    showMessage(note, "", null);
+  }
+}
+
+async function loadApps() {
+  try {
+    const answer = await api("GET", "/apps");
+    state.apps = answer.apps.map((app) => app.app).sort();
+    state.appsError = null;
+  } catch (error) {
+    state.apps = [];
+    state.appsError = error.message;
+  }
+  renderAppChoice();
 }
 
 async function refresh() {
@@ -423,32 +466,26 @@ function wireAttach() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const domain = document.getElementById("attach-domain").value.trim();
-    const app = document.getElementById("attach-app").value.trim();
+    const app = document.getElementById("attach-app").value;
     const button = form.querySelector("button");
     button.disabled = true;
     try {
       const created = await api("POST", "/domains", { body: { domain, app } });
       showMessage(message, "Attached " + created.domain + ": publish the records shown below.", "ok");
-      form.reset();
+      // Clears the domain; the app stays chosen for the next one.
+      document.getElementById("attach-domain").value = "";
       await refresh();
       soon();
     } catch (error) {
       showMessage(message, error.message + " (" + error.code + ")", "error");
+      if (error.code === "INVALID_APP") {
+        // The platform removed the app since the page read the list: offer the current one.
+        await loadApps();
+      }
     } finally {
-      button.disabled = false;
+      button.disabled = state.apps.length === 0;
     }
   });
-}
-
-// Apps a tenant may attach to, once the API lists them; until then the field takes any name.
-async function loadRegisteredApps() {
-  try {
-    const answer = await api("GET", "/apps");
-    const apps = Array.isArray(answer.apps) ? answer.apps : [];
-    return apps.map((app) => (typeof app === "string" ? app : app.app || app.name)).filter(Boolean);
-  } catch (error) {
-    return [];
-  }
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
@@ -470,7 +507,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     return;
   }
   document.getElementById("who").textContent = "tenant " + state.account.tenant;
-  state.registeredApps = await loadRegisteredApps();
+  await loadApps();
   wireAttach();
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) {
