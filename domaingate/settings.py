@@ -31,6 +31,7 @@ from domaingate.settings_values import (
     as_url,
     as_webhook_secret,
     as_zone,
+    parse_db,
     parse_listen,
     webhook_key,
 )
@@ -60,7 +61,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    db: Path = Path("./domaingate.db")
+    # A SQLite file, or a PostgreSQL URL (kept as the string it was given).
+    db: Path | str = Path("./domaingate.db")
     api_listen: Listen = Listen("127.0.0.1", 8080)
     internal_listen: Listen = Listen("127.0.0.1", 9123)
     # The internal listener answers /tls-ask without authentication: binding it anywhere but
@@ -133,7 +135,7 @@ def fill_upstream(template: str, app: str, tenant: str) -> str:
 
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
-    "db": as_path,
+    "db": parse_db,
     "api_listen": parse_listen,
     "internal_listen": parse_listen,
     "internal_allow_public": as_bool,

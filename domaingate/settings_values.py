@@ -203,6 +203,25 @@ def as_log_level(value: Any) -> str:
     return text
 
 
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def parse_db(value: Any) -> Path | str:
+    """DB as given: a SQLite file path, or a PostgreSQL URL kept as its string."""
+    text = str(value).strip()
+    match = _URL_SCHEME.match(text)
+    if match is None:
+        return as_path(text)
+    # A URL is never taken for a file name: `postgresql:/…` would otherwise become a SQLite file.
+    if match.group(1).lower() not in POSTGRES_SCHEMES:
+        raise ValueError(
+            f"unsupported database URL scheme {match.group(1)!r}: give a SQLite file path or a "
+            "postgresql://user:password@host:port/database URL"
+        )
+    return text
+
+
 def as_path(value: Any) -> Path:
     text = str(value).strip()
     if not text:

@@ -27,7 +27,7 @@ from gateway.api.inputs import MAX_BODY
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.listener import GateListener
 from gateway.gate.routes import GateRoutes
-from gateway.gate.watcher import AllowlistSync
+from gateway.gate.watcher import sync_for
 from gateway.keys import ALLOWLIST, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
 from gateway.metrics import Metrics
 from gateway.timing import timing_middleware
@@ -41,7 +41,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _gate_sync(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    sync = AllowlistSync(
+    sync = sync_for(
         settings.db, app[ALLOWLIST], settings.upstream, on_error=app[METRICS].sync_errors.inc
     )
     await sync.open()

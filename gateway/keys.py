@@ -8,13 +8,13 @@ from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store.database import Clock, Database
 from gateway.gate.allowlist import Allowlist
-from gateway.gate.watcher import AllowlistSync
+from gateway.gate.watcher import Sync
 from gateway.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 DB = web.AppKey("db", Database)
 ALLOWLIST = web.AppKey("allowlist", Allowlist)
-SYNC = web.AppKey("sync", AllowlistSync)
+SYNC: web.AppKey[Sync] = web.AppKey("sync")
 CHECKER = web.AppKey("checker", DnsChecker)
 METRICS = web.AppKey("metrics", Metrics)

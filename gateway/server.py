@@ -12,6 +12,7 @@ from aiohttp import web
 
 from domaingate import sd_notify
 from domaingate.settings import Settings
+from domaingate.store.database import described
 from gateway.app import create_app, create_internal_listener
 from gateway.gate.workers import Workers
 
@@ -48,7 +49,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 settings.internal_listen,
                 settings.gate_workers,
                 settings.api_listen,
-                settings.db,
+                described(settings.db),
             )
             # Under systemd (Type=notify), Caddy's unit waits for this: the allowlist is loaded
             # and both listeners are open, so no handshake meets a gate that is not there yet.

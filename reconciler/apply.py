@@ -14,11 +14,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from domaingate.lifecycle.certificates import CertChange
 from domaingate.store import certificates as cert_store
 from domaingate.store import domains as domain_store
+from domaingate.store.connection import Connection
 from domaingate.store.database import Clock, Database
 
 log = logging.getLogger(__name__)
@@ -51,9 +50,7 @@ async def apply_cert_changes(
     return result
 
 
-async def _write(
-    conn: aiosqlite.Connection, changes: Sequence[CertChange], now: float
-) -> list[CertChange]:
+async def _write(conn: Connection, changes: Sequence[CertChange], now: float) -> list[CertChange]:
     written: list[CertChange] = []
     for change, ok in zip(
         changes, await domain_store.unchanged(conn, [c.domain for c in changes]), strict=True

@@ -32,7 +32,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store import outbox
-from domaingate.store.database import Clock, Database
+from domaingate.store.database import Clock, Database, described
 from domaingate.store.retention import purge_removed
 from domaingate.store.runs import RECORD_EVERY, RunRecorder, short_error
 from reconciler.certjob import CertJob
@@ -327,7 +327,7 @@ async def run(
         await reconciler.start()
         log.info(
             "reconciler started on %s (holder %s), metrics on http://%s/metrics",
-            settings.db,
+            described(settings.db),
             reconciler.lease.holder,
             settings.reconciler_listen,
         )

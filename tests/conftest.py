@@ -1,7 +1,8 @@
-"""Shared fixtures: a real SQLite file on tmp_path, the one `settings` of the domaingate under
-test, the API app and the internal (gate) listener through pytest-aiohttp's `aiohttp_client`,
-tenants, and a clock to drive. The processes (knot, the daemons) come from
-tests/support/fixtures.py, loaded here as a plugin.
+"""Shared fixtures: a real SQLite file on tmp_path (or, where a directory runs its tests on both
+backends, a PostgreSQL database of the session's cluster: `db_target`), the one `settings` of the
+domaingate under test, the API app and the internal (gate) listener through pytest-aiohttp's
+`aiohttp_client`, tenants, and a clock to drive. The processes (knot, the daemons, PostgreSQL's
+cluster) come from tests/support/fixtures.py, loaded here as a plugin.
 
 Nothing here is autouse. The `knot` and `e2e` markers imply `slow` (see
 `pytest_collection_modifyitems`), so `scripts/check --fast` leaves those tests out.
@@ -17,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+import psycopg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestClient
 from multidict import CIMultiDictProxy
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg.rows import dict_row
 from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
@@ -29,6 +32,7 @@ from domaingate.settings import Listen, Settings, load_settings
 from domaingate.store import apps, tenants
 from domaingate.store.database import Database
 from domaingate.store.models import Tenant
+from domaingate.store.postgres.adapter import translate
 from gateway.app import create_app, create_internal_listener
 from gateway.keys import ALLOWLIST, DB
 from tests.support.net import HOST, free_port
@@ -65,7 +69,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def make_settings(db: Path, **overrides: Any) -> Settings:
+def make_settings(db: Path | str, **overrides: Any) -> Settings:
     """Test settings: SQLite at `db`, the admin token, edge addresses, and `overrides`."""
     values: dict[str, Any] = {
         "db": db,
@@ -86,6 +90,21 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def db_target(db_path: Path) -> Path | str:
+    """What settings.db names for the test: SQLite on tmp_path here; directories whose tests run
+    on both backends override it with `both_backends`."""
+    return db_path
+
+
+def both_backends(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    """For a `db_target` fixture parametrised over ("sqlite", "postgresql")."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return db_path
+
+
+@pytest.fixture
 def storage(tmp_path: Path) -> Path:
     """Caddy's storage root, with its (empty) certificates directory."""
     root = tmp_path / "caddy"
@@ -94,12 +113,12 @@ def storage(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(db_path: Path, storage: Path) -> Settings:
-    """The Settings of the domaingate under test: `make_settings` on `db_path`, Caddy's storage
+def settings(db_target: Path | str, storage: Path) -> Settings:
+    """The Settings of the domaingate under test: `make_settings` on `db_target`, Caddy's storage
     at `storage`, and the reconciler's listener on a free port (a daemon started on them must not
     collide with another on the default port)."""
     return make_settings(
-        db_path, caddy_storage=storage, reconciler_listen=Listen(HOST, free_port())
+        db_target, caddy_storage=storage, reconciler_listen=Listen(HOST, free_port())
     )
 
 
@@ -147,7 +166,13 @@ class Api:
 
     @property
     def db_path(self) -> Path:
+        """The SQLite file (for tests that run on SQLite only)."""
         return self.db.path
+
+    @property
+    def db_target(self) -> Path | str:
+        """The database, whichever backend: what `sql()` and `set_status()` take."""
+        return self.db.target
 
     async def tenant(self, name: str) -> str:
         """Create a tenant in the app's database; returns its API token."""
@@ -225,11 +250,13 @@ class ApiFactory(Protocol):
 
 
 @pytest.fixture
-def api_factory(aiohttp_client: AiohttpClient, db_path: Path, clock: FakeClock) -> ApiFactory:
+def api_factory(
+    aiohttp_client: AiohttpClient, db_target: Path | str, clock: FakeClock
+) -> ApiFactory:
     """`await api_factory(**setting_overrides)`: a started API app on the test's database."""
 
     async def make(**overrides: Any) -> Api:
-        settings = make_settings(db_path, **overrides)
+        settings = make_settings(db_target, **overrides)
         client: Client = await aiohttp_client(create_app(settings, clock=clock))
         return Api(client, clock)
 
@@ -277,23 +304,24 @@ async def internal(aiohttp_client: AiohttpClient, api: Api) -> Client:
     return await gate_client(aiohttp_client, api.app)
 
 
-def set_status(db: Path, hostname: str, status: str) -> None:
-    """Change a live domain's status through a second, independent sqlite3 connection (as the
+def set_status(db: Path | str, hostname: str, status: str) -> None:
+    """Change a live domain's status through a second, independent connection (as the
     reconciler process would); the schema's triggers bump its change sequence."""
-    conn = sqlite3.connect(db, timeout=5)
-    try:
-        with conn:
-            cursor = conn.execute(
-                "UPDATE domains SET status = ? WHERE hostname = ? AND status != 'removed'",
-                (status, hostname),
-            )
-            assert cursor.rowcount == 1, f"no live domain {hostname}"
-    finally:
-        conn.close()
+    changed = sql(
+        db,
+        "UPDATE domains SET status = ? WHERE hostname = ? AND status != 'removed' RETURNING id",
+        (status, hostname),
+    )
+    assert len(changed) == 1, f"no live domain {hostname}"
 
 
-def sql(db: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Run one statement on its own sqlite3 connection; returns the rows (committed)."""
+def sql(db: Path | str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement (`?` placeholders) on its own connection to `db`, a SQLite file or a
+    PostgreSQL URL; returns the rows (committed)."""
+    if isinstance(db, str):
+        with psycopg.connect(db, autocommit=True) as pg:
+            cursor = pg.execute(translate(statement)[0].encode(), params)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
     conn = sqlite3.connect(db, timeout=5)
     try:
         with conn:
@@ -302,11 +330,25 @@ def sql(db: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[An
         conn.close()
 
 
+def sql_rows(db: Path | str, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """`sql()`, each row as a dict of its columns."""
+    if isinstance(db, str):
+        with psycopg.connect(db, autocommit=True, row_factory=dict_row) as pg:
+            return pg.execute(translate(statement)[0].encode(), params).fetchall()
+    conn = sqlite3.connect(db, timeout=5)
+    conn.row_factory = sqlite3.Row
+    try:
+        with conn:
+            return [dict(row) for row in conn.execute(statement, params)]
+    finally:
+        conn.close()
+
+
 async def gate_synced(api: Api, *, timeout: float = 1.0) -> None:
     """Wait until the gate's watcher has read every committed change to `domains` (its sequence
     high-water mark has reached the table's)."""
     allowlist = api.app[ALLOWLIST]
-    target = int(sql(api.db_path, "SELECT coalesce(max(seq), 0) FROM domains")[0][0])
+    target = int(sql(api.db_target, "SELECT coalesce(max(seq), 0) FROM domains")[0][0])
 
     async def caught_up() -> bool:
         return allowlist.last_seq >= target

@@ -11,7 +11,7 @@ from pathlib import Path
 from domaingate.cli import apps, commands, supervisor
 from domaingate.errors import DomaingateError
 from domaingate.settings import Settings, SettingsError, load_settings
-from domaingate.store.database import MigrationError
+from domaingate.store.database import MigrationError, StoreUnreachable
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except DomaingateError as exc:
         print(f"domaingate: {exc.message}", file=sys.stderr)
+        return 1
+    except StoreUnreachable as exc:
+        # The database server is not there (PostgreSQL): say which and why, not a traceback.
+        print(f"domaingate: {exc}", file=sys.stderr)
         return 1
     except MigrationError as exc:
         # The database is left as it was; the message says what to do first.

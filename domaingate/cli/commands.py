@@ -18,7 +18,7 @@ from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import tenants
-from domaingate.store.database import Database, schema_version
+from domaingate.store.database import Database, described, schema_version
 from domaingate.store.models import Domain
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
@@ -46,7 +46,7 @@ def reconcile(settings: Settings) -> int:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     async with await Database.open(settings.db) as db:
         if args.command == "migrate":
-            print(f"{settings.db}: schema version {await schema_version(db)}")
+            print(f"{described(settings.db)}: schema version {await schema_version(db)}")
             return 0
         if args.command == "tenant":
             return await _tenant(args, db)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import aiosqlite
-
 from domaingate.apps import App
 from domaingate.errors import AppInUse, AppNotFound, AppTaken, InvalidApp
+from domaingate.store.connection import Connection, Row
 from domaingate.store.database import Clock, Database, Reader
 from domaingate.store.models import Domain, Tenant
 
@@ -22,7 +21,7 @@ _SELECT = (
 )
 
 
-def _app(row: aiosqlite.Row) -> App:
+def _app(row: Row) -> App:
     return App(
         name=row["name"],
         tenant_id=row["tenant_id"],
@@ -82,7 +81,7 @@ async def list_apps(db: Database, tenant_id: int | None) -> list[App]:
         return [_app(row) async for row in cursor]
 
 
-async def _get_in(conn: aiosqlite.Connection | Reader, name: str) -> App:
+async def _get_in(conn: Connection | Reader, name: str) -> App:
     async with conn.execute(f"{_SELECT} WHERE a.name = ?", (name,)) as cursor:
         row = await cursor.fetchone()
     if row is None:
@@ -97,7 +96,7 @@ async def get(db: Database, name: str) -> App | None:
         return None
 
 
-async def require_owned(conn: aiosqlite.Connection, tenant_id: int, name: str) -> None:
+async def require_owned(conn: Connection, tenant_id: int, name: str) -> None:
     """Raise InvalidApp unless `name` is one of the tenant's apps; the same answer whether the app
     exists for another tenant or not at all, so the answer names nobody's app."""
     async with conn.execute(

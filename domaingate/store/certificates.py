@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 
-import aiosqlite
-
+from domaingate.store.connection import Connection
 from domaingate.store.database import Database, read_number
 from domaingate.store.models import DOMAIN_SELECT, Domain
 
@@ -83,7 +82,7 @@ async def count_certified(db: Database) -> int:
 
 
 async def set_certs(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     certs: Sequence[tuple[Domain, float | None, str | None, float | None]],
     *,
     now: float,
@@ -111,14 +110,14 @@ async def uncleaned_removals(db: Database, limit: int = 500) -> list[Domain]:
         return [Domain.from_row(row) async for row in cursor]
 
 
-async def hostname_is_live(conn: aiosqlite.Connection, hostname: str) -> bool:
+async def hostname_is_live(conn: Connection, hostname: str) -> bool:
     async with conn.execute(
         "SELECT 1 FROM domains WHERE hostname = ? AND status != 'removed'", (hostname,)
     ) as cursor:
         return await cursor.fetchone() is not None
 
 
-async def mark_certs_cleaned(conn: aiosqlite.Connection, domain_id: int, now: float) -> None:
+async def mark_certs_cleaned(conn: Connection, domain_id: int, now: float) -> None:
     await conn.execute(
         "UPDATE domains SET certs_cleaned_at = ? WHERE id = ? AND status = 'removed'",
         (now, domain_id),

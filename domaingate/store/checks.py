@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from domaingate.lifecycle.dns import CheckPlan
 from domaingate.store import claims
+from domaingate.store.connection import Connection
 from domaingate.store.database import Database
 from domaingate.store.domains import get_by_id_in, move_many, unchanged
 from domaingate.store.models import DOMAIN_SELECT, Domain
@@ -64,7 +63,7 @@ async def apply_check(db: Database, outcome: CheckOutcome) -> Domain | None:
         return await get_by_id_in(conn, outcome.domain.id) if written else None
 
 
-async def _write(conn: aiosqlite.Connection, outcomes: Sequence[CheckOutcome]) -> list[bool]:
+async def _write(conn: Connection, outcomes: Sequence[CheckOutcome]) -> list[bool]:
     written = await unchanged(conn, [o.domain for o in outcomes])
     # A verification another claim has beaten (or a cool-down holds back) is written as such.
     outcomes = await claims.settle(conn, outcomes, written)

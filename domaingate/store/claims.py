@@ -15,8 +15,6 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import aiosqlite
-
 from domaingate.claims import (
     ATTACH_LIMIT_PER_TENANT,
     ATTACH_WINDOW_SECONDS,
@@ -28,6 +26,7 @@ from domaingate.errors import AttachRateLimited, HostnameAlreadyRegistered, Host
 from domaingate.lifecycle import CheckPlan, Move
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
+from domaingate.store.connection import Connection
 from domaingate.store.models import DOMAIN_SELECT, Domain, Tenant
 
 if TYPE_CHECKING:
@@ -36,9 +35,7 @@ if TYPE_CHECKING:
 _HELD = "('verified', 'active', 'expiring')"
 
 
-async def check_claimable(
-    conn: aiosqlite.Connection, tenant: Tenant, hostname: str, now: float
-) -> None:
+async def check_claimable(conn: Connection, tenant: Tenant, hostname: str, now: float) -> None:
     """Raise unless `tenant` may attach `hostname` now."""
     async with conn.execute(
         f"SELECT 1 FROM domains WHERE hostname = ? AND (status IN {_HELD}"
@@ -52,7 +49,7 @@ async def check_claimable(
         raise HostnameCooldownActive(hostname, retry_after=max(1, math.ceil(free_at - now)))
 
 
-async def _cooldown_ends(conn: aiosqlite.Connection, tenant_id: int, hostname: str) -> float | None:
+async def _cooldown_ends(conn: Connection, tenant_id: int, hostname: str) -> float | None:
     """When the cool-down of another tenant's latest removed proven claim on `hostname` ends."""
     async with conn.execute(
         "SELECT max(removed_at) FROM domains WHERE hostname = ? AND status = 'removed'"
@@ -66,7 +63,7 @@ async def _cooldown_ends(conn: aiosqlite.Connection, tenant_id: int, hostname: s
 
 
 async def check_attach_rate(
-    conn: aiosqlite.Connection, tenant: Tenant, now: float, limit: int = ATTACH_LIMIT_PER_TENANT
+    conn: Connection, tenant: Tenant, now: float, limit: int = ATTACH_LIMIT_PER_TENANT
 ) -> None:
     """Raise AttachRateLimited when `tenant` attached `limit` domains within the last hour.
 
@@ -75,7 +72,7 @@ async def check_attach_rate(
     """
     async with conn.execute(
         "SELECT count(*), min(created_at) FROM (SELECT created_at FROM domains"
-        " WHERE tenant_id = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?)",
+        " WHERE tenant_id = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?) AS recent",
         (tenant.id, now - ATTACH_WINDOW_SECONDS, limit),
     ) as cursor:
         row = await cursor.fetchone()
@@ -90,7 +87,7 @@ def verifies(plan: CheckPlan) -> bool:
 
 
 async def settle(
-    conn: aiosqlite.Connection, outcomes: Sequence[CheckOutcome], written: Sequence[bool]
+    conn: Connection, outcomes: Sequence[CheckOutcome], written: Sequence[bool]
 ) -> list[CheckOutcome]:
     """`outcomes` with every verification that may not happen replaced: a name already held by
     another claim (in the database, or by an earlier outcome of this batch) fails the claim
@@ -116,7 +113,7 @@ async def settle(
     return settled
 
 
-async def _held_by_another(conn: aiosqlite.Connection, domain: Domain) -> bool:
+async def _held_by_another(conn: Connection, domain: Domain) -> bool:
     async with conn.execute(
         f"SELECT 1 FROM domains WHERE hostname = ? AND status IN {_HELD} AND id != ? LIMIT 1",
         (domain.hostname, domain.id),
@@ -161,7 +158,7 @@ def _cooldown_plan(plan: CheckPlan, free_at: float, now: float) -> CheckPlan:
     )
 
 
-async def fail_rivals(conn: aiosqlite.Connection, winners: Sequence[CheckOutcome]) -> None:
+async def fail_rivals(conn: Connection, winners: Sequence[CheckOutcome]) -> None:
     """Other tenants' pending and failed claims on the names `winners` have just verified: a
     pending one moves to failed with `hostname_taken` (its event and webhook in this same
     transaction), a failed one says why it stays failed."""

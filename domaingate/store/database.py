@@ -1,8 +1,12 @@
-"""The SQLite database: connections, pragmas, migrations and write transactions.
+"""The database: SQLite (connections, pragmas, migrations, write transactions) and the choice of
+backend. `Database.open(settings.db)` opens SQLite for a path and PostgreSQL for a URL
+(`domaingate.store.postgres`, loaded only then); both hand the store the same connection shape
+(`domaingate.store.connection`), so its SQL is written once.
 
-One writer connection per process, serialised by an asyncio lock and `BEGIN IMMEDIATE` (which also
-serialises against other processes through SQLite's own lock), and a separate reader connection so
-that a read never sees another task's uncommitted write; reads take turns on it (`Reader`).
+On SQLite: one writer connection per process, serialised by an asyncio lock and `BEGIN
+IMMEDIATE` (which also serialises against other processes through SQLite's own lock), and a
+separate reader connection so that a read never sees another task's uncommitted write; reads take
+turns on it (`Reader`).
 """
 
 from __future__ import annotations
@@ -16,15 +20,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiosqlite
 
 from domaingate.store import upgrades
+from domaingate.store.connection import Connection, Cursor
 
 Clock = Callable[[], float]
-# Why a database operation failed, as logs and metrics name it.
-FAILURE_CAUSES = ("locked", "full", "other")
+# Why a database operation failed, as logs and metrics name it. `unreachable`: PostgreSQL's
+# server could not be reached, or the connection to it was lost.
+FAILURE_CAUSES = ("locked", "full", "unreachable", "other")
 
+_PASSWORD_PARAMETER = re.compile(r"((?:^|&)password=)[^&]*")
 _MIGRATION_NAME = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
 BUSY_TIMEOUT_MS = 5000
 
@@ -33,8 +41,33 @@ class MigrationError(RuntimeError):
     pass
 
 
+def described(target: Path | str) -> str:
+    """settings.db for messages and logs: the file, or the URL without its password."""
+    if not isinstance(target, str):
+        return str(target)
+    parts = urlsplit(target)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = _PASSWORD_PARAMETER.sub(r"\1***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+class StoreUnreachable(sqlite3.OperationalError):
+    """The database server cannot be reached (PostgreSQL). An OperationalError, as a locked
+    SQLite file is: callers that already answer 503 or retry on one do the same here."""
+
+
+class StoreBusy(sqlite3.OperationalError):
+    """PostgreSQL gave up on the transaction (serialisation failure, deadlock, lock timeout)."""
+
+
 def failure_cause(exc: BaseException) -> str:
-    """`locked` (busy past the busy timeout), `full` (no space left) or `other`."""
+    """`locked` (busy past the busy timeout), `full` (no space left), `unreachable` or `other`."""
+    if isinstance(exc, StoreUnreachable):
+        return "unreachable"
+    if isinstance(exc, StoreBusy):
+        return "locked"
     code = getattr(exc, "sqlite_errorcode", None)
     # Extended result codes (SQLITE_BUSY_SNAPSHOT, …) keep the primary code in the low byte.
     primary = code & 0xFF if isinstance(code, int) else None
@@ -45,10 +78,14 @@ def failure_cause(exc: BaseException) -> str:
     return "other"
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, file name, SQL) for every file in the `sql` package, in order."""
+def migrations(dialect: str = "sqlite") -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) for every migration of `dialect`, in order: SQLite's are the
+    files of the `sql` package, PostgreSQL's those of its `postgresql` folder."""
     found = []
-    for entry in importlib.resources.files("domaingate.sql").iterdir():
+    folder = importlib.resources.files("domaingate.sql")
+    if dialect != "sqlite":
+        folder = folder / dialect
+    for entry in folder.iterdir():
         match = _MIGRATION_NAME.fullmatch(entry.name)
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
@@ -135,13 +172,13 @@ class Reader:
     @asynccontextmanager
     async def execute(
         self, sql: str, parameters: Iterable[Any] | None = None
-    ) -> AsyncIterator[aiosqlite.Cursor]:
+    ) -> AsyncIterator[Cursor]:
         async with self._lock, self._conn.execute(sql, parameters) as cursor:
             yield cursor
 
 
 class Database:
-    """The process's connections to one SQLite file.
+    """The process's connections to one SQLite file (or, as `PostgresDatabase`, a server).
 
     `on_error` hears of every write that failed in SQLite itself (locked past the busy timeout,
     disk full, I/O error), whoever started it: the reconciler counts them in its metrics.
@@ -163,7 +200,16 @@ class Database:
         self._on_error = on_error
 
     @classmethod
-    async def open(cls, path: Path, *, on_error: ErrorHook | None = None) -> Database:
+    async def open(cls, target: Path | str, *, on_error: ErrorHook | None = None) -> Database:
+        """Open `target`: a SQLite file path, or a PostgreSQL URL (settings.db)."""
+        if isinstance(target, str):
+            from domaingate.store.postgres.database import PostgresDatabase
+
+            return await PostgresDatabase.connect(target, on_error=on_error)
+        return await cls._open_sqlite(target, on_error=on_error)
+
+    @classmethod
+    async def _open_sqlite(cls, path: Path, *, on_error: ErrorHook | None = None) -> Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await _connect(path)
         try:
@@ -190,11 +236,22 @@ class Database:
         await self.close()
 
     @property
+    def target(self) -> Path | str:
+        """What settings.db named: the file, or the server's URL."""
+        return self.path
+
+    @property
     def reader(self) -> Reader:
         return self._reader
 
+    async def schema_version(self) -> int:
+        """The highest migration applied."""
+        async with self._reader.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def write(self) -> AsyncIterator[Connection]:
         """A write transaction: commits on success, rolls back on any exception."""
         async with self._lock:
             try:
@@ -233,4 +290,4 @@ async def read_number(db: Database, sql: str, parameters: Iterable[Any] = ()) ->
 
 async def schema_version(db: Database) -> int:
     """The schema version the database is at (its migrations applied)."""
-    return await read_number(db, "PRAGMA user_version")
+    return await db.schema_version()

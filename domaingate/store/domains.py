@@ -14,8 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from domaingate.claims import ATTACH_LIMIT_PER_TENANT
 from domaingate.errors import (
     DomainNotFound,
@@ -27,6 +25,7 @@ from domaingate.hostnames import Hostname, Kind
 from domaingate.lifecycle.moves import Move
 from domaingate.states import Status
 from domaingate.store import apps, claims, events
+from domaingate.store.connection import Connection
 from domaingate.store.database import Clock, Database, Reader
 from domaingate.store.models import DOMAIN_SELECT, Domain, Tenant
 
@@ -115,7 +114,7 @@ async def attach(
         return await get_by_id_in(conn, domain_id)
 
 
-async def get_by_id_in(conn: aiosqlite.Connection | Reader, domain_id: int) -> Domain:
+async def get_by_id_in(conn: Connection | Reader, domain_id: int) -> Domain:
     """The domain with row id `domain_id`, read on `conn` (in its transaction) or the reader."""
     async with conn.execute(f"{DOMAIN_SELECT} WHERE d.id = ?", (domain_id,)) as cursor:
         row = await cursor.fetchone()
@@ -207,7 +206,7 @@ def _move_event(domain_id: int, move: Move, now: float) -> events.NewEvent:
 
 
 async def transition(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     domain: Domain,
     target: Status,
     *,
@@ -227,7 +226,7 @@ async def transition(
     return True
 
 
-async def move_many(conn: aiosqlite.Connection, moves: Sequence[MoveAt]) -> None:
+async def move_many(conn: Connection, moves: Sequence[MoveAt]) -> None:
     """Make moves whose domains the caller has seen, in this transaction, in each move's source
     status (a domain's second move starts where its first ends).
 
@@ -253,7 +252,7 @@ async def move_many(conn: aiosqlite.Connection, moves: Sequence[MoveAt]) -> None
 _IDS_PER_SELECT = 500
 
 
-async def unchanged(conn: aiosqlite.Connection, domains: Sequence[Domain]) -> list[bool]:
+async def unchanged(conn: Connection, domains: Sequence[Domain]) -> list[bool]:
     """For each domain (as it was read earlier), whether it still has that status: the
     compare-and-set of a batched write, read inside its write transaction. A domain that appears
     twice counts once, at its first place."""
@@ -266,7 +265,7 @@ async def unchanged(conn: aiosqlite.Connection, domains: Sequence[Domain]) -> li
     return result
 
 
-async def _statuses(conn: aiosqlite.Connection, ids: Iterable[int]) -> dict[int, str]:
+async def _statuses(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
     """id → status of the given domains, read on `conn` (inside its transaction)."""
     wanted = sorted(set(ids))
     found: dict[int, str] = {}
@@ -306,7 +305,7 @@ async def consume_verify_allowance(
         ):
             async with conn.execute(
                 f"SELECT count(*), min(at) FROM (SELECT at FROM verify_attempts"
-                f" WHERE {column} = ? AND at > ? ORDER BY at DESC LIMIT ?)",
+                f" WHERE {column} = ? AND at > ? ORDER BY at DESC LIMIT ?) AS recent",
                 (key, since, limit),
             ) as cursor:
                 row = await cursor.fetchone()

@@ -10,9 +10,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from domaingate.states import WEBHOOK_STATUSES, Status, event_type
+from domaingate.store.connection import Connection
 from domaingate.store.database import Database
 from domaingate.store.models import DomainEvent
 
@@ -31,7 +30,7 @@ class NewEvent:
     kind: str | None = None
 
 
-async def record_many(conn: aiosqlite.Connection, new: Sequence[NewEvent]) -> list[str]:
+async def record_many(conn: Connection, new: Sequence[NewEvent]) -> list[str]:
     """Append events (and their outbox rows, for webhook types); returns their event ids."""
     ids = [str(uuid.uuid4()) for _ in new]
     await conn.executemany(

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from domaingate.hostnames import Kind
 from domaingate.states import Status
+from domaingate.store.connection import Row
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -19,7 +18,7 @@ class Tenant:
     revoked_at: float | None
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Tenant:
+    def from_row(cls, row: Row) -> Tenant:
         return cls(
             id=row["id"],
             name=row["name"],
@@ -61,7 +60,7 @@ class Domain:
             raise ValueError(f"unknown verification method {self.method!r}")
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Domain:
+    def from_row(cls, row: Row) -> Domain:
         """A row of DOMAIN_SELECT, read by position: the reconciler reads every live domain
         each certificate scan, where a lookup by name per column was most of the cost."""
         values: dict[str, Any] = dict(zip(_SELECT_ORDER, row, strict=True))
@@ -94,7 +93,7 @@ class DomainEvent:
     created_at: float
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> DomainEvent:
+    def from_row(cls, row: Row) -> DomainEvent:
         return cls(
             id=row["id"],
             event_id=row["event_id"],

@@ -1,8 +1,10 @@
 """The task that keeps the gate's allowlist current.
 
-It polls `PRAGMA data_version` on its own connection (it changes whenever any connection, in any
-process, commits) and then reads only the rows whose change sequence (`domains.seq`, bumped by
-triggers) is above the last one it saw. The reads themselves are in `domaingate.store.allowlist`.
+On SQLite it polls `PRAGMA data_version` on its own connection (it changes whenever any
+connection, in any process, commits) and then reads only the rows whose change sequence
+(`domains.seq`, bumped by triggers) is above the last one it saw. The reads themselves are in
+`domaingate.store.allowlist`. On PostgreSQL, `sync_for` hands back the LISTEN/NOTIFY follower
+(`gateway.gate.follow`) instead.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import aiosqlite
 
@@ -22,6 +25,39 @@ from gateway.gate.allowlist import Allowlist, Upstream
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.1
+
+
+class Sync(Protocol):
+    """What keeps an Allowlist current: this module's SQLite watcher, or PostgreSQL's follower
+    (`gateway.gate.follow`)."""
+
+    errors: int
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def poll(self) -> int: ...
+
+    async def count_by_status(self) -> dict[str, int]: ...
+
+    async def run(self) -> None: ...
+
+
+def sync_for(
+    db: Path | str,
+    allowlist: Allowlist,
+    upstream: Upstream,
+    *,
+    on_error: Callable[[], object] | None = None,
+) -> Sync:
+    """The watcher for settings.db: a SQLite file, or a PostgreSQL URL (followed by
+    LISTEN/NOTIFY; psycopg is loaded only then)."""
+    if isinstance(db, str):
+        from gateway.gate.follow import PostgresAllowlistSync
+
+        return PostgresAllowlistSync(db, allowlist, upstream, on_error=on_error)
+    return AllowlistSync(db, allowlist, upstream, on_error=on_error)
 
 
 class AllowlistSync:

@@ -17,16 +17,16 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import uvloop
 
 from domaingate.logs import configure_logging
 from domaingate.settings import fill_upstream
+from domaingate.settings_values import parse_db
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.listener import GateListener
 from gateway.gate.routes import GateRoutes
-from gateway.gate.watcher import AllowlistSync
+from gateway.gate.watcher import sync_for
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,9 @@ async def run(settings: WorkerSettings, parent: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     allowlist, metrics = Allowlist(), Metrics()
-    sync = AllowlistSync(
-        Path(settings.db), allowlist, settings.upstream, on_error=metrics.sync_errors.inc
+    # settings.db as the gateway was given it: a SQLite file, or a PostgreSQL URL to follow.
+    sync = sync_for(
+        parse_db(settings.db), allowlist, settings.upstream, on_error=metrics.sync_errors.inc
     )
     await sync.open()
     gc.collect()

@@ -252,6 +252,8 @@ def test_other_environment_variables_are_ignored() -> None:
         ("WEBHOOK_SECRET", "short"),
         ("LOG_LEVEL", "LOUD"),
         ("DB", ""),
+        ("DB", "mysql://user@db.example/domaingate"),
+        ("DB", "sqlite:///var/lib/domaingate.db"),
         ("FOO", "1"),
         ("RESOLVER", "1.1.1.1"),
     ],
@@ -393,3 +395,23 @@ def test_removed_retention_defaults_to_30_days_and_never_undercuts_the_cooldown(
         load_settings(env={"DOMAINGATE_REMOVED_RETENTION": "172799"})
     assert caught.value.key == "REMOVED_RETENTION"
     assert "cool-down" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://dg:secret@db.example:5432/domaingate",
+        "postgres://dg@10.0.0.5/domaingate",
+        "postgresql:///domaingate?host=/run/postgresql",
+    ],
+)
+def test_a_postgresql_url_is_kept_as_a_url(url: str) -> None:
+    settings = load_settings(env={"DOMAINGATE_DB": url})
+    assert settings.db == url
+
+
+def test_another_scheme_is_refused_not_taken_for_a_file_name() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env={"DOMAINGATE_DB": "mysql://db.example/dg"})
+    assert "DOMAINGATE_DB" in str(caught.value)
+    assert "'mysql'" in str(caught.value)

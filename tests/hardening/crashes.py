@@ -2,7 +2,7 @@
 
 `kill()` sends SIGKILL, nothing gentler. `audit()` reads the database the way an operator would
 after the crash and fails on anything a half-applied write could have left behind. The daemons
-themselves come from the `daemons` fixture (tests.support.domaingate).
+themselves come from the `daemons` fixture here: tests.support.domaingate's, on both backends.
 """
 
 from __future__ import annotations
@@ -10,17 +10,33 @@ from __future__ import annotations
 import os
 import signal
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
+
 from domaingate.states import WEBHOOK_STATUSES, Status, can_move, event_type
 from tests.conftest import sql
+from tests.support.domaingate import Daemons
 from tests.support.process import Process
 
 # What the crash tests poll webhook delivery at (the daemon's default is seconds), so that a
 # delivery is under way when a kill lands.
 WEBHOOK_INTERVAL = 0.1
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def daemons(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Daemons]:
+    """The crash tests' `daemons` (tests.support.fixtures), on SQLite or on PostgreSQL (each
+    Domaingate a fresh database of the session's cluster); all stopped at teardown."""
+    cluster = request.getfixturevalue("pg_cluster") if request.param == "postgresql" else None
+    factory = Daemons(tmp_path, cluster)
+    try:
+        yield factory
+    finally:
+        factory.stop()
 
 
 def kill(process: Process) -> None:
@@ -41,15 +57,17 @@ class Move:
     target: str
 
 
-def audit(db: Path) -> dict[int, list[Move]]:
+def audit(db: Path | str) -> dict[int, list[Move]]:
     """Fail on any trace of a half-applied write; returns each domain's events, oldest first.
 
-    The file is sound; every domain's events start with its creation and form one continuous
+    The database is sound; every domain's events start with its creation and form one continuous
     chain of allowed moves ending in its current status; every webhook-type event has its outbox
     row and no outbox row lacks its event; removed rows, and only they, carry `removed_at`.
     """
-    assert sql(db, "PRAGMA integrity_check") == [("ok",)]
-    assert sql(db, "PRAGMA foreign_key_check") == []
+    if isinstance(db, Path):
+        # PostgreSQL enforces its foreign keys itself, and has no file to check.
+        assert sql(db, "PRAGMA integrity_check") == [("ok",)]
+        assert sql(db, "PRAGMA foreign_key_check") == []
     domains = {
         domain_id: (hostname, status, removed_at)
         for domain_id, hostname, status, removed_at in sql(

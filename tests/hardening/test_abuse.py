@@ -1,9 +1,10 @@
 """Abuse under concurrency: the verify rate limits, racing claims of one hostname, the 48 h
-cool-down and the quota, within one gateway and across two gateway processes on one SQLite file.
+cool-down and the quota, within one gateway and across two gateway processes on one database,
+SQLite and PostgreSQL alike.
 
-Every limit is counted in SQLite inside one write transaction, so it must hold however the
-requests interleave: within a process (one writer connection, requests interleaving at every
-await), between two apps in one process (two writer connections on one file) and between two
+Every limit is counted inside one write transaction, so it must hold however the requests
+interleave: within a process (one writer connection, requests interleaving at every await),
+between two apps in one process (two writer connections, or pools) and between two
 `python -m domaingate serve` processes.
 """
 
@@ -28,8 +29,9 @@ from domaingate.store.domains import (
     VERIFY_LIMIT_PER_TENANT,
     VERIFY_WINDOW_SECONDS,
 )
-from tests.conftest import Api, ApiFactory, Reply, sql
+from tests.conftest import Api, ApiFactory, Reply, both_backends, sql
 from tests.support.domaingate import Domaingate
+from tests.support.postgres import Cluster
 
 # A verify against nothing listening costs its 50 ms DNS budget, not the default seconds.
 FAST_DNS = {"DNS_TIMEOUT": "0.05", "RESOLVERS": "127.0.0.1:9"}
@@ -76,7 +78,7 @@ def assert_limited(answers: Sequence[Answer], *, allowed: int, scope: str) -> li
     return waits
 
 
-def prove(db: Path, hostname: str) -> None:
+def prove(db: Path | str, hostname: str) -> None:
     """Mark the live claim on `hostname` verified, as a passing check does."""
     sql(
         db,
@@ -86,7 +88,7 @@ def prove(db: Path, hostname: str) -> None:
     )
 
 
-def live_rows(db: Path, hostname: str) -> list[tuple[Any, ...]]:
+def live_rows(db: Path | str, hostname: str) -> list[tuple[Any, ...]]:
     return sql(
         db, "SELECT tenant_id FROM domains WHERE hostname = ? AND status != 'removed'", (hostname,)
     )
@@ -112,6 +114,11 @@ def spellings(hostname: str) -> Iterator[str]:
 # --- one process ------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    return both_backends(request, db_path)
+
+
 @pytest.fixture
 async def api(api_factory: ApiFactory) -> Api:
     return await api_factory(dns_timeout=0.05)
@@ -134,7 +141,9 @@ async def test_concurrent_verifies_of_one_domain_let_exactly_five_through(api: A
     waits = assert_limited(replies, allowed=VERIFY_LIMIT_PER_DOMAIN, scope="domain")
     # The clock stood still: the oldest counted attempt leaves the window a full hour from now.
     assert set(waits) == {VERIFY_WINDOW_SECONDS}
-    assert sql(api.db_path, "SELECT count(*) FROM verify_attempts") == [(VERIFY_LIMIT_PER_DOMAIN,)]
+    assert sql(api.db_target, "SELECT count(*) FROM verify_attempts") == [
+        (VERIFY_LIMIT_PER_DOMAIN,)
+    ]
 
 
 async def test_concurrent_verifies_across_domains_let_exactly_ten_through(api: Api) -> None:
@@ -145,7 +154,9 @@ async def test_concurrent_verifies_across_domains_let_exactly_ten_through(api: A
     # Two per domain: only the tenant's limit can bind.
     replies = await asyncio.gather(*(verify(api, token, name) for name in names * 2))
     assert_limited(replies, allowed=VERIFY_LIMIT_PER_TENANT, scope="tenant")
-    assert sql(api.db_path, "SELECT count(*) FROM verify_attempts") == [(VERIFY_LIMIT_PER_TENANT,)]
+    assert sql(api.db_target, "SELECT count(*) FROM verify_attempts") == [
+        (VERIFY_LIMIT_PER_TENANT,)
+    ]
 
 
 async def test_racing_claims_of_a_hostname_make_one_per_tenant(api: Api, twin: Api) -> None:
@@ -171,7 +182,7 @@ async def test_racing_claims_of_a_hostname_make_one_per_tenant(api: Api, twin: A
         by_name.setdefault(name, []).append(reply)
     for name in names:
         assert outcomes(by_name[name]) == {(201, None): 2, (409, "HOSTNAME_ALREADY_REGISTERED"): 4}
-        assert len({row[0] for row in live_rows(api.db_path, name)}) == 2
+        assert len({row[0] for row in live_rows(api.db_target, name)}) == 2
 
 
 async def claim_race(api: Api, twin: Api, tokens: Sequence[str], name: str) -> list[Reply]:
@@ -187,14 +198,14 @@ async def test_cooldown_holds_while_racing(api: Api, twin: Api) -> None:
     name = "shop.acme.com"
     twin.tenants.update(api.tenants)
     await api.attach(acme, name)
-    prove(api.db_path, name)
+    prove(api.db_target, name)
     removed_at = api.clock.now
     assert (await api.call("DELETE", f"/api/v1/domains/{name}", token=acme)).status == 204
 
     # At once, the old tenant wins every race for it.
     replies = await claim_race(api, twin, [globex, acme, globex, acme], name)
     assert_won_by(replies, "acme")
-    assert len(live_rows(api.db_path, name)) == 1
+    assert len(live_rows(api.db_target, name)) == 1
     assert (await api.call("DELETE", f"/api/v1/domains/{name}", token=acme)).status == 204
 
     # Any other tenant is kept out, however many try at once, until the last second.
@@ -205,22 +216,30 @@ async def test_cooldown_holds_while_racing(api: Api, twin: Api) -> None:
         for reply in replies:
             assert reply.body["error"]["retry_after"] == left
             assert reply.headers["Retry-After"] == str(left)
-    assert live_rows(api.db_path, name) == []
+    assert live_rows(api.db_target, name) == []
 
     # 48 h after the latest removal of a proven claim each tenant may claim it, once.
     api.clock.now = removed_at + COOLDOWN_SECONDS
     replies = await claim_race(api, twin, [globex, acme, globex, acme], name)
     assert outcomes(replies) == {(201, None): 2, (409, "HOSTNAME_ALREADY_REGISTERED"): 6}
-    assert len({row[0] for row in live_rows(api.db_path, name)}) == 2
+    assert len({row[0] for row in live_rows(api.db_target, name)}) == 2
 
 
 # --- two processes ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Domaingate]]:
-    """Two `python -m domaingate serve` processes on one database file."""
-    db = tmp_path_factory.mktemp("shared") / "domaingate.db"
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def gateways(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[Domaingate]]:
+    """Two `python -m domaingate serve` processes on one database (a file, or a PostgreSQL
+    database of the session's cluster)."""
+    db: Path | str = tmp_path_factory.mktemp("shared") / "domaingate.db"
+    cluster: Cluster | None = None
+    if request.param == "postgresql":
+        cluster = request.getfixturevalue("pg_cluster")
+        assert cluster is not None
+        db = cluster.database()
     started: list[Domaingate] = []
     try:
         for name in ("one", "two"):
@@ -233,6 +252,8 @@ def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Domainga
     finally:
         for gateway in started:
             gateway.stop()
+        if cluster is not None and isinstance(db, str):
+            cluster.drop(db)
 
 
 # Each tenant's app, by its token: the tenant's own name (app names are unique across tenants).
@@ -245,7 +266,7 @@ def make_tenants(gateways: Sequence[Domaingate], *names: str) -> list[str]:
 
     async def create() -> list[str]:
         tokens = []
-        async with await Database.open(gateways[0].db) as db:
+        async with await Database.open(gateways[0].target) as db:
             for name in names:
                 tenant, token = await tenants.create(db, name, time.time)
                 await apps.put(db, tenant, name, None, time.time)
@@ -302,7 +323,7 @@ def test_verify_limits_hold_across_two_processes(gateways: list[Domaingate]) -> 
         "SELECT count(*) FROM verify_attempts a JOIN tenants t ON t.id = a.tenant_id"
         " WHERE t.name = ?"
     )
-    assert sql(gateways[0].db, counted, ("verify-one",)) == [(VERIFY_LIMIT_PER_DOMAIN,)]
+    assert sql(gateways[0].target, counted, ("verify-one",)) == [(VERIFY_LIMIT_PER_DOMAIN,)]
 
     answers = race(
         [
@@ -311,7 +332,7 @@ def test_verify_limits_hold_across_two_processes(gateways: list[Domaingate]) -> 
         ]
     )
     assert_limited(answers, allowed=VERIFY_LIMIT_PER_TENANT, scope="tenant")
-    assert sql(gateways[0].db, counted, ("verify-many",)) == [(VERIFY_LIMIT_PER_TENANT,)]
+    assert sql(gateways[0].target, counted, ("verify-many",)) == [(VERIFY_LIMIT_PER_TENANT,)]
 
 
 @pytest.mark.slow
@@ -336,7 +357,7 @@ def test_racing_claims_across_two_processes_make_one_per_tenant(
         mine = answers[n * 6 : n * 6 + 6]
         # Unproven claims hold nobody back: one claim per tenant, never two for one tenant.
         assert outcomes(mine) == {(201, None): 2, (409, "HOSTNAME_ALREADY_REGISTERED"): 4}
-        assert len({row[0] for row in live_rows(gateways[0].db, name)}) == 2
+        assert len({row[0] for row in live_rows(gateways[0].target, name)}) == 2
 
 
 @pytest.mark.slow
@@ -344,7 +365,7 @@ def test_cooldown_holds_across_two_processes(gateways: list[Domaingate]) -> None
     acme, globex = make_tenants(gateways, "cool-acme", "cool-globex")
     name = "shop.cool.example.org"
     attached(gateways[0], acme, name)
-    prove(gateways[0].db, name)
+    prove(gateways[0].target, name)
     assert gateways[1].api("DELETE", f"/domains/{name}", token=acme).status == 204
 
     def body(token: str) -> dict[str, str]:
@@ -366,7 +387,7 @@ def test_cooldown_holds_across_two_processes(gateways: list[Domaingate]) -> None
         ]
     )
     assert_won_by(answers, "cool-acme")
-    assert len(live_rows(gateways[0].db, name)) == 1
+    assert len(live_rows(gateways[0].target, name)) == 1
 
 
 @pytest.mark.slow
@@ -387,7 +408,7 @@ def test_quota_holds_across_two_processes(gateways: list[Domaingate]) -> None:
     )
     assert outcomes(answers) == {(201, None): quota, (422, "QUOTA_EXCEEDED"): REQUESTS - quota}
     live = sql(
-        gateways[0].db,
+        gateways[0].target,
         "SELECT count(*) FROM domains d JOIN tenants t ON t.id = d.tenant_id"
         " WHERE t.name = 'quota' AND d.status != 'removed'",
     )

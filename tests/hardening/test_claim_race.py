@@ -1,10 +1,11 @@
 """Two tenants verify one name at the same moment: exactly one takes it, the other's claim fails.
 
-Real concurrency on SQLite: each tenant's verification runs through its own `Database` (its own
-writer connection and thread, as two gateway processes would have), both DNS checks finish
-together, and their writes contend for SQLite's lock. Whoever commits first holds the name; the
-other claim turns failed with `hostname_taken`, with its event and webhook, in the same
-transaction as the winner's move; at no moment are two claims on the name allowed.
+Real concurrency, on both backends: each tenant's verification runs through its own `Database`
+(its own writer connection, or pool, as two gateway processes would have), both DNS checks finish
+together, and their writes contend for SQLite's lock or PostgreSQL's write lock. Whoever commits
+first holds the name; the other claim turns failed with `hostname_taken`, with its event and
+webhook, in the same transaction as the winner's move; at no moment are two claims on the name
+allowed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from domaingate.store.checks import CheckOutcome, apply_checks
 from domaingate.store.database import Database
 from domaingate.store.models import Domain, Tenant
 from domaingate.verification import verify_now
-from tests.conftest import FakeClock, make_settings, sql
+from tests.conftest import FakeClock, both_backends, make_settings, sql
 
 ROUNDS = 12
 
@@ -57,10 +58,14 @@ async def claim(db: Database, tenant: Tenant, name: str, app: str, clock: FakeCl
     return await domain_store.attach(db, tenant, host, app, policy, clock)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    return both_backends(request, db_path)
+
+
 @pytest.fixture
-async def two_processes(tmp_path: Path) -> AsyncIterator[tuple[Database, Database]]:
-    path = tmp_path / "domaingate.db"
-    async with await Database.open(path) as first, await Database.open(path) as second:
+async def two_processes(db_target: Path | str) -> AsyncIterator[tuple[Database, Database]]:
+    async with await Database.open(db_target) as first, await Database.open(db_target) as second:
         yield first, second
 
 
@@ -72,7 +77,7 @@ async def tenants_with_apps(db: Database, clock: FakeClock) -> tuple[Tenant, Ten
     return acme, globex
 
 
-def claims_on(db: Path, name: str) -> list[tuple[str, str, str | None]]:
+def claims_on(db: Path | str, name: str) -> list[tuple[str, str, str | None]]:
     return [
         (str(tenant), str(status), code)
         for tenant, status, code in sql(
@@ -89,7 +94,7 @@ async def test_two_tenants_verifying_one_name_at_once(
 ) -> None:
     first, second = two_processes
     clock = FakeClock()
-    settings: Settings = make_settings(first.path)
+    settings: Settings = make_settings(first.target)
     acme, globex = await tenants_with_apps(first, clock)
     winners: list[str] = []
     for round_ in range(ROUNDS):
@@ -110,13 +115,13 @@ async def test_two_tenants_verifying_one_name_at_once(
         assert "another tenant" in (loser.last_check_message or "")
         # The loser's move is an event with its reason, and a webhook to deliver.
         assert sql(
-            first.path,
+            first.target,
             "SELECT e.from_status, e.to_status, e.reason, o.event_id IS NOT NULL"
             " FROM domain_events e LEFT JOIN webhook_outbox o USING (event_id)"
             " WHERE e.domain_id = ? AND e.type = 'domain.failed'",
             (loser.id,),
         ) == [("pending", "failed", HOSTNAME_TAKEN, 1)]
-        assert claims_on(first.path, name).count((winner.tenant, "verified", None)) == 1
+        assert claims_on(first.target, name).count((winner.tenant, "verified", None)) == 1
     # Both sides won some rounds or not: either way each round had exactly one winner.
     assert len(winners) == ROUNDS
 
@@ -126,7 +131,7 @@ async def test_the_loser_cannot_verify_later(
 ) -> None:
     first, second = two_processes
     clock = FakeClock()
-    settings: Settings = make_settings(first.path)
+    settings: Settings = make_settings(first.target)
     acme, globex = await tenants_with_apps(first, clock)
     mine = await claim(first, acme, "late.example.org", "shop", clock)
     theirs = await claim(second, globex, "late.example.org", "store", clock)
@@ -148,7 +153,7 @@ async def test_one_batch_with_both_claims_verifies_only_the_first(
     in the same batch make one winner too."""
     db, _ = two_processes
     clock = FakeClock()
-    settings = make_settings(db.path)
+    settings = make_settings(db.target)
     acme, globex = await tenants_with_apps(db, clock)
     mine = await claim(db, acme, "batch.example.org", "shop", clock)
     theirs = await claim(db, globex, "batch.example.org", "store", clock)
@@ -159,7 +164,7 @@ async def test_one_batch_with_both_claims_verifies_only_the_first(
         plan = plan_check(domain, report, clock(), Policy())
         outcomes.append(CheckOutcome(domain=domain, plan=plan, now=clock()))
     assert await apply_checks(db, outcomes) == [True, True]
-    assert claims_on(db.path, "batch.example.org") == [
+    assert claims_on(db.target, "batch.example.org") == [
         ("acme", "verified", None),
         ("globex", "failed", HOSTNAME_TAKEN),
     ]

@@ -25,10 +25,12 @@ from domaingate.states import ALLOWED, Status
 from domaingate.store import apps, tenants
 from domaingate.store.database import Database
 from tests.conftest import PLATFORM_ZONE, Api, bearer, sql
-from tests.hardening.crashes import WEBHOOK_INTERVAL, audit, kill
+from tests.hardening.crashes import WEBHOOK_INTERVAL, audit, daemons, kill
 from tests.reconciler.conftest import attach
 from tests.support.domaingate import Daemons, Domaingate
 from tests.support.process import Process
+
+__all__ = ["daemons"]  # both backends (tests.hardening.crashes), re-exported for pytest
 
 # Real daemons, killed and restarted.
 pytestmark = pytest.mark.slow
@@ -232,7 +234,7 @@ async def seed(daemons: Domaingate) -> tuple[dict[str, str], dict[str, Row]]:
     starts; returns the tenants' tokens and the ledger."""
     tokens: dict[str, str] = {}
     ledger: dict[str, Row] = {}
-    async with await Database.open(daemons.db) as db:
+    async with await Database.open(daemons.target) as db:
         for name in TENANTS:
             tenant, tokens[name] = await tenants.create(db, name, time.time)
             for app in APPS:
@@ -252,11 +254,11 @@ async def check(daemons: Domaingate, storm: Storm) -> None:
     """After the restart: the rows against the ledger, then the API and the gate against both.
     Settles the ledger on what the rows say, for the next round."""
     ledger = storm.ledger
-    chains = audit(daemons.db)
+    chains = audit(daemons.target)
     rows = {
         token: (domain_id, hostname, tenant, app, status)
         for domain_id, hostname, tenant, app, status, token in sql(
-            daemons.db,
+            daemons.target,
             "SELECT d.id, d.hostname, t.name, d.app, d.status, d.txt_token"
             " FROM domains d JOIN tenants t ON t.id = d.tenant_id",
         )

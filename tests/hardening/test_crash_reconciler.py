@@ -25,7 +25,7 @@ from domaingate.store import tenants
 from domaingate.store.database import Database
 from domaingate.store.models import Tenant
 from tests.conftest import sql
-from tests.hardening.crashes import WEBHOOK_INTERVAL, Move, audit, kill
+from tests.hardening.crashes import WEBHOOK_INTERVAL, Move, audit, daemons, kill
 from tests.reconciler.conftest import (
     DAY,
     SECRET,
@@ -38,6 +38,8 @@ from tests.reconciler.conftest import (
 from tests.support.domaingate import Daemons
 from tests.support.knot import Knot
 from tests.support.wait import await_until
+
+__all__ = ["daemons"]  # both backends (tests.hardening.crashes), re-exported for pytest
 
 pytestmark = pytest.mark.knot
 
@@ -69,7 +71,7 @@ def zone(names: list[str]) -> str:
     return "".join(f"{name.split('.')[0]} CNAME shop.apps.test.\n" for name in names)
 
 
-def statuses(db: Path) -> Counter[str]:
+def statuses(db: Path | str) -> Counter[str]:
     return Counter(dict(sql(db, "SELECT status, count(*) FROM domains GROUP BY status")))
 
 
@@ -109,7 +111,7 @@ async def test_kill_mid_pass(daemons: Daemons, knot_factory: Factory, tmp_path: 
     domaingate = daemons(
         daemon_env(knot, storage, CHECK_CONCURRENCY="20"), webhook_interval=WEBHOOK_INTERVAL
     )
-    async with await Database.open(domaingate.db) as db:
+    async with await Database.open(domaingate.target) as db:
         (tenant,) = await owners(db, 1)
         for name in names:
             await attach(db, tenant, name, time.time, first_check_in=0)
@@ -121,24 +123,24 @@ async def test_kill_mid_pass(daemons: Daemons, knot_factory: Factory, tmp_path: 
         reconciler.start()
 
         async def moved_on(point: int = point) -> bool:
-            return count - statuses(domaingate.db)["pending"] >= point
+            return count - statuses(domaingate.target)["pending"] >= point
 
         await await_until(moved_on, timeout=30, interval=0.005)
         kill(reconciler)
-        done = count - statuses(domaingate.db)["pending"]
+        done = count - statuses(domaingate.target)["pending"]
         assert point <= done < count, f"the kill at {point} came after the pass ({done})"
 
     reconciler.start()
     final = Counter(path[-1][1] for path in expected.values())
 
     async def completed() -> bool:
-        return statuses(domaingate.db) == final
+        return statuses(domaingate.target) == final
 
     await await_until(completed, timeout=30, interval=0.05)
     assert reconciler.stop() == 0
 
-    chains = audit(domaingate.db)
-    hostnames = dict(sql(domaingate.db, "SELECT id, hostname FROM domains"))
+    chains = audit(domaingate.target)
+    hostnames = dict(sql(domaingate.target, "SELECT id, hostname FROM domains"))
     assert {hostnames[i]: steps(chain) for i, chain in chains.items()} == expected
 
 
@@ -178,7 +180,7 @@ async def test_kill_mid_delivery(daemons: Daemons, knot_factory: Factory, tmp_pa
     # Events from the start (each status reached through its moves, removed ones too), and more
     # as the pending names verify, at times spread over the first seconds.
     final: dict[str, str] = {}
-    async with await Database.open(domaingate.db) as db:
+    async with await Database.open(domaingate.target) as db:
         (tenant,) = await owners(db, 1)
         for i, status in enumerate(
             # Four of each: eight certified domains losing their certificate stay under the
@@ -208,9 +210,9 @@ async def test_kill_mid_delivery(daemons: Daemons, knot_factory: Factory, tmp_pa
 
         async def settled() -> bool:
             undelivered = sql(
-                domaingate.db, "SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL"
+                domaingate.target, "SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL"
             )
-            rows = dict(sql(domaingate.db, "SELECT hostname, status FROM domains"))
+            rows = dict(sql(domaingate.target, "SELECT hostname, status FROM domains"))
             return rows == final and undelivered == [(0,)]
 
         await await_until(settled, timeout=30, interval=0.05)
@@ -219,25 +221,27 @@ async def test_kill_mid_delivery(daemons: Daemons, knot_factory: Factory, tmp_pa
         await receiver.close()
 
     assert kills == sorted(receiver.hold)
-    chains = audit(domaingate.db)
+    chains = audit(domaingate.target)
     # Each event cut off by a kill was sent again by a later process.
     for arrival in kills:
         assert receiver.arrivals[arrival - 1] in receiver.arrivals[arrival:]
 
-    hostnames = dict(sql(domaingate.db, "SELECT id, hostname FROM domains"))
+    hostnames = dict(sql(domaingate.target, "SELECT id, hostname FROM domains"))
     for domain_id, chain in chains.items():
         moves = Counter(steps(chain))
         assert max(moves.values()) == 1, (hostnames[domain_id], chain)
     events = {
         event_id: (kind, source, target, reason, message, hostname)
         for event_id, kind, source, target, reason, message, hostname in sql(
-            domaingate.db,
+            domaingate.target,
             "SELECT e.event_id, e.type, e.from_status, e.to_status, e.reason, e.message,"
             " d.hostname FROM webhook_outbox o JOIN domain_events e USING (event_id)"
             " JOIN domains d ON d.id = e.domain_id",
         )
     }
-    assert sql(domaingate.db, "SELECT count(*) FROM webhook_outbox WHERE attempts < 1") == [(0,)]
+    assert sql(domaingate.target, "SELECT count(*) FROM webhook_outbox WHERE attempts < 1") == [
+        (0,)
+    ]
     accepted = {r.event_id: r.body for r in receiver.accepted()}
     assert all(r.signed for r in receiver.requests)
     assert accepted.keys() == events.keys()

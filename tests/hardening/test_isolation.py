@@ -7,7 +7,7 @@ domain), tenant A and the admin acting for A (strangers: another tenant's domain
 endpoint). For everyone but B's side: nothing in the database changes, no piece of B's data
 (tenant, API token, TXT value, event ids, a cursor onto B's row) appears in the answer's body or
 headers, and a request naming B's domain is answered word for word as one naming a domain nobody
-holds.
+holds. Every case, and every attack below, runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ from tests.conftest import (
     Client,
     FakeClock,
     Reply,
+    both_backends,
     make_settings,
     sql,
 )
 from tests.reconciler.conftest import make_issuer, make_leaf_pem, store_cert
 from tests.support.knot import Knot
+from tests.support.postgres import Cluster
 
 # Every case runs in the module's event loop, where the shared world's server lives.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -148,7 +150,7 @@ class World:
 
 
 @asynccontextmanager
-async def opened_world(db: Path) -> AsyncIterator[World]:
+async def opened_world(db: Path | str) -> AsyncIterator[World]:
     """The API on a loopback port over a fresh database at `db`, with A's, B's and C's tenants."""
     clock = FakeClock()
     # B's side verifying: a 50 ms DNS budget against nothing rather than the default seconds.
@@ -167,13 +169,13 @@ async def populate(api: Api) -> World:
     attached = await api.attach(b, B_HOST, app="vault")
     # B has proven its name: it holds it.
     sql(
-        api.db_path,
+        api.db_target,
         "UPDATE domains SET status = 'verified', verified_at = ? WHERE hostname = ?",
         (api.clock(), B_HOST),
     )
     await tenants.revoke(api.db, "initech", api.clock)
-    (b_id,) = sql(api.db_path, "SELECT id FROM domains WHERE hostname = ?", (B_HOST,))[0]
-    events = sql(api.db_path, "SELECT event_id FROM domain_events WHERE domain_id = ?", (b_id,))
+    (b_id,) = sql(api.db_target, "SELECT id FROM domains WHERE hostname = ?", (B_HOST,))[0]
+    events = sql(api.db_target, "SELECT event_id FROM domain_events WHERE domain_id = ?", (b_id,))
     txt = attached["txt_record"]["value"]
     secrets = ["globex", "vault", b, txt, encode_cursor(b_id), *(row[0] for row in events)]
     tokens = {"a": a, "b": b, "c": c, "admin": ADMIN_TOKEN, "a_split": f"{a[:20]} {a[20:]}"}
@@ -182,14 +184,41 @@ async def populate(api: Api) -> World:
 
 # One world serves every case that must leave it as it was (and checks that it does): starting an
 # app per case would cost more than the case.
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
+async def shared(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
+    if request.param == "postgresql":
+        cluster: Cluster = request.getfixturevalue("pg_cluster")
+        url = cluster.database()
+        try:
+            async with opened_world(url) as world:
+                yield world
+        finally:
+            cluster.drop(url)
+        return
     async with opened_world(tmp_path_factory.mktemp("isolation") / "domaingate.db") as world:
         yield world
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    """A fresh database for an attack's world of its own, on either backend."""
+    return both_backends(request, db_path)
+
+
+@pytest.fixture
+def fresh(request: pytest.FixtureRequest, shared: World, db_path: Path) -> Path | str:
+    """A fresh database on the shared world's backend, for a case that changes its world."""
+    if isinstance(shared.api.db_target, str):
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return db_path
+
+
 def snapshot(api: Api) -> dict[str, list[tuple[Any, ...]]]:
-    return {table: sql(api.db_path, f"SELECT * FROM {table} ORDER BY rowid") for table in TABLES}
+    # By the first column: each table's key, on either backend (PostgreSQL has no rowid).
+    return {table: sql(api.db_target, f"SELECT * FROM {table} ORDER BY 1") for table in TABLES}
 
 
 async def send(world: World, endpoint: Endpoint, caller: Caller, name: str) -> Reply:
@@ -234,11 +263,11 @@ def word_for_word(reply: Reply, name: str) -> tuple[int, str, dict[str, str]]:
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
 @pytest.mark.parametrize("caller", CALLERS, ids=str)
 async def test_isolation_matrix(
-    shared: World, tmp_path: Path, caller: Caller, endpoint: Endpoint
+    shared: World, request: pytest.FixtureRequest, caller: Caller, endpoint: Endpoint
 ) -> None:
     if caller.role in ("owner", "everyone") and endpoint.mutates:
         # B's side changes B's domain: in a world of its own, so the shared one stays as it was.
-        async with opened_world(tmp_path / "domaingate.db") as world:
+        async with opened_world(request.getfixturevalue("fresh")) as world:
             await check(world, caller, endpoint)
     else:
         await check(shared, caller, endpoint)
@@ -273,10 +302,12 @@ async def check(world: World, caller: Caller, endpoint: Endpoint) -> None:
 # In each, tenant A (acme, app `shop`) is mallory and tenant B (globex, app `vault`) the victim.
 
 
-async def test_attack_mallory_routes_her_domain_to_another_tenants_app(tmp_path: Path) -> None:
+async def test_attack_mallory_routes_her_domain_to_another_tenants_app(
+    db_target: Path | str,
+) -> None:
     """Her own name, verified by her, but routed to B's app or to an internal service: the app
     must be hers, and the refusal is the same whether the app exists elsewhere or not."""
-    async with opened_world(tmp_path / "domaingate.db") as world:
+    async with opened_world(db_target) as world:
         api, a = world.api, world.tokens["a"]
         before = snapshot(api)
         replies = {
@@ -306,7 +337,9 @@ async def test_attack_mallory_routes_her_domain_to_another_tenants_app(tmp_path:
         assert snapshot(api) == before
 
 
-async def test_attack_claiming_a_name_cnamed_to_another_tenants_app(tmp_path: Path) -> None:
+async def test_attack_claiming_a_name_cnamed_to_another_tenants_app(
+    db_target: Path | str,
+) -> None:
     """B has pointed shop.victim.test at its app; mallory claims the name first. Her claim can
     never verify (the CNAME proves the name routes to B's app), B's does, and hers fails."""
     zones = {
@@ -316,7 +349,7 @@ async def test_attack_claiming_a_name_cnamed_to_another_tenants_app(tmp_path: Pa
     with Knot(zones) as knot:
         clock = FakeClock()
         settings = make_settings(
-            tmp_path / "domaingate.db",
+            db_target,
             resolvers=(knot.listen,),
             platform_zone="apps.test",
             dns_timeout=3.0,
@@ -347,31 +380,31 @@ async def test_attack_claiming_a_name_cnamed_to_another_tenants_app(tmp_path: Pa
             await client.close()
 
 
-async def test_attack_a_pending_claim_blocks_the_owner(tmp_path: Path) -> None:
-    async with opened_world(tmp_path / "domaingate.db") as world:
+async def test_attack_a_pending_claim_blocks_the_owner(db_target: Path | str) -> None:
+    async with opened_world(db_target) as world:
         api, a, b = world.api, world.tokens["a"], world.tokens["b"]
         for status in ("pending", "failed"):
             name = f"{status}.umbrella.org"
             await api.attach(a, name)
-            sql(api.db_path, "UPDATE domains SET status = ? WHERE hostname = ?", (status, name))
+            sql(api.db_target, "UPDATE domains SET status = ? WHERE hostname = ?", (status, name))
             claim = await api.attach(b, name, app="vault")
             assert (claim["tenant"], claim["status"]) == ("globex", "pending")
 
 
-async def test_attack_detaching_imposes_the_cooldown_on_the_owner(tmp_path: Path) -> None:
-    async with opened_world(tmp_path / "domaingate.db") as world:
+async def test_attack_detaching_imposes_the_cooldown_on_the_owner(db_target: Path | str) -> None:
+    async with opened_world(db_target) as world:
         api, a, b = world.api, world.tokens["a"], world.tokens["b"]
         for status in ("pending", "failed"):
             name = f"{status}.umbrella.org"
             await api.attach(a, name)
-            sql(api.db_path, "UPDATE domains SET status = ? WHERE hostname = ?", (status, name))
+            sql(api.db_target, "UPDATE domains SET status = ? WHERE hostname = ?", (status, name))
             assert (await api.call("DELETE", f"/api/v1/domains/{name}", token=a)).status == 204
             claim = await api.attach(b, name, app="vault")
             assert claim["tenant"] == "globex"
 
 
 async def test_attack_attach_and_detach_of_an_unproven_name_deletes_a_certificate(
-    tmp_path: Path,
+    tmp_path: Path, db_target: Path | str
 ) -> None:
     """The operator's own site shares Caddy's storage; mallory attaches its name and detaches
     it. Clean-up must leave the certificate (and so must it for reserved names, even proven)."""
@@ -381,17 +414,17 @@ async def test_attack_attach_and_detach_of_an_unproven_name_deletes_a_certificat
     sites = ["www.operator.example", "status.corp.example", "x.apps.example.net"]
     for site in sites:
         store_cert(storage, LE, site, make_leaf_pem(issuer, [site], now - 86400, now + 86400))
-    async with opened_world(tmp_path / "domaingate.db") as world:
+    async with opened_world(db_target) as world:
         api, a = world.api, world.tokens["a"]
         await api.attach(a, "www.operator.example")
         assert (
             await api.call("DELETE", "/api/v1/domains/www.operator.example", token=a)
         ).status == 204
         # Names reserved after they were attached and proven (planted, as an old version could).
-        (a_id,) = sql(api.db_path, "SELECT id FROM tenants WHERE name = 'acme'")[0]
+        (a_id,) = sql(api.db_target, "SELECT id FROM tenants WHERE name = 'acme'")[0]
         for site in sites[1:]:
             sql(
-                api.db_path,
+                api.db_target,
                 "INSERT INTO domains (hostname, tenant_id, app, status, kind, method, txt_token,"
                 " created_at, updated_at, verified_at, removed_at)"
                 " VALUES (?, ?, 'shop', 'removed', 'subdomain', 'cname', 'dg_x', ?, ?, ?, ?)",
@@ -425,9 +458,9 @@ async def test_attack_bad_numbers_reach_the_database(shared: World) -> None:
             assert (reply.status, reply.code) == (400, "INVALID_REQUEST"), (params, reply)
 
 
-async def test_attack_attach_flooding(tmp_path: Path) -> None:
+async def test_attack_attach_flooding(db_target: Path | str) -> None:
     """300 attach-and-detach cycles once took 1.3 s; now a tenant attaches 30 an hour."""
-    async with opened_world(tmp_path / "domaingate.db") as world:
+    async with opened_world(db_target) as world:
         api, a, b = world.api, world.tokens["a"], world.tokens["b"]
         api.clock.advance(3600)  # the world's own attaches are an hour old
         for i in range(ATTACH_LIMIT_PER_TENANT):

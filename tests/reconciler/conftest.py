@@ -1,7 +1,7 @@
-"""Fixtures for the reconciler tests: the real SQLite store of the shared `settings`
-(tests/conftest.py), tenants, domains in any status, certificates made with `cryptography` in a
-Caddy-shaped storage tree, a controllable clock, and the daemon itself running in the test's event
-loop.
+"""Fixtures for the reconciler tests, on both backends (SQLite and PostgreSQL): the store of the
+shared `settings` (tests/conftest.py), tenants, domains in any status, certificates made with
+`cryptography` in a Caddy-shaped storage tree, a controllable clock, and the daemon itself running
+in the test's event loop.
 """
 
 from __future__ import annotations
@@ -33,9 +33,16 @@ from domaingate.store.models import Domain, Tenant
 from reconciler.daemon import Tuning, run
 from tests.conftest import T0 as T0
 from tests.conftest import FakeClock as FakeClock
+from tests.conftest import both_backends
 from tests.support.wait import await_until
 
 DAY = 86400.0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    """The reconciler's tests run on both backends."""
+    return both_backends(request, db_path)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import logging
 import os
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +26,7 @@ from domaingate.wire import domain_json
 from reconciler.certjob import ScanScope
 from reconciler.daemon import Reconciler
 from reconciler.renewal_info import ari_cert_id
-from tests.conftest import sample
+from tests.conftest import sample, sql
 
 from .conftest import DAY, FakeClock, Issuer, attach, make_issuer, make_leaf_pem, store_cert
 
@@ -378,14 +377,17 @@ async def test_a_database_from_before_the_renewal_column_is_upgraded_and_filled(
         tenant, _token = await tenants.create(db, "acme", clock)
         await attach(db, tenant, "old.acme.test", clock, status=Status.ACTIVE)
     files.put("old.acme.test", 90, 10 * DAY)
-    with sqlite3.connect(settings.db) as conn:
-        conn.executescript(
-            "DROP TABLE job_runs;"
-            "DROP INDEX domains_cert_due;"
-            "ALTER TABLE domains DROP COLUMN cert_renewal_due_at;"
-            "CREATE INDEX domains_cert_window ON domains (cert_expires_at) WHERE status = 'active';"
-            "PRAGMA user_version = 3;"
-        )
+    for statement in (
+        "DROP TABLE job_runs",
+        "DROP INDEX domains_cert_due",
+        "ALTER TABLE domains DROP COLUMN cert_renewal_due_at",
+        "CREATE INDEX domains_cert_window ON domains (cert_expires_at) WHERE status = 'active'",
+    ):
+        sql(settings.db, statement)
+    if isinstance(settings.db, str):
+        sql(settings.db, "DELETE FROM schema_migrations WHERE version >= 4")
+    else:
+        sql(settings.db, "PRAGMA user_version = 3")
     async with await Database.open(settings.db) as db:
         domain = await domain_store.get(db, "old.acme.test", None)
         assert domain is not None and domain.cert_renewal_due_at is None
@@ -394,7 +396,11 @@ async def test_a_database_from_before_the_renewal_column_is_upgraded_and_filled(
         assert domain is not None and domain.cert_expires_at is not None
         assert domain.status is Status.ACTIVE
         assert domain.cert_renewal_due_at == pytest.approx(domain.cert_expires_at - 15 * DAY)
-    with sqlite3.connect(settings.db) as conn:
-        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        assert "domains_cert_due" in indexes and "domains_cert_window" not in indexes
-        assert conn.execute("PRAGMA user_version").fetchone() == (len(migrations()),)
+    if isinstance(settings.db, str):
+        indexes = {row[0] for row in sql(settings.db, "SELECT indexname FROM pg_indexes")}
+        version = sql(settings.db, "SELECT max(version) FROM schema_migrations")
+    else:
+        indexes = {row[0] for row in sql(settings.db, "SELECT name FROM sqlite_master")}
+        version = sql(settings.db, "PRAGMA user_version")
+    assert "domains_cert_due" in indexes and "domains_cert_window" not in indexes
+    assert version == [(len(migrations()),)]

@@ -4,7 +4,7 @@ and outbox rows, and concurrent outcomes grouped into few transactions."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+from typing import Any
 
 import pytest
 
@@ -15,6 +15,7 @@ from domaingate.store.checks import CheckOutcome, apply_checks
 from domaingate.store.database import Database
 from domaingate.store.models import Domain, Tenant
 from reconciler.writer import CheckWriter
+from tests.conftest import sql, sql_rows
 
 from .conftest import FakeClock, attach, walk
 
@@ -35,19 +36,13 @@ def plan(target: Status | None, *, code: str | None = None, next_at: float = 9e9
     )
 
 
-def row(db: Database, domain: Domain) -> sqlite3.Row:
-    with sqlite3.connect(db.path) as conn:
-        conn.row_factory = sqlite3.Row
-        found: sqlite3.Row | None = conn.execute(
-            "SELECT * FROM domains WHERE id = ?", (domain.id,)
-        ).fetchone()
-    assert found is not None
+def row(db: Database, domain: Domain) -> dict[str, Any]:
+    [found] = sql_rows(db.target, "SELECT * FROM domains WHERE id = ?", (domain.id,))
     return found
 
 
 def outbox(db: Database) -> list[str]:
-    with sqlite3.connect(db.path) as conn:
-        return [r[0] for r in conn.execute("SELECT event_id FROM webhook_outbox ORDER BY rowid")]
+    return [r[0] for r in sql(db.target, "SELECT event_id FROM webhook_outbox")]
 
 
 async def test_a_batch_writes_each_outcome_or_none_of_it(

@@ -2,7 +2,8 @@
 reconciler (`python -m domaingate reconcile`), configured by DOMAINGATE_* variables alone.
 
 `Domaingate(workdir, env)` takes the variables without their prefix. Each gets free loopback
-ports for its listeners and, unless `env` says otherwise (`DB`), its database in `workdir`.
+ports for its listeners and, unless `env` says otherwise (`DB`: another file, or a PostgreSQL
+URL), its database in `workdir`.
 With `webhook_interval`, the reconciler is this module run as a program instead (`main`): the
 same command with one tuning changed, so crash tests need not wait seconds for each delivery.
 """
@@ -23,11 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg.rows import dict_row
 
 from domaingate.settings import Listen
 from tests.support.net import HOST, free_port
+from tests.support.postgres import Cluster
 from tests.support.process import Process
 from tests.support.wait import wait_until
 
@@ -55,15 +59,19 @@ class Domaingate:
         self.api_listen = Listen(HOST, free_port())
         # Never the default: several stacks (and other test runs) share this machine.
         self.reconciler_listen = Listen(HOST, free_port())
-        # `DB` in `env` puts the database elsewhere (a small filesystem, say).
+        # `DB` in `env` puts the database elsewhere (a small filesystem, a PostgreSQL URL).
         self.db = Path(env["DB"]) if "DB" in env else workdir / "domaingate.db"
+        # What DOMAINGATE_DB says: the SQLite file above, or a PostgreSQL URL.
+        self.target: Path | str = self.db
+        if "://" in env.get("DB", ""):
+            self.target = env["DB"]
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
         inherited["PYTHONPATH"] = os.pathsep.join(
             p for p in (os.environ.get("PYTHONPATH", ""), str(ROOT)) if p
         )
         inherited["PYTHONUNBUFFERED"] = "1"
         inherited.update(
-            DOMAINGATE_DB=str(self.db),
+            DOMAINGATE_DB=str(self.target),
             DOMAINGATE_INTERNAL_LISTEN=str(self.internal),
             DOMAINGATE_API_LISTEN=str(self.api_listen),
             DOMAINGATE_RECONCILER_LISTEN=str(self.reconciler_listen),
@@ -196,7 +204,15 @@ class Domaingate:
                 )
 
     def db_row(self, hostname: str) -> dict[str, Any] | None:
-        """The domain's live row read straight from SQLite (for when the API is down)."""
+        """The domain's live row read straight from the database (for when the API is down)."""
+        if isinstance(self.target, str):
+            with psycopg.connect(self.target, autocommit=True, row_factory=dict_row) as pg:
+                found: dict[str, Any] | None = pg.execute(
+                    "SELECT * FROM domains WHERE hostname = %s AND status != 'removed'"
+                    " ORDER BY id DESC LIMIT 1",
+                    (hostname,),
+                ).fetchone()
+            return found
         with contextlib.closing(
             sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
         ) as connection:
@@ -209,7 +225,16 @@ class Domaingate:
             return None if row is None else dict(row)
 
     def event_types(self, hostname: str) -> list[str]:
-        """Every event of the domains named `hostname`, oldest first, read straight from SQLite."""
+        """Every event of the domains named `hostname`, oldest first, read straight from the
+        database."""
+        if isinstance(self.target, str):
+            with psycopg.connect(self.target, autocommit=True) as pg:
+                found = pg.execute(
+                    "SELECT e.type FROM domain_events e JOIN domains d ON d.id = e.domain_id"
+                    " WHERE d.hostname = %s ORDER BY e.id",
+                    (hostname,),
+                ).fetchall()
+            return [row[0] for row in found]
         with contextlib.closing(
             sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
         ) as connection:
@@ -228,14 +253,18 @@ class Domaingate:
 class Daemons:
     """Builds `Domaingate`s under one directory and stops every process they started."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cluster: Cluster | None = None) -> None:
         self.root = root
+        # PostgreSQL: each Domaingate gets a fresh database of this cluster.
+        self.cluster = cluster
         self._started: list[Domaingate] = []
 
     def __call__(
         self, env: Mapping[str, str], *, webhook_interval: float | None = None
     ) -> Domaingate:
         workdir = self.root / f"domaingate-{len(self._started)}"
+        if self.cluster is not None and "DB" not in env:
+            env = {**env, "DB": self.cluster.database()}
         daemons = Domaingate(workdir, env, webhook_interval=webhook_interval)
         self._started.append(daemons)
         return daemons

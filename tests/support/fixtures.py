@@ -1,5 +1,6 @@
 """The processes as pytest fixtures, for every test directory (tests/conftest.py loads this
-plugin): `knot_factory`, `blackhole` and `daemons`. Each stops what it started at teardown,
+plugin): `knot_factory`, `blackhole`, `daemons`, and PostgreSQL's `pg_cluster` (one per session)
+and `pg_url` (a fresh database per test). Each stops what it started at teardown,
 whatever state the test left it in.
 """
 
@@ -14,6 +15,7 @@ from domaingate.settings import Listen
 from tests.support.blackhole import Blackhole
 from tests.support.domaingate import Daemons
 from tests.support.knot import Knot
+from tests.support.postgres import Cluster, postgres_bin
 
 
 @pytest.fixture
@@ -49,3 +51,27 @@ def daemons(tmp_path: Path) -> Iterator[Daemons]:
         yield factory
     finally:
         factory.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """The session's own PostgreSQL cluster, started on first use, stopped at the end."""
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.fail("PostgreSQL is not installed (Debian's postgresql package; scripts/test)")
+    cluster = Cluster(bindir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test alone."""
+    url = pg_cluster.database()
+    try:
+        yield url
+    finally:
+        pg_cluster.drop(url)

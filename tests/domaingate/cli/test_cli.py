@@ -46,7 +46,7 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "cli.db"
 
 
-def run(db: Path, *args: str, env: Mapping[str, str] | None = None) -> Run:
+def run(db: Path | str, *args: str, env: Mapping[str, str] | None = None) -> Run:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
     environment["DOMAINGATE_DB"] = str(db)
     environment.update(env or {})
@@ -68,7 +68,7 @@ def run_all(db: Path, *calls: tuple[str, ...], env: Mapping[str, str] | None = N
         return list(pool.map(lambda args: run(db, *args, env=env), calls))
 
 
-def prepare(db: Path, *names: str) -> None:
+def prepare(db: Path | str, *names: str) -> None:
     """Create the database and tenants `names` in this process (faster than the CLI)."""
 
     async def create() -> None:

@@ -83,11 +83,13 @@ async def test_status_shows_the_lease_the_outbox_late_checks_and_counts(api: Api
     }
 
     sql(
-        api.db_path,
+        api.db_target,
         "INSERT INTO leases (name, holder, expires_at) VALUES ('reconciler', 'edge-1:42', ?)",
         (T0 + 30,),
     )
-    sql(api.db_path, "UPDATE domains SET last_checked_at = ? WHERE hostname = 'b.acme.com'", (T0,))
+    sql(
+        api.db_target, "UPDATE domains SET last_checked_at = ? WHERE hostname = 'b.acme.com'", (T0,)
+    )
     await api.call("DELETE", "/api/v1/domains/a.acme.com", token=acme)  # a domain.removed event
     # The first checks were due 60 s after attach: 400 s later they are more than 300 s late.
     api.clock.advance(400)
@@ -101,7 +103,7 @@ async def test_status_shows_the_lease_the_outbox_late_checks_and_counts(api: Api
     }
     assert busy.body["outbox"] == {"backlog": 1, "oldest_at": rfc3339(T0)}
     assert busy.body["counts"]["pending"] == 2
-    sql(api.db_path, "UPDATE leases SET expires_at = ?", (T0 + 430,))
+    sql(api.db_target, "UPDATE leases SET expires_at = ?", (T0 + 430,))
     held = await api.call("GET", "/api/v1/status", token=ADMIN_TOKEN)
     assert held.body["reconciler"]["lease_held"] is True
 
@@ -143,7 +145,7 @@ async def test_concurrent_attaches_to_one_app_stay_within_its_quota(
     assert sorted(r.status for r in replies) == [201, 201] + [422] * 6
     assert {r.code for r in replies if r.status == 422} == {"QUOTA_EXCEEDED"}
     live = sql(
-        api.db_path, "SELECT count(*) FROM domains WHERE app = 'web' AND status != 'removed'"
+        api.db_target, "SELECT count(*) FROM domains WHERE app = 'web' AND status != 'removed'"
     )
     assert live == [(2,)]
 

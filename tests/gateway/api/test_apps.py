@@ -112,7 +112,7 @@ async def test_an_app_in_use_is_not_removed(api: Api) -> None:
 async def test_a_new_upstream_reaches_the_gate(api: Api, internal: Client) -> None:
     acme = await api.tenant("acme")
     await api.attach(acme, "shop.acme.com", app="shop")
-    set_status(api.db_path, "shop.acme.com", "active")
+    set_status(api.db_target, "shop.acme.com", "active")
     await gate_synced(api)
     await put(api, "acme", "shop", {"upstream": "10.1.2.3:8080"})
     await gate_synced(api)

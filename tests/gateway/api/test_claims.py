@@ -13,7 +13,7 @@ from tests.conftest import Api, ApiFactory, set_status, sql
 COOLDOWN = 48 * 3600
 
 
-def prove(db: Path, hostname: str, at: float, tenant: str | None = None) -> None:
+def prove(db: Path | str, hostname: str, at: float, tenant: str | None = None) -> None:
     """Mark a live claim verified (as a passing check does), through a second connection."""
     where = " AND tenant_id = (SELECT id FROM tenants WHERE name = ?)" if tenant else ""
     sql(
@@ -31,7 +31,7 @@ async def test_a_proven_hostname_cannot_be_attached_by_another_tenant(
     acme = await api.tenant("acme")
     globex = await api.tenant("globex")
     await api.attach(acme, "shop.acme.com")
-    set_status(api.db_path, "shop.acme.com", status)
+    set_status(api.db_target, "shop.acme.com", status)
     for spelling in ("shop.acme.com", "SHOP.acme.com.", " shop.ACME.com "):
         reply = await api.post_domain(globex, spelling, app="other")
         assert reply.status == 409, (status, spelling)
@@ -46,7 +46,7 @@ async def test_a_proven_hostname_cannot_be_attached_by_another_tenant(
 async def test_a_tenant_holds_one_claim_per_name(api: Api, status: str) -> None:
     acme = await api.tenant("acme")
     await api.attach(acme, "shop.acme.com")
-    set_status(api.db_path, "shop.acme.com", status)
+    set_status(api.db_target, "shop.acme.com", status)
     reply = await api.post_domain(acme, "Shop.Acme.Com.", app="web")
     assert reply.status == 409
     assert reply.code == "HOSTNAME_ALREADY_REGISTERED"
@@ -59,7 +59,7 @@ async def test_an_unproven_claim_holds_nobody_back(api: Api, status: str) -> Non
     mallory = await api.tenant("mallory")
     owner = await api.tenant("owner")
     await api.attach(mallory, "shop.acme.com", app="squat")
-    set_status(api.db_path, "shop.acme.com", status)
+    set_status(api.db_target, "shop.acme.com", status)
     claim = await api.attach(owner, "shop.acme.com", app="shop")
     assert claim["tenant"] == "owner"
     assert claim["status"] == "pending"
@@ -72,7 +72,7 @@ async def test_an_unproven_claim_holds_nobody_back(api: Api, status: str) -> Non
 async def test_removed_hostname_is_free_to_its_old_tenant_at_once(api: Api) -> None:
     acme = await api.tenant("acme")
     await api.attach(acme, "shop.acme.com")
-    prove(api.db_path, "shop.acme.com", api.clock())
+    prove(api.db_target, "shop.acme.com", api.clock())
     assert (await api.call("DELETE", "/api/v1/domains/shop.acme.com", token=acme)).status == 204
     again = await api.attach(acme, "shop.acme.com", app="web")
     assert again["status"] == "pending"
@@ -83,7 +83,7 @@ async def test_cooldown_keeps_others_out_for_48_hours(api: Api) -> None:
     acme = await api.tenant("acme")
     globex = await api.tenant("globex")
     await api.attach(acme, "shop.acme.com")
-    prove(api.db_path, "shop.acme.com", api.clock())
+    prove(api.db_target, "shop.acme.com", api.clock())
     await api.call("DELETE", "/api/v1/domains/shop.acme.com", token=acme)
 
     reply = await api.post_domain(globex, "shop.acme.com")
@@ -107,7 +107,7 @@ async def test_cooldown_keeps_others_out_for_48_hours(api: Api) -> None:
     assert taken["tenant"] == "globex"
     assert taken["app"] == "site"
     # Once globex proves it, acme is the one kept out.
-    prove(api.db_path, "shop.acme.com", api.clock())
+    prove(api.db_target, "shop.acme.com", api.clock())
     reply = await api.post_domain(acme, "shop.acme.com")
     assert reply.code == "HOSTNAME_ALREADY_REGISTERED"
 
@@ -116,11 +116,11 @@ async def test_cooldown_runs_from_the_latest_removal_of_a_proven_claim(api: Api)
     acme = await api.tenant("acme")
     globex = await api.tenant("globex")
     await api.attach(acme, "shop.acme.com")
-    prove(api.db_path, "shop.acme.com", api.clock())
+    prove(api.db_target, "shop.acme.com", api.clock())
     await api.call("DELETE", "/api/v1/domains/shop.acme.com", token=acme)
     api.clock.advance(COOLDOWN - 10)
     await api.attach(acme, "shop.acme.com")
-    prove(api.db_path, "shop.acme.com", api.clock())
+    prove(api.db_target, "shop.acme.com", api.clock())
     await api.call("DELETE", "/api/v1/domains/shop.acme.com", token=acme)
     api.clock.advance(20)
     reply = await api.post_domain(globex, "shop.acme.com")
@@ -135,7 +135,7 @@ async def test_detaching_an_unproven_claim_imposes_no_cooldown(api: Api) -> None
     owner = await api.tenant("owner")
     for status in ("pending", "failed"):
         await api.attach(mallory, "shop.acme.com", app="squat")
-        set_status(api.db_path, "shop.acme.com", status)
+        set_status(api.db_target, "shop.acme.com", status)
         reply = await api.call("DELETE", "/api/v1/domains/shop.acme.com", token=mallory)
         assert reply.status == 204
         claim = await api.attach(owner, "shop.acme.com", app="shop")
@@ -149,7 +149,7 @@ async def test_quota_counts_live_domains_per_tenant(api_factory: ApiFactory) -> 
     globex = await api.tenant("globex")
     for i in range(3):
         await api.attach(acme, f"d{i}.acme.com")
-    set_status(api.db_path, "d1.acme.com", "failed")  # every live status counts
+    set_status(api.db_target, "d1.acme.com", "failed")  # every live status counts
     reply = await api.post_domain(acme, "d3.acme.com")
     assert reply.status == 422
     assert reply.code == "QUOTA_EXCEEDED"

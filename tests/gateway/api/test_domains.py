@@ -274,8 +274,8 @@ async def test_list_filters_by_app_and_status(api: Api) -> None:
     await api.attach(token, "b.acme.com", app="blog")
     await api.attach(token, "c.acme.com", app="web")
     await api.attach(token, "d.acme.com", app="web")
-    set_status(api.db_path, "c.acme.com", "verified")
-    set_status(api.db_path, "d.acme.com", "failed")
+    set_status(api.db_target, "c.acme.com", "verified")
+    set_status(api.db_target, "d.acme.com", "failed")
 
     async def names(params: dict[str, str]) -> list[str]:
         reply = await api.call("GET", "/api/v1/domains", token=token, params=params)
@@ -370,4 +370,4 @@ async def test_events_record_every_state_move(api: Api) -> None:
 
 
 def _rows(api: Api, statement: str) -> list[tuple[Any, ...]]:
-    return sql(api.db_path, statement)
+    return sql(api.db_target, statement)

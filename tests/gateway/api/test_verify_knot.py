@@ -176,7 +176,7 @@ async def test_require_txt_demands_the_token_for_subdomains(
 async def test_a_failed_domain_verified_again_goes_pending(api: Api) -> None:
     token = await api.tenant("acme")
     await api.attach(token, "wrong.acme.test")
-    set_status(api.db_path, "wrong.acme.test", "failed")
+    set_status(api.db_target, "wrong.acme.test", "failed")
     api.clock.advance(100)
     reply = await verify(api, token, "wrong.acme.test")
     assert reply.body["verified"] is False
@@ -195,7 +195,7 @@ async def test_a_failed_domain_with_right_dns_verified_again_is_verified(
 ) -> None:
     token = await api.tenant("acme")
     await api.attach(token, "good.acme.test")
-    set_status(api.db_path, "good.acme.test", "failed")
+    set_status(api.db_target, "good.acme.test", "failed")
     reply = await verify(api, token, "good.acme.test")
     assert reply.body["verified"] is True
     assert reply.body["status"] == "verified"
@@ -251,7 +251,7 @@ async def test_verify_of_an_unknown_or_foreign_domain_costs_no_allowance(api: Ap
     for _ in range(12):
         reply = await verify(api, acme, "good.acme.test")
         assert reply.status == 404
-    assert sql(api.db_path, "SELECT count(*) FROM verify_attempts") == [(0,)]
+    assert sql(api.db_target, "SELECT count(*) FROM verify_attempts") == [(0,)]
 
 
 async def test_a_silent_resolver_never_unverifies_a_verified_domain(
@@ -260,7 +260,7 @@ async def test_a_silent_resolver_never_unverifies_a_verified_domain(
     api = await api_factory(resolvers=(blackhole,), platform_zone=PLATFORM, dns_timeout=0.3)
     token = await api.tenant("acme")
     await api.attach(token, "good.acme.test")
-    set_status(api.db_path, "good.acme.test", "verified")
+    set_status(api.db_target, "good.acme.test", "verified")
     reply = await verify(api, token, "good.acme.test")
     assert reply.status == 200
     assert reply.body["verified"] is True
@@ -278,10 +278,10 @@ async def test_a_status_change_during_the_check_is_invalid_state(
     # The allowance is counted just before the check starts; the check waits on the silent
     # resolver for 0.5 s, while another process (the reconciler, say) moves the domain.
     deadline = asyncio.get_running_loop().time() + 2
-    while sql(api.db_path, "SELECT count(*) FROM verify_attempts") == [(0,)]:
+    while sql(api.db_target, "SELECT count(*) FROM verify_attempts") == [(0,)]:
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.01)
-    set_status(api.db_path, "good.acme.test", "failed")
+    set_status(api.db_target, "good.acme.test", "failed")
     reply = await request
     assert reply.status == 409
     assert reply.code == "INVALID_STATE"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import create_app
@@ -9,12 +12,18 @@ from tests.conftest import (
     Api,
     Client,
     FakeClock,
+    both_backends,
     gate_client,
     gate_synced,
     make_settings,
     sample,
     set_status,
 )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    return both_backends(request, db_path)
 
 
 async def test_healthz(internal: Client) -> None:
@@ -27,7 +36,7 @@ async def test_readyz_once_the_gate_has_loaded(api: Api, internal: Client) -> No
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com")
     await api.attach(token, "blog.acme.com")
-    set_status(api.db_path, "shop.acme.com", "verified")
+    set_status(api.db_target, "shop.acme.com", "verified")
     await gate_synced(api)
     async with internal.get("/readyz") as response:
         assert response.status == 200
@@ -43,8 +52,8 @@ async def test_before_the_gate_loads_it_is_not_ready_and_denies_everything(
     """An API app that never started (no database, no watcher): the gate fails closed."""
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com")
-    set_status(api.db_path, "shop.acme.com", "verified")
-    unstarted = create_app(make_settings(api.db_path), clock=FakeClock())
+    set_status(api.db_target, "shop.acme.com", "verified")
+    unstarted = create_app(make_settings(api.db_target), clock=FakeClock())
     gate: Client = await gate_client(aiohttp_client, unstarted)
     async with gate.get("/readyz") as response:
         assert response.status == 503
@@ -62,9 +71,9 @@ async def test_metrics(api: Api, internal: Client) -> None:
     token = await api.tenant("acme")
     for name in ("a.acme.com", "b.acme.com", "c.acme.com", "d.acme.com"):
         await api.attach(token, name)
-    set_status(api.db_path, "a.acme.com", "verified")
-    set_status(api.db_path, "b.acme.com", "active")
-    set_status(api.db_path, "c.acme.com", "failed")
+    set_status(api.db_target, "a.acme.com", "verified")
+    set_status(api.db_target, "b.acme.com", "active")
+    set_status(api.db_target, "c.acme.com", "failed")
     await gate_synced(api)
     for name in ("a.acme.com", "b.acme.com", "b.acme.com", "c.acme.com", "x.example.org"):
         async with internal.get("/tls-ask", params={"domain": name}):

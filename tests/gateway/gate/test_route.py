@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pytest_aiohttp import AiohttpClient
 
 from gateway.gate.allowlist import Allowlist
-from gateway.gate.watcher import AllowlistSync
+from gateway.gate.follow import PostgresAllowlistSync
+from gateway.gate.watcher import AllowlistSync, sync_for
 from gateway.keys import SETTINGS
 from tests.conftest import (
     Api,
     ApiFactory,
     Client,
+    both_backends,
     gate_client,
     gate_synced,
     raw_get,
     set_status,
     sql,
 )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    return both_backends(request, db_path)
 
 
 async def route(internal: Client, *hosts: str) -> tuple[int, dict[str, str]]:
@@ -37,7 +46,7 @@ async def served(api: Api) -> str:
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com", app="web")
     await api.attach(token, "blog.acme.com", app="blog")
-    set_status(api.db_path, "shop.acme.com", "verified")
+    set_status(api.db_target, "shop.acme.com", "verified")
     await gate_synced(api)
     return token
 
@@ -82,7 +91,7 @@ async def test_non_ascii_forwarded_hosts_are_not_found(served: str, internal: Cl
 async def test_route_follows_the_status(
     api: Api, served: str, internal: Client, status: str
 ) -> None:
-    set_status(api.db_path, "shop.acme.com", status)
+    set_status(api.db_target, "shop.acme.com", status)
     await gate_synced(api)
     expected = 200 if status in {"active", "expiring"} else 404
     assert (await route(internal, "shop.acme.com:443"))[0] == expected
@@ -95,7 +104,7 @@ async def test_upstream_template_names_the_upstream(
     internal: Client = await gate_client(aiohttp_client, api.app)
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com", app="web")
-    set_status(api.db_path, "shop.acme.com", "active")
+    set_status(api.db_target, "shop.acme.com", "active")
     await gate_synced(api)
     status, headers = await route(internal, "shop.acme.com:443")
     assert status == 200
@@ -106,7 +115,7 @@ async def test_an_app_change_by_another_process_reroutes(
     api: Api, served: str, internal: Client
 ) -> None:
     await api.register(served, "shop2")
-    sql(api.db_path, "UPDATE domains SET app = 'shop2' WHERE hostname = 'shop.acme.com'")
+    sql(api.db_target, "UPDATE domains SET app = 'shop2' WHERE hostname = 'shop.acme.com'")
     await gate_synced(api)
     assert (await route(internal, "shop.acme.com"))[1]["X-Domaingate-App"] == "shop2"
 
@@ -118,11 +127,11 @@ async def test_the_apps_own_upstream_is_named_and_follows_its_changes(
     await gate_synced(api)
     assert (await route(internal, "shop.acme.com"))[1]["X-Domaingate-Upstream"] == "10.0.0.7:8080"
     # Changed by another process (the CLI): the gate follows within its poll.
-    sql(api.db_path, "UPDATE apps SET upstream = 'web-2.internal:81' WHERE name = 'web'")
+    sql(api.db_target, "UPDATE apps SET upstream = 'web-2.internal:81' WHERE name = 'web'")
     await gate_synced(api)
     upstream = (await route(internal, "shop.acme.com"))[1]["X-Domaingate-Upstream"]
     assert upstream == "web-2.internal:81"
-    sql(api.db_path, "UPDATE apps SET upstream = NULL WHERE name = 'web'")
+    sql(api.db_target, "UPDATE apps SET upstream = NULL WHERE name = 'web'")
     await gate_synced(api)
     assert (await route(internal, "shop.acme.com"))[1]["X-Domaingate-Upstream"] == (
         "web.internal:80"
@@ -136,7 +145,7 @@ async def test_the_template_names_the_tenant(
     internal = await gate_client(aiohttp_client, api.app)
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com", app="web")
-    set_status(api.db_path, "shop.acme.com", "verified")
+    set_status(api.db_target, "shop.acme.com", "verified")
     await gate_synced(api)
     assert (await route(internal, "shop.acme.com"))[1]["X-Domaingate-Upstream"] == (
         "web.acme.svc:8080"
@@ -152,14 +161,14 @@ async def test_a_domain_on_an_app_not_its_tenants_is_never_routed(
     another tenant's."""
     globex = await api.tenant("globex")
     await api.register(globex, "vault")
-    sql(api.db_path, "UPDATE domains SET app = ? WHERE hostname = 'shop.acme.com'", (app,))
+    sql(api.db_target, "UPDATE domains SET app = ? WHERE hostname = 'shop.acme.com'", (app,))
     await gate_synced(api)
     assert (await route(internal, "shop.acme.com"))[0] == 404
     async with internal.get("/tls-ask", params={"domain": "shop.acme.com"}) as response:
         assert response.status == 403
     # A restart loads the same view.
     loaded = Allowlist()
-    sync = AllowlistSync(api.db_path, loaded, api.app[SETTINGS].upstream)
+    sync = sync_for(api.db_target, loaded, api.app[SETTINGS].upstream)
     await sync.open()
     try:
         assert loaded.loaded
@@ -185,15 +194,17 @@ async def test_delete_holds_at_once_even_with_the_watcher_stopped(
     """With the database watcher unable to see anything, only the API's own update of the
     in-memory view can withdraw the name: it must, in the same request."""
 
-    async def blind_poll(self: AllowlistSync) -> int:
+    async def blind_poll(self: object) -> int:
         return 0
 
+    # Either backend's watcher.
     monkeypatch.setattr(AllowlistSync, "poll", blind_poll)
+    monkeypatch.setattr(PostgresAllowlistSync, "poll", blind_poll)
     api = await api_factory()
     internal: Client = await gate_client(aiohttp_client, api.app)
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com")
-    set_status(api.db_path, "shop.acme.com", "verified")
+    set_status(api.db_target, "shop.acme.com", "verified")
     # Not visible to a blind watcher: the gate loaded before the change.
     assert (await route(internal, "shop.acme.com"))[0] == 404
     # A restart loads it (the initial load does not poll).

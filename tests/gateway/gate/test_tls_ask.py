@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pytest_aiohttp import AiohttpClient
 
@@ -9,6 +11,7 @@ from gateway.app import create_app
 from tests.conftest import (
     Api,
     Client,
+    both_backends,
     gate_client,
     gate_synced,
     make_settings,
@@ -16,6 +19,12 @@ from tests.conftest import (
     set_status,
     sql,
 )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    return both_backends(request, db_path)
+
 
 ALLOWED = ("verified", "active", "expiring")
 DENIED = ("pending", "failed", "removed")
@@ -35,7 +44,7 @@ async def shop(api: Api) -> Api:
     for name in ("shop.acme.com", "k.acme.com", "shop.bücher.de", "other.acme.com"):
         await api.attach(token, name)
     for name in ("shop.acme.com", "k.acme.com", "shop.xn--bcher-kva.de"):
-        set_status(api.db_path, name, "verified")
+        set_status(api.db_target, name, "verified")
     await gate_synced(api)
     return api
 
@@ -44,7 +53,7 @@ async def shop(api: Api) -> Api:
 async def test_answer_follows_the_status(api: Api, internal: Client, status: str) -> None:
     token = await api.tenant("acme")
     await api.attach(token, "shop.acme.com")
-    set_status(api.db_path, "shop.acme.com", status)
+    set_status(api.db_target, "shop.acme.com", status)
     await gate_synced(api)
     assert await ask(internal, "shop.acme.com") == (200 if status in ALLOWED else 403)
 
@@ -122,7 +131,9 @@ async def test_the_gate_does_not_answer_other_methods_with_200(shop: Api, intern
 async def test_a_new_app_on_the_same_database_loads_allowed_names_at_start(
     shop: Api, aiohttp_client: AiohttpClient
 ) -> None:
-    fresh: Client = await aiohttp_client(create_app(make_settings(shop.db_path), clock=shop.clock))
+    fresh: Client = await aiohttp_client(
+        create_app(make_settings(shop.db_target), clock=shop.clock)
+    )
     gate: Client = await gate_client(aiohttp_client, fresh.app)
     for name, expected in (
         ("shop.acme.com", 200),
@@ -139,12 +150,12 @@ async def test_an_old_removed_row_does_not_revoke_a_newer_claim(api: Api, intern
     await api.attach(token, "shop.acme.com")
     assert (await api.call("DELETE", "/api/v1/domains/shop.acme.com", token=token)).status == 204
     await api.attach(token, "shop.acme.com")
-    set_status(api.db_path, "shop.acme.com", "verified")
+    set_status(api.db_target, "shop.acme.com", "verified")
     await gate_synced(api)
     assert await ask(internal, "shop.acme.com") == 200
     # Another process touches the old, removed row (the reconciler's clean-up, say).
     sql(
-        api.db_path,
+        api.db_target,
         "UPDATE domains SET status = 'removed' WHERE hostname = 'shop.acme.com'"
         " AND status = 'removed'",
     )

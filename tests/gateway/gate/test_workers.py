@@ -1,6 +1,7 @@
 """GATE_WORKERS=3: the gateway and two gate workers share the internal port. Each follows the
-database; a worker killed under load is restarted, and no answer is ever wrong meanwhile; they
-all stop with the gateway, or on their own when it dies."""
+database (SQLite's file, or PostgreSQL's notifications); a worker killed under load is restarted,
+and no answer is ever wrong meanwhile; they all stop with the gateway, or on their own when it
+dies."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, bearer, set_status
-from tests.domaingate.cli.test_cli import ROOT, prepare, register_apps
+from tests.conftest import ADMIN_TOKEN, bearer, both_backends, set_status, sql
+from tests.domaingate.cli.test_cli import ROOT, prepare
 from tests.support.net import HOST, free_port
 from tests.support.wait import await_until
 
@@ -33,6 +34,7 @@ class Gateway:
     port: int
     api: str
     log: Path
+    db: Path | str
 
     def workers(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
@@ -51,10 +53,20 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
-    db = tmp_path / "gate.db"
+def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    """SQLite, unless a test asks for both backends (indirect parametrisation)."""
+    return both_backends(request, db_path) if hasattr(request, "param") else db_path
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, db_target: Path | str) -> Iterator[Gateway]:
+    db = db_target
     prepare(db, "acme")
-    register_apps(db, "acme", "web")
+    sql(
+        db,
+        "INSERT INTO apps (name, tenant_id, created_at, updated_at)"
+        " SELECT 'web', id, 0, 0 FROM tenants WHERE name = 'acme'",
+    )
     port, api, log = free_port(), f"{HOST}:{free_port()}", tmp_path / "gateway.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
     env.update(
@@ -69,7 +81,7 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
         process = subprocess.Popen(
             [sys.executable, "-m", "domaingate", "serve"], cwd=ROOT, env=env, stderr=out
         )
-    gateway = Gateway(process, port, api, log)
+    gateway = Gateway(process, port, api, log, db)
     try:
         yield gateway
     finally:
@@ -117,8 +129,9 @@ async def running(gateway: Gateway) -> AsyncIterator[Gateway]:
     yield gateway
 
 
-async def test_every_worker_follows_the_database(running: Gateway, tmp_path: Path) -> None:
-    db = tmp_path / "gate.db"
+@pytest.mark.parametrize("db_target", ["sqlite", "postgresql"], indirect=True)
+async def test_every_worker_follows_the_database(running: Gateway) -> None:
+    db = running.db
     async with (
         aiohttp.ClientSession() as session,
         session.post(

@@ -1,0 +1,1 @@
+"""The PostgreSQL backend: what `Database.open()` loads for a `postgresql://` URL."""

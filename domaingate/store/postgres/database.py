@@ -1,0 +1,199 @@
+"""The PostgreSQL database: a connection pool, migrations, and write transactions.
+
+A write transaction takes one advisory lock for the whole database before its first statement
+and keeps it until it commits: writers take turns across every process on every node, exactly as
+SQLite's `BEGIN IMMEDIATE` makes them take turns on one file. Every read-then-write in the store
+(the claim check before an insert, the quota count, the rate-limit count, the compare-and-set
+reads of a batch) therefore keeps the guarantee it was written for, at READ COMMITTED: each
+statement after the lock sees everything committed before it. Writes are short and few next to
+reads, which run concurrently on the pool and never wait for the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from sqlite3 import OperationalError
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from domaingate.store import upgrades
+from domaingate.store.connection import Connection as StoreConnection
+from domaingate.store.connection import Cursor as StoreCursor
+from domaingate.store.database import (
+    BUSY_TIMEOUT_MS,
+    Database,
+    ErrorHook,
+    MigrationError,
+    Reader,
+    StoreUnreachable,
+    described,
+    migrations,
+)
+from domaingate.store.postgres.adapter import Connection, row_factory, store_error, translated
+
+log = logging.getLogger(__name__)
+
+# Advisory lock keys (any two fixed numbers; they only need to be the same in every process).
+WRITE_LOCK = 0x646F6D61696E01  # "domain" 01
+MIGRATE_LOCK = 0x646F6D61696E02
+CONNECT_TIMEOUT = 5.0
+# A write waits this long for the write lock (or any row lock) before it gives up, as a SQLite
+# write waits out its busy timeout: then the API answers 503 and the client retries.
+LOCK_TIMEOUT_MS = BUSY_TIMEOUT_MS
+# How long a request waits for a pooled connection before it is answered 503.
+POOL_TIMEOUT = 5.0
+POOL_SIZE = 8
+
+
+async def connect(url: str, **kwargs: Any) -> psycopg.AsyncConnection[Any]:
+    """One autocommit connection; StoreUnreachable (saying why, naming the server) if none."""
+    try:
+        return await psycopg.AsyncConnection.connect(
+            url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT), **kwargs
+        )
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise StoreUnreachable(
+            f"cannot connect to PostgreSQL at {described(url)}: {reason}"
+        ) from exc
+
+
+async def migrate(conn: psycopg.AsyncConnection[Any]) -> int:
+    """Apply pending migrations, tracked in `schema_migrations`; returns the schema version.
+
+    Safe from several processes at once: the first to take the advisory lock migrates, the
+    others then find nothing left to do.
+    """
+    known = migrations("postgresql")
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cursor = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        row = await cursor.fetchone()
+        current = int(row[0]) if row else 0
+        if current > len(known):
+            raise MigrationError(
+                f"the database is at schema version {current}, newer than this domaingate "
+                f"({len(known)}); upgrade domaingate"
+            )
+        for version, name, sql in known[current:]:
+            refusal = await upgrades.refusal(Connection(conn), version)
+            if refusal is not None:
+                raise MigrationError(f"cannot upgrade to schema version {version}: {refusal}")
+            await conn.execute(sql.encode())
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+            )
+            current = version
+    return current
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+
+
+class PostgresReader(Reader):
+    """Reads on the pool: each statement on its own connection, seeing the latest commit."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def execute(
+        self, sql: str, parameters: Iterable[Any] | None = None
+    ) -> AsyncIterator[StoreCursor]:
+        with translated():
+            async with self._pool.connection() as raw:
+                cursor = await Connection(raw).execute(sql, parameters)
+                try:
+                    yield cursor
+                finally:
+                    await cursor.close()
+
+
+class PostgresDatabase(Database):
+    """The process's pool of connections to one PostgreSQL database."""
+
+    def __init__(
+        self, url: str, pool: AsyncConnectionPool[Any], *, on_error: ErrorHook | None = None
+    ) -> None:
+        self.url = url
+        self._pool = pool
+        self._reader = PostgresReader(pool)
+        self._lock = asyncio.Lock()
+        self._on_error = on_error
+
+    @classmethod
+    async def connect(cls, url: str, *, on_error: ErrorHook | None = None) -> PostgresDatabase:
+        """Migrate and open the pool. StoreUnreachable, with the reason, if the server is not
+        there: a start-up fails at once with a message rather than retrying in silence."""
+        conn = await connect(url)
+        try:
+            with translated():
+                await migrate(conn)
+        finally:
+            await conn.close()
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=POOL_SIZE,
+            open=False,
+            timeout=POOL_TIMEOUT,
+            name="domaingate",
+            configure=_configure,
+            kwargs={
+                "autocommit": True,
+                "row_factory": row_factory,
+                "connect_timeout": int(CONNECT_TIMEOUT),
+            },
+        )
+        with translated():
+            await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+        return cls(url, pool, on_error=on_error)
+
+    @property
+    def target(self) -> str:
+        return self.url
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def schema_version(self) -> int:
+        async with self._reader.execute(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[StoreConnection]:
+        """A write transaction holding the database's write lock: commits on success, rolls
+        back on any exception."""
+        # One waiter per process on the server's lock; the others wait here, holding no
+        # pooled connection.
+        async with self._lock:
+            try:
+                async with self._pool.connection() as raw, raw.transaction():
+                    await raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                    yield Connection(raw)
+            except psycopg.Error as exc:
+                mapped = store_error(exc)
+                self._report(mapped)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
+            except Exception as exc:
+                self._report(exc)
+                raise
+
+    def _report(self, exc: BaseException) -> None:
+        if self._on_error is not None and isinstance(exc, OperationalError):
+            self._on_error(exc)

@@ -1,0 +1,208 @@
+"""The gate's allowlist on PostgreSQL: woken by LISTEN/NOTIFY, and never missing a change.
+
+Each of the two failure modes has a test: a change committed out of sequence order (a bare
+`seq > cursor` read would skip it), and notifications lost while the listener's connection was
+down (read again from the cursor on reconnect; a slow poll if a wake-up never comes). The rows
+are the gate's (`GATE_SELECT`): an app's new upstream reaches the gate through its domains, and a
+domain whose app is not its tenant's is never allowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+
+import psycopg
+import pytest
+
+from gateway.gate.allowlist import Allowlist
+from gateway.gate.follow import PostgresAllowlistSync
+from tests.conftest import sql
+
+pytestmark = pytest.mark.postgres
+
+INSERT = (
+    "INSERT INTO domains (hostname, tenant_id, app, status, kind, method, txt_token,"
+    " created_at, updated_at) VALUES (%s, 1, 'shop', %s, 'subdomain', 'cname', 'dg_x', 0, 0)"
+)
+
+
+@pytest.fixture
+def db(pg_url: str) -> str:
+    sql(pg_url, "INSERT INTO tenants (name, token_hash, created_at) VALUES ('acme', ?, 0)", (b"h",))
+    sql(
+        pg_url,
+        "INSERT INTO apps (name, tenant_id, upstream, created_at, updated_at)"
+        " VALUES ('shop', 1, NULL, 0, 0)",
+    )
+    return pg_url
+
+
+def upstream(app: str, tenant: str) -> str:
+    """UPSTREAM_TEMPLATE `{app}.{tenant}.svc:80`."""
+    return f"{app}.{tenant}.svc:80"
+
+
+async def until(check: Callable[[], bool], timeout: float) -> float:
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            pytest.fail(f"not within {timeout} s")
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+@contextlib.asynccontextmanager
+async def following(
+    db: str,
+    allowlist: Allowlist,
+    *,
+    safety_interval: float,
+    on_error: Callable[[], object] | None = None,
+) -> AsyncIterator[PostgresAllowlistSync]:
+    sync = PostgresAllowlistSync(
+        db, allowlist, upstream, safety_interval=safety_interval, on_error=on_error
+    )
+    await sync.open()
+    task = asyncio.create_task(sync.run())
+    try:
+        yield sync
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sync.close()
+
+
+async def test_loads_what_is_allowed_and_is_woken_by_a_commit(db: str) -> None:
+    sql(db, INSERT.replace("%s", "?"), ("old.acme.com", "active"))
+    sql(db, INSERT.replace("%s", "?"), ("gone.acme.com", "removed"))
+    allowlist = Allowlist()
+    # No safety poll to speak of: only the notification can bring the change in time.
+    async with following(db, allowlist, safety_interval=3600) as sync:
+        assert "old.acme.com" in allowlist
+        assert "gone.acme.com" not in allowlist
+        sql(db, INSERT.replace("%s", "?"), ("new.acme.com", "verified"))
+        took = await until(lambda: "new.acme.com" in allowlist, timeout=2)
+        assert took < 1.0
+        assert sync.wakeups >= 1
+        sql(db, "UPDATE domains SET status = 'removed' WHERE hostname = 'old.acme.com'")
+        await until(lambda: "old.acme.com" not in allowlist, timeout=2)
+
+
+async def test_a_change_committed_out_of_sequence_order_is_not_skipped(db: str) -> None:
+    allowlist = Allowlist()
+    sync = PostgresAllowlistSync(db, allowlist, upstream, safety_interval=3600)
+    await sync.open()
+    try:
+        async with (
+            await psycopg.AsyncConnection.connect(db) as early,
+            await psycopg.AsyncConnection.connect(db, autocommit=True) as late,
+        ):
+            # `early` takes its sequence value first but commits last.
+            await early.execute(INSERT, ("early.acme.com", "active"))
+            await late.execute(INSERT, ("late.acme.com", "active"))
+            await sync.poll()
+            assert "late.acme.com" in allowlist
+            assert "early.acme.com" not in allowlist  # not committed yet
+            cursor = allowlist.last_seq
+            await early.commit()
+        [(early_seq,)] = sql(db, "SELECT seq FROM domains WHERE hostname = 'early.acme.com'")
+        # What a bare `seq > cursor` read would have skipped:
+        assert early_seq < cursor
+        assert sql(db, "SELECT count(*) FROM domains WHERE seq > ?", (cursor,)) == [(0,)]
+        await sync.poll()
+        assert "early.acme.com" in allowlist
+    finally:
+        await sync.close()
+
+
+async def test_an_out_of_order_commit_is_caught_while_following(db: str) -> None:
+    allowlist = Allowlist()
+    async with (
+        following(db, allowlist, safety_interval=3600),
+        await psycopg.AsyncConnection.connect(db) as early,
+    ):
+        await early.execute(INSERT, ("early.acme.com", "active"))
+        sql(db, INSERT.replace("%s", "?"), ("late.acme.com", "active"))
+        await until(lambda: "late.acme.com" in allowlist, timeout=2)
+        await early.commit()
+        await until(lambda: "early.acme.com" in allowlist, timeout=2)
+
+
+async def terminate_listeners(db: str) -> int:
+    """End every other session on the database, as a network cut or a restart would."""
+    rows = sql(
+        db,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid != pg_backend_pid()",
+    )
+    return len(rows)
+
+
+async def test_changes_made_while_the_listener_was_down_are_read_on_reconnect(db: str) -> None:
+    allowlist = Allowlist()
+    errors = 0
+
+    def counted() -> None:
+        nonlocal errors
+        errors += 1
+
+    # No safety poll: only the re-read on reconnecting can bring the change in.
+    async with following(db, allowlist, safety_interval=3600, on_error=counted):
+        assert await terminate_listeners(db) >= 1
+        # Committed while the follower's connection is gone: its notification reaches no one.
+        sql(db, INSERT.replace("%s", "?"), ("meanwhile.acme.com", "active"))
+        await until(lambda: "meanwhile.acme.com" in allowlist, timeout=5)
+        assert errors >= 1
+        # Following again: later changes arrive by notification as before.
+        sql(db, INSERT.replace("%s", "?"), ("after.acme.com", "active"))
+        await until(lambda: "after.acme.com" in allowlist, timeout=2)
+
+
+async def test_a_wakeup_that_never_comes_is_covered_by_the_slow_poll(db: str) -> None:
+    allowlist = Allowlist()
+    async with following(db, allowlist, safety_interval=0.5) as sync:
+        assert sync._conn is not None
+        # The follower stops hearing notifications (as if one were lost on the way).
+        await sync._conn.execute("UNLISTEN *")
+        wakeups = sync.wakeups
+        sql(db, INSERT.replace("%s", "?"), ("quiet.acme.com", "active"))
+        took = await until(lambda: "quiet.acme.com" in allowlist, timeout=3)
+        assert took < 1.5
+        assert sync.wakeups == wakeups
+
+
+async def test_an_apps_new_upstream_reaches_the_gate_by_notification(db: str) -> None:
+    sql(db, INSERT.replace("%s", "?"), ("shop.acme.com", "active"))
+    allowlist = Allowlist()
+    async with following(db, allowlist, safety_interval=3600) as sync:
+        assert allowlist.route_for("shop.acme.com") == ("shop", "shop.acme.svc:80")
+        seq = allowlist.last_seq
+        # Only the app's row changes: 003's trigger moves its domains' sequence on.
+        sql(db, "UPDATE apps SET upstream = '10.1.2.3:8080' WHERE name = 'shop'")
+        await until(lambda: allowlist.route_for("shop.acme.com") == ("shop", "10.1.2.3:8080"), 2)
+        assert allowlist.last_seq > seq
+        assert await sync.count_by_status() == {"active": 1}
+
+
+async def test_a_domain_whose_app_is_not_its_tenants_is_never_allowed(db: str) -> None:
+    sql(db, "INSERT INTO tenants (name, token_hash, created_at) VALUES ('globex', ?, 0)", (b"g",))
+    sql(
+        db,
+        "INSERT INTO domains (hostname, tenant_id, app, status, kind, method, txt_token,"
+        " created_at, updated_at) VALUES ('x.globex.com', 2, 'shop', 'active', 'subdomain',"
+        " 'cname', 'dg_y', 0, 0)",
+    )
+    sql(db, INSERT.replace("%s", "?"), ("shop.acme.com", "active"))
+    allowlist = Allowlist()
+    async with following(db, allowlist, safety_interval=3600):
+        assert "shop.acme.com" in allowlist
+        assert "x.globex.com" not in allowlist
+        # The app removed: its domains are withdrawn at the gate, by notification.
+        sql(db, "UPDATE domains SET app = 'gone' WHERE hostname = 'shop.acme.com'")
+        sql(db, "DELETE FROM apps WHERE name = 'shop'")
+        sql(db, "UPDATE domains SET app = 'shop' WHERE hostname = 'shop.acme.com'")
+        await until(lambda: "shop.acme.com" not in allowlist, timeout=2)
