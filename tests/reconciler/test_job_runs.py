@@ -13,6 +13,7 @@ from domaingate.settings import Settings, load_settings
 from domaingate.store import leases, runs
 from domaingate.store.database import Database
 from reconciler.daemon import Reconciler, Tuning
+from tests.conftest import sql
 from tests.support.wait import await_until
 
 from .conftest import FakeClock
@@ -37,9 +38,8 @@ def fast(settings: Settings) -> Settings:
 
 
 def rows(settings: Settings) -> dict[str, tuple[float, float | None, str | None]]:
-    with sqlite3.connect(settings.db) as conn:
-        found = conn.execute("SELECT job, last_run_at, last_ok_at, last_error FROM job_runs")
-        return {job: (ran, ok, error) for job, ran, ok, error in found}
+    found = sql(settings.db, "SELECT job, last_run_at, last_ok_at, last_error FROM job_runs")
+    return {job: (ran, ok, error) for job, ran, ok, error in found}
 
 
 async def test_the_holders_job_runs_record_their_rows(

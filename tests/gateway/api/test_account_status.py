@@ -158,7 +158,7 @@ async def test_status_shows_each_jobs_last_run_and_flags_the_late(api: Api) -> N
     ]
 
     sql(
-        api.db_path,
+        api.db_target,
         "INSERT INTO job_runs (job, last_run_at, last_ok_at, last_error) VALUES"
         " ('lease', ?, ?, NULL), ('dns', ?, ?, NULL), ('certs', ?, ?, 'OSError: disk gone')",
         (T0 + 80, T0 + 80, T0, T0, T0 + 50, T0 - 600),
