@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from domaingate.certificates import CertFact
 from domaingate.dns.findings import CheckReport, Code, Finding
-from domaingate.hostnames import Kind
 from domaingate.lifecycle import (
     CertChange,
     Move,
@@ -28,6 +28,7 @@ from domaingate.lifecycle.certificates import MASS_LOSS_MIN
 from domaingate.states import TRANSITIONS, IllegalTransition, Status
 from domaingate.store.models import Domain
 from tests.conftest import T0
+from tests.support.domains import make_domain
 
 NOW = T0
 DAY = 86400.0
@@ -36,32 +37,8 @@ DAY = 86400.0
 EXPIRING_DAYS = 14.0
 
 
-def domain(status: Status, **fields: object) -> Domain:
-    base = Domain(
-        id=1,
-        hostname="shop.acme.test",
-        tenant_id=1,
-        tenant="acme",
-        app="shop",
-        status=status,
-        kind=Kind.SUBDOMAIN,
-        method="cname",
-        txt_token="dg_" + "0" * 64,
-        created_at=NOW - 100,
-        updated_at=NOW - 100,
-        verified_at=None,
-        last_checked_at=None,
-        next_check_at=NOW,
-        last_check_code=None,
-        last_check_message=None,
-        failure_count=0,
-        failing_since=None,
-        dns_provider=None,
-        cert_expires_at=None,
-        cert_issuer=None,
-        removed_at=None,
-    )
-    return replace(base, **fields)  # type: ignore[arg-type]
+def domain(status: Status, **fields: Any) -> Domain:
+    return make_domain(now=NOW - 100, **{"status": status, "next_check_at": NOW, **fields})
 
 
 def cert(ends_in_days: float, *, began_days_ago: float = 30, issuer: str = "R11") -> CertFact:

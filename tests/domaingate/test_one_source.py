@@ -19,12 +19,12 @@ from domaingate.errors import DomaingateError, InvalidRequest, PayloadTooLarge
 from domaingate.hostnames import Kind, parse
 from domaingate.instructions import expectation_for, expectation_unattached, instructions
 from domaingate.settings import SettingsError, load_settings
-from domaingate.states import Status
 from domaingate.store.models import Domain
 from domaingate.store.tenants import check_tenant_name
 from gateway.api.inputs import MAX_BODY
 from gateway.api.openapi import DOCUMENT
 from tests.conftest import T0, Api, make_settings
+from tests.support.domains import make_domain
 
 LABELS = st.text(alphabet="az09-_", max_size=70)
 
@@ -113,30 +113,7 @@ def test_the_tenant_name_rule_is_one_rule(name: str) -> None:
 
 
 def attached(name: str, kind: Kind, method: str) -> Domain:
-    return Domain(
-        id=1,
-        hostname=name,
-        tenant_id=1,
-        tenant="acme",
-        app="shop",
-        status=Status.PENDING,
-        kind=kind,
-        method=method,
-        txt_token="dg_" + "0" * 64,
-        created_at=T0,
-        updated_at=T0,
-        verified_at=None,
-        last_checked_at=None,
-        next_check_at=None,
-        last_check_code=None,
-        last_check_message=None,
-        failure_count=0,
-        failing_since=None,
-        dns_provider=None,
-        cert_expires_at=None,
-        cert_issuer=None,
-        removed_at=None,
-    )
+    return make_domain(now=T0, hostname=name, kind=kind, method=method)
 
 
 @pytest.mark.parametrize("raw", ["shop.acme.com", "acme.com"])

@@ -47,6 +47,22 @@ class ApiResponse:
     headers: Mapping[str, str]
 
 
+def run_cli(env: Mapping[str, str], cwd: Path, *args: str) -> str:
+    """`python -m domaingate ARGS` with `env` in `cwd`; its stdout. A non-zero exit raises."""
+    result = subprocess.run(
+        [sys.executable, "-m", "domaingate", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"domaingate {' '.join(args)}: {result.stdout}{result.stderr}")
+    return result.stdout
+
+
 class Domaingate:
     """domaingate's gateway and reconciler as `python -m domaingate serve|reconcile`."""
 
@@ -95,18 +111,7 @@ class Domaingate:
         )
 
     def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "domaingate", *args],
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"domaingate {' '.join(args)}: {result.stdout}{result.stderr}")
-        return result.stdout
+        return run_cli(self.env, self.workdir, *args)
 
     def create_tenant(self, name: str) -> str:
         out = self.cli("tenant", "create", name)

@@ -25,6 +25,7 @@ from typing import Any
 
 from domaingate.settings import Listen
 from tests.reconciler.conftest import make_issuer, make_leaf_pem, store_cert
+from tests.support.domaingate import run_cli
 from tests.support.knot import Knot
 from tests.support.net import HOST, free_port
 
@@ -149,18 +150,7 @@ class Stack:
             return None
 
     def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "domaingate", *args],
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"domaingate {' '.join(args)}: {result.stdout}{result.stderr}")
-        return result.stdout
+        return run_cli(self.env, self.workdir, *args)
 
     def tenant(self, name: str, *apps: str) -> str:
         """A new tenant's token, made as an operator would (`domaingate tenant create`), with
