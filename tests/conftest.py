@@ -123,10 +123,19 @@ def settings(db_target: Path | str, storage: Path) -> Settings:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that run knot, or the whole stack, are slow by definition."""
+    """Tests that run knot, PostgreSQL or the whole stack are slow by definition."""
     for item in items:
-        if item.get_closest_marker("knot") or item.get_closest_marker("e2e"):
+        if item.get_closest_marker("knot") or item.get_closest_marker("e2e") or _postgres(item):
             item.add_marker(pytest.mark.slow)
+
+
+def _postgres(item: pytest.Item) -> bool:
+    """Whether the test runs against the session's PostgreSQL cluster (a real server)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "postgresql" in callspec.params.values():
+        return True
+    names = getattr(item, "fixturenames", ())
+    return "pg_url" in names or "pg_cluster" in names
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,9 @@ from domaingate.store.models import Domain, Tenant
 from gateway.api.inputs import MAX_LIMIT, MAX_ROW_ID
 from tests.conftest import Api, FakeClock, sql
 
+# Hypothesis properties over many generated cases.
+pytestmark = pytest.mark.slow
+
 PROPERTIES = settings(
     max_examples=60,
     deadline=None,

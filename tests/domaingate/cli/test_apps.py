@@ -12,6 +12,9 @@ from domaingate.store.database import migrations
 
 from .test_cli import attach_rows, prepare, query, run, run_all
 
+# The command line as processes, on a real database.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:

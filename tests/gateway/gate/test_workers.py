@@ -24,6 +24,9 @@ from tests.domaingate.cli.test_cli import ROOT, prepare
 from tests.support.net import HOST, free_port
 from tests.support.wait import await_until
 
+# Real gateway and gate-worker processes.
+pytestmark = pytest.mark.slow
+
 ASK = "GET /tls-ask?domain={} HTTP/1.1\r\nHost: gate\r\nConnection: close\r\n\r\n"
 LIMIT = 1.0  # the spec's freshness, for every worker
 
