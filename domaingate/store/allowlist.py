@@ -21,7 +21,15 @@ _LOAD_CHUNK = 10_000
 # One domain as the gate takes it in: (id, hostname, app, status, the app's own upstream, the
 # tenant's name, whether the app is the tenant's, change sequence); `GATE_SELECT` reads it.
 GateRow = tuple[int, str, str, str, str | None, str, int, int]
-RowHandler = Callable[[GateRow], object]
+# One app as the gate's load takes it in: (app, tenant id, the app's own upstream, the tenant's
+# name); and one allowed domain: (id, hostname, app, tenant id).
+AppOwner = tuple[str, int, str | None, str]
+LoadRow = tuple[int, str, str, int]
+
+_OWNERS = (
+    "SELECT a.name, a.tenant_id, a.upstream, t.name"
+    " FROM apps a JOIN tenants t ON t.id = a.tenant_id"
+)
 
 
 async def data_version(conn: aiosqlite.Connection) -> int:
@@ -31,10 +39,17 @@ async def data_version(conn: aiosqlite.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-async def load_allowed(conn: aiosqlite.Connection, handle: RowHandler) -> int:
-    """Hand every allowed domain row to `handle`; returns the change sequence they are as of.
+async def load_allowed(
+    conn: aiosqlite.Connection,
+    take_apps: Callable[[list[AppOwner]], object],
+    take_chunk: Callable[[list[LoadRow]], object],
+) -> int:
+    """Hand every app with its owner to `take_apps`, then every allowed domain, a chunk at a
+    time, to `take_chunk`; returns the change sequence they are as of.
 
-    The rows and the sequence high-water mark are read in one snapshot.
+    All of it is read in one snapshot. The domains are read alone, by a plain scan of the
+    table, and joined to their apps in memory by the caller: joining a million rows in SQL to
+    its far fewer apps doubles the read, and this load is the gate's start-up.
     """
     placeholders = ", ".join("?" for _ in _ALLOWED_VALUES)
     await conn.execute("BEGIN")
@@ -42,14 +57,22 @@ async def load_allowed(conn: aiosqlite.Connection, handle: RowHandler) -> int:
         async with conn.execute("SELECT coalesce(max(seq), 0) FROM domains") as cursor:
             row = await cursor.fetchone()
         last_seq = int(row[0]) if row else 0
+        async with conn.execute(_OWNERS) as cursor:
+            cursor.row_factory = None
+            take_apps([tuple(owner) for owner in await cursor.fetchall()])
+        # NOT INDEXED: allowed domains are most of the table (removed rows are purged), and a
+        # scan reads them in the table's order, where the partial index adds a lookup per row.
         async with conn.execute(
-            f"{GATE_SELECT} WHERE d.status IN ({placeholders})", _ALLOWED_VALUES
+            "SELECT id, hostname, app, tenant_id FROM domains NOT INDEXED"
+            f" WHERE status IN ({placeholders})",
+            _ALLOWED_VALUES,
         ) as cursor:
             # A chunk at a time, as plain tuples (see the module docstring).
             cursor.row_factory = None
+            # The next chunk is read on the connection's thread (SQLite lets go of the GIL
+            # while it steps) while this one is taken in.
             while rows := await cursor.fetchmany(_LOAD_CHUNK):
-                for row in rows:
-                    handle(tuple(row))
+                take_chunk(rows)  # type: ignore[arg-type]
     finally:
         await conn.execute("COMMIT")
     return last_seq

@@ -7,7 +7,7 @@ The gate answers from this dict alone: no DNS, no disk, no lock on the request p
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 from domaingate.states import ALLOWED
 
@@ -40,6 +40,23 @@ class Allowlist:
 
     def __contains__(self, hostname: object) -> bool:
         return hostname in self._hosts
+
+    def load(
+        self,
+        rows: Iterable[tuple[int, str, str, int]],
+        owners: Mapping[tuple[str, int], tuple[str, str]],
+    ) -> None:
+        """Take in allowed domains (id, hostname, app, tenant id) at start-up; `owners` maps
+        (app, tenant id) to the interned (app, upstream) of every app its tenant owns. A domain
+        whose app is not its tenant's has no owner and is left out, as `apply` withdraws it.
+
+        One tight loop: this is the gate's start-up at a million domains."""
+        hosts = self._hosts
+        owner_of = owners.get
+        for domain_id, hostname, app, tenant_id in rows:
+            owner = owner_of((app, tenant_id))
+            if owner is not None:
+                hosts[hostname] = (domain_id, owner[0], owner[1])
 
     def apply(
         self, domain_id: int, hostname: str, app: str, status: str, upstream: str | None
