@@ -13,6 +13,7 @@ test).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import glob
 import itertools
 import os
@@ -79,7 +80,10 @@ class Cluster:
             "--no-sync",
         )
         self.resume()
-        asyncio.run(self._make_template())
+        # On a thread of its own: the first test to need the cluster may be inside a running
+        # event loop (a module-scoped async fixture), where asyncio.run is refused.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, self._make_template()).result()
 
     def _options(self) -> str:
         return (
