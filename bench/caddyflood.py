@@ -130,6 +130,7 @@ class Round:
     ask_cpu: float  # the ask server's share (0 for Caddy's own static 403)
     generator_cpu: float
     probe: dict[str, float]
+    steal: float  # the share of the round the host took the server core away (/proc/stat)
 
     @property
     def rate(self) -> float:
@@ -156,14 +157,24 @@ class Round:
             f"| {self.label} | {self.rate:,.0f} | {self.per_core_second:,.0f} | "
             f"{self.us_per_denied:.0f} | {1e6 * self.ask_cpu / max(self.denied, 1):.0f} | "
             f"{100 * self.server_cpu / self.seconds:.0f}% | "
-            f"{100 * self.generator_cpu / self.seconds:.0f}% | {self.served} | {self.other} | "
-            f"{probe} |"
+            f"{100 * self.generator_cpu / self.seconds:.0f}% | {100 * self.steal:.1f}% | "
+            f"{self.served} | {self.other} | {probe} |"
         )
 
 
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def steal_ticks(core: str) -> int:
+    """Clock ticks the hypervisor ran something else while `core` wanted to run (/proc/stat's
+    steal column): on a virtual machine, the latency floor of whatever runs there."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields[0] == f"cpu{core}":
+            return int(fields[8])
+    return 0
 
 
 def flood(
@@ -175,24 +186,29 @@ def flood(
     probe: tuple[int, str] | None = None,
     cores: str = LOAD_CORE,
     asks_at: int | None = None,
+    probe_status: int = 200,
 ) -> Round:
     """One round: the generator on `cores` against `caddy`, or with `asks_at` (no Caddy) new-
     connection asks straight at that port; CPU of Caddy and of the ask server's processes
     (`ask_pids`) over the round."""
     port = caddy.https if caddy is not None else asks_at
     args = [str(flood_bin), HOST, str(port), str(seconds), str(CONNECTIONS)]
-    env = dict(os.environ, FLOOD_HTTP="1") if caddy is None else None
+    env = dict(os.environ, FLOOD_PROBE_STATUS=str(probe_status))
+    if caddy is None:
+        env["FLOOD_HTTP"] = "1"
     if probe is not None:
         args += [str(probe[0]), probe[1], str(PROBE_MS)]
     caddy_pid = caddy.process.pid if caddy is not None else None
     caddy_before = common.cpu_seconds(caddy_pid) if caddy_pid else 0.0
     ask_before = sum(common.cpu_seconds(pid) for pid in ask_pids)
     generator_before = _children_cpu()
+    steal_before = steal_ticks(SERVER_CORE)
     done = subprocess.run(
         ["taskset", "-c", cores, *args],
         capture_output=True, text=True, check=True, timeout=seconds + 30, env=env,
     )  # fmt: skip
     generator = _children_cpu() - generator_before
+    steal = (steal_ticks(SERVER_CORE) - steal_before) / os.sysconf("SC_CLK_TCK")
     ask = sum(common.cpu_seconds(pid) for pid in ask_pids) - ask_before
     server = (common.cpu_seconds(caddy_pid) - caddy_before if caddy_pid else 0.0) + ask
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -206,6 +222,7 @@ def flood(
         ask_cpu=ask,
         generator_cpu=generator,
         probe={k: v for k, v in result.items() if k.startswith("probe")} if probe else {},
+        steal=steal / max(result["seconds"], 1e-9),
     )
 
 

@@ -10,6 +10,9 @@
  * `GET /tls-ask?domain=<random>.flood.test` as Go's client sends it, read whole, then closed by
  * the client, one connection each: the ask server's own cost at Caddy's calling pattern.
  *
+ * FLOOD_PROBE_STATUS=N makes N the status a probe must get to count (200 by default): the
+ * baseline rounds time an ask of Caddy's own static 403 the same way.
+ *
  * Built at bench time (bench/caddyflood.py): cc -O2 -o flood flood.c -lssl -lcrypto
  * Usage: flood HOST PORT SECONDS CONNECTIONS [ASK_PORT ALLOWED_NAME PROBE_MS]
  * Prints one JSON line of counts and the probe latencies' percentiles.
@@ -49,6 +52,7 @@ static long hellos, denied, served, closed_silently, errors;
 static struct { int fd; double started; int status; int connected; } probe = {-1, 0, 0, 0};
 static double probe_us[MAX_PROBES];
 static long probes, probe_bad;
+static int probe_expect = 200;
 
 static double now(void) {
     struct timespec ts;
@@ -196,7 +200,7 @@ static void probe_event(int epfd, const char *request) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, probe.fd, NULL);
     close(probe.fd);
     probe.fd = -1;
-    if (probe.status != 200) probe_bad++;
+    if (probe.status != probe_expect) probe_bad++;
     else if (probes < MAX_PROBES) probe_us[probes++] = took * 1e6;
 }
 
@@ -234,6 +238,7 @@ int main(int argc, char **argv) {
     }
     rng ^= (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
     http_mode = getenv("FLOOD_HTTP") != NULL;
+    if (getenv("FLOOD_PROBE_STATUS")) probe_expect = atoi(getenv("FLOOD_PROBE_STATUS"));
     if (http_mode) build_ask(atoi(argv[2]));
     else build_hello();
     int epfd = epoll_create1(0);
