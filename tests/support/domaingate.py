@@ -121,11 +121,13 @@ class Domaingate:
         return token
 
     def start_gateway(self) -> None:
+        """Start the gateway and wait until both listeners serve: the internal one opens first
+        (/readyz), the API's a moment later, and a test may go to either at once."""
         self.gateway.start()
         wait_until(
-            lambda: self.readyz() == 200,
+            lambda: self.readyz() == 200 and self._get(f"http://{self.api_listen}/") is not None,
             timeout=20,
-            what="the gateway's /readyz",
+            what="the gateway's /readyz and its API listener",
             alive=self.gateway.check_alive,
         )
 
