@@ -21,11 +21,9 @@ HEADER = [
 
 
 class Report(Protocol):
+    def verdict(self, ok: bool) -> str: ...
+
     def add(self, title: str, *lines: str) -> None: ...
-
-
-def verdict(ok: bool) -> str:
-    return "meets" if ok else "**misses**"
 
 
 def _rounds(
@@ -61,7 +59,8 @@ def _rounds(
     return rounds
 
 
-def _summary(version: str, rounds: list[Round]) -> list[str]:
+def _summary(report: Report, version: str, rounds: list[Round]) -> list[str]:
+    verdict = report.verdict
     gated = [r for r in rounds if "domaingate" in r.label]
     static = [r for r in rounds if "static" in r.label]
     rate = sum(r.denied for r in gated) / sum(r.seconds for r in gated)
@@ -82,6 +81,7 @@ def _summary(version: str, rounds: list[Round]) -> list[str]:
 
 
 def caddy_flood_section(report: Report, quick: bool) -> None:
+    verdict = report.verdict
     db, _ = gatedb.cached(WORK / "gate.db", COUNT, DUE)
     allowed = gatedb.allowed_names(COUNT, DUE)[0]
     flood = caddyflood.build_flood()
@@ -117,7 +117,7 @@ def caddy_flood_section(report: Report, quick: bool) -> None:
                 )
                 tables += [f"Caddy {version} ({binary}):", "", *HEADER]
                 tables += [r.row() for r in rounds] + [""]
-                summary += _summary(version, rounds)
+                summary += _summary(report, version, rounds)
                 if version == binaries[-1][0]:
                     out = WORK / "gate-flood-profile.txt"
                     spy = profiling.record(gate.process.pid, out, seconds)
@@ -156,6 +156,7 @@ def caddy_flood_section(report: Report, quick: bool) -> None:
 
 def workers_section(report: Report, db: Path, flood: Path, allowed: str, s: int) -> None:
     """GATE_WORKERS 1 and 2: new-connection asks straight at the gate, as Caddy makes them."""
+    verdict = report.verdict
     both = f"{LOAD_CORE},{SERVER_CORE}"
     lines = [
         "| GATE_WORKERS | cores | start-up s | gateway VmRSS MiB | worker VmRSS MiB | asks/s | "

@@ -28,13 +28,13 @@ from bench import (
     certbench,
     common,
     dnsbench,
+    findings,
     gatebench,
     gatedb,
     passbench,
     profiling,
 )
 from bench.common import WORK
-from bench.findings import FINDINGS
 
 RESULTS = common.REPO / "bench" / "RESULTS.md"
 
@@ -42,14 +42,16 @@ RESULTS = common.REPO / "bench" / "RESULTS.md"
 class Report:
     def __init__(self) -> None:
         self.sections: list[str] = []
+        self.verdicts = findings.Verdicts()
+
+    def verdict(self, ok: bool) -> str:
+        """A target's verdict for the section being built; the findings count them."""
+        return self.verdicts.give(ok)
 
     def add(self, title: str, *lines: str) -> None:
+        self.verdicts.close(title)
         self.sections.append("\n".join([f"## {title}", "", *lines, ""]))
         print(f"== {title}", *lines, sep="\n", flush=True)
-
-
-def verdict(ok: bool) -> str:
-    return "meets" if ok else "**misses**"
 
 
 def _env(repo: Path) -> dict[str, str]:
@@ -84,6 +86,7 @@ def spy_command(out: Path, module: str, *args: str, repo: Path = common.REPO) ->
 
 
 def gate_section(report: Report, quick: bool, candidate: Path | None) -> None:
+    verdict = report.verdict
     count, due = 1_000_000, 10_000
     db, built = gatedb.cached(WORK / "gate.db", count, due)
     allowed = gatedb.allowed_names(count, due)
@@ -212,6 +215,7 @@ def candidate_gate(report: Report, candidate: Path, db: Path, paths: Path, secon
 
 
 def dns_section(report: Report, quick: bool, candidate: Path | None) -> None:
+    verdict = report.verdict
     from tests.support.knot import Knot
 
     n = 2_000 if quick else 10_000
@@ -275,6 +279,7 @@ def dns_section(report: Report, quick: bool, candidate: Path | None) -> None:
 
 def gate_pass_section(report: Report, quick: bool) -> None:
     """4b: the gate's throughput while the real reconciler makes a DNS pass on the gate's core."""
+    verdict = report.verdict
     from tests.support.knot import Knot
 
     n = 10_000
@@ -345,6 +350,7 @@ def gate_pass_section(report: Report, quick: bool) -> None:
 
 
 def certs_section(report: Report, quick: bool, candidate: Path | None) -> None:
+    verdict = report.verdict
     n = 10_000 if quick else 100_000
     storage, built = certbench.cached(WORK, n)
     results = [("this checkout", py("bench.certbench", str(storage), "3"))]
@@ -414,7 +420,7 @@ def main() -> None:
         caddyreport.caddy_flood_section(report, args.quick)
     took = (datetime.datetime.now(datetime.UTC) - started).seconds
     header = [
-        "# domaingate benchmarks (issue 5)",
+        "# domaingate benchmarks",
         "",
         "Written by `bench/run.py`. Every figure is compared with a baseline measured in the same "
         "run; absolute numbers move with the machine's load.",
@@ -435,7 +441,13 @@ def main() -> None:
         f"`python -m bench.certbench job STORAGE DB N`; work files in {WORK}",
         "",
     ]
-    body = "\n".join(header) + "\n" + FINDINGS + "\n" + "\n".join(report.sections)
+    body = (
+        "\n".join(header)
+        + "\n"
+        + findings.render(report.verdicts, WORK)
+        + "\n"
+        + "\n".join(report.sections)
+    )
     args.output.write_text(body, encoding="utf-8")
     print(f"wrote {args.output}")
 

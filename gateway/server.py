@@ -10,9 +10,9 @@ import signal
 import uvloop
 from aiohttp import web
 
-from domaingate import sd_notify
 from domaingate.settings import Settings
 from domaingate.store.database import described
+from gateway import sd_notify
 from gateway.app import create_app, create_internal_listener
 from gateway.gate.workers import Workers
 

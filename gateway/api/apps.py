@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from domaingate.apps import App, check_app, check_upstream
-from domaingate.errors import InvalidRequest, Unauthorized
+from domaingate.errors import InvalidRequest
 from domaingate.store import apps as store
 from domaingate.times import rfc3339
 from gateway.api import inputs
@@ -30,10 +30,7 @@ def app_json(app: App, *, with_tenant: bool) -> dict[str, Any]:
 
 
 def _platform(request: web.Request) -> Principal:
-    principal = request[PRINCIPAL]
-    if not principal.admin:
-        raise Unauthorized("apps are registered by the platform: this needs the admin token")
-    return principal
+    return request[PRINCIPAL].require_admin("apps are registered by the platform: this")
 
 
 async def list_apps(request: web.Request) -> web.Response:

@@ -1,4 +1,9 @@
-"""Who is calling: a tenant's token, or the admin token acting for a named tenant or for all."""
+"""Who is calling: a tenant's token, or the admin token acting for a named tenant or for all.
+
+No token, or one that is unknown or revoked, is 401 `UNAUTHORIZED` before any route runs; a
+valid token without the right a route needs (a tenant's on an admin-only one) is 403 `FORBIDDEN`,
+through `Principal.require_admin`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from domaingate.errors import InvalidRequest, TenantNotFound, Unauthorized
+from domaingate.errors import Forbidden, InvalidRequest, TenantNotFound, Unauthorized
 from domaingate.store import tenants
 from domaingate.store.models import Tenant
 from gateway.keys import DB, SETTINGS
@@ -26,6 +31,12 @@ class Principal:
     @property
     def tenant_id(self) -> int | None:
         return self.tenant.id if self.tenant is not None else None
+
+    def require_admin(self, what: str) -> Principal:
+        """This principal, when it holds the admin token; `what` names the refused operation."""
+        if not self.admin:
+            raise Forbidden(f"{what} needs the admin token")
+        return self
 
     def require_tenant(self) -> Tenant:
         if self.tenant is None:

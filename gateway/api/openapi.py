@@ -19,7 +19,13 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 # 409 carries Retry-After only with HOSTNAME_COOLDOWN_ACTIVE; 429 and 503 always do.
-_ERROR_RESPONSES = {409: "Conflict", 429: "RetryLater", 503: "RetryLater"}
+_ERROR_RESPONSES = {
+    401: "Unauthorized",
+    403: "Forbidden",
+    409: "Conflict",
+    429: "RetryLater",
+    503: "RetryLater",
+}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -29,6 +35,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
         str(status): {"$ref": f"#/components/responses/{_ERROR_RESPONSES.get(status, 'Error')}"}
         for status in sorted({*statuses, 401, 503})
     }
+
+
+def _admin_errors(*statuses: int) -> dict[str, Any]:
+    """An admin-only operation's errors: a tenant's valid token is 403 on top of the others."""
+    return _errors(*statuses, 403)
 
 
 def _retry_after(required: bool) -> dict[str, Any]:
@@ -75,6 +86,13 @@ DOCUMENT: dict[str, Any] = {
         "schemas": SCHEMAS,
         "responses": {
             "Error": _json(ref("Error"), "An error"),
+            "Unauthorized": _json(
+                ref("Error"), "UNAUTHORIZED: no bearer token, or one that is unknown or revoked"
+            ),
+            "Forbidden": _json(
+                ref("Error"),
+                "FORBIDDEN: a valid token without the right, a tenant's on an admin-only operation",
+            ),
             "Conflict": {
                 **_json(
                     ref("Error"), "A conflict with the hostname's holder or the domain's state"
@@ -186,7 +204,7 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "status",
                 "summary": "The reconciler's health as the store shows it (admin token only)",
                 "parameters": [_TENANT_HEADER],
-                "responses": {"200": _json(ref("Status"), "Health"), **_errors(400, 403)},
+                "responses": {"200": _json(ref("Status"), "Health"), **_admin_errors(400)},
             }
         },
         "/api/v1/apps": {
@@ -209,14 +227,14 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "200": _json(ref("App"), "Changed"),
                     "201": _json(ref("App"), "Registered"),
-                    **_errors(400, 409, 413),
+                    **_admin_errors(400, 409, 413),
                 },
             },
             "delete": {
                 "operationId": "removeApp",
                 "summary": "Remove an app no attached domain uses (admin token)",
                 "parameters": _APP_OPS,
-                "responses": {"204": {"description": "Removed"}, **_errors(400, 404, 409)},
+                "responses": {"204": {"description": "Removed"}, **_admin_errors(400, 404, 409)},
             },
         },
         "/api/v1/openapi.json": {

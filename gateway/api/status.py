@@ -8,7 +8,6 @@ from typing import Any
 
 from aiohttp import web
 
-from domaingate.errors import Forbidden
 from domaingate.store import overview, runs
 from domaingate.times import rfc3339, rfc3339_or_none
 from gateway.api.auth import PRINCIPAL
@@ -45,8 +44,7 @@ async def account(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    if not request[PRINCIPAL].admin:
-        raise Forbidden("the reconciler's status needs the admin token")
+    request[PRINCIPAL].require_admin("the reconciler's status")
     now = request.app[CLOCK]()
     health = await overview.health(request.app[DB], now, CHECK_LATE_AFTER)
     lease = health.lease

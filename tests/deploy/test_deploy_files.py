@@ -11,11 +11,9 @@ every other line is verified as shipped, and the shipped ExecStart is asserted s
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import pytest
 
 from domaingate.dns.inflight import MAX_QUERIES_IN_FLIGHT
 from tests.support.caddy_binaries import CURRENT, DEBIAN, VERSIONS, CaddyBinary, caddy_binary
+from tests.support.domaingate import clean_environ, run_domaingate
 
 # Real caddy, systemd-analyze and domaingate processes.
 pytestmark = pytest.mark.slow
@@ -357,16 +356,7 @@ def test_unit_command_line_is_accepted_by_the_cli(tmp_path: Path, name: str) -> 
     config = tmp_path / "domaingate.toml"
     config.write_text("e2e_probe_unknown_key = 1\n", encoding="utf-8")
     args = [str(config) if arg == CONFIG else arg for arg in argv[1:]]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "domaingate", *args],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_domaingate(clean_environ(), tmp_path, *args)
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
     assert "usage:" not in result.stderr
     assert f"DOMAINGATE_E2E_PROBE_UNKNOWN_KEY (in {config})" in result.stderr

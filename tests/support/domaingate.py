@@ -47,17 +47,30 @@ class ApiResponse:
     headers: Mapping[str, str]
 
 
-def run_cli(env: Mapping[str, str], cwd: Path, *args: str) -> str:
-    """`python -m domaingate ARGS` with `env` in `cwd`; its stdout. A non-zero exit raises."""
-    result = subprocess.run(
+def clean_environ() -> dict[str, str]:
+    """This process's environment without its DOMAINGATE_* variables: a domaingate process a test
+    starts is configured by what the test sets alone, never by the shell running the tests."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
+
+
+def run_domaingate(
+    env: Mapping[str, str], cwd: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`python -m domaingate ARGS` with `env` in `cwd`, whatever its exit."""
+    return subprocess.run(
         [sys.executable, "-m", "domaingate", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
+
+
+def run_cli(env: Mapping[str, str], cwd: Path, *args: str) -> str:
+    """`python -m domaingate ARGS` with `env` in `cwd`; its stdout. A non-zero exit raises."""
+    result = run_domaingate(env, cwd, *args)
     if result.returncode != 0:
         raise RuntimeError(f"domaingate {' '.join(args)}: {result.stdout}{result.stderr}")
     return result.stdout
@@ -81,7 +94,7 @@ class Domaingate:
         self.target: Path | str = self.db
         if "://" in env.get("DB", ""):
             self.target = env["DB"]
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
+        inherited = clean_environ()
         inherited["PYTHONPATH"] = os.pathsep.join(
             p for p in (os.environ.get("PYTHONPATH", ""), str(ROOT)) if p
         )
@@ -121,11 +134,13 @@ class Domaingate:
         return token
 
     def start_gateway(self) -> None:
+        """Start the gateway and wait until both listeners serve: the internal one opens first
+        (/readyz), the API's a moment later, and a test may go to either at once."""
         self.gateway.start()
         wait_until(
-            lambda: self.readyz() == 200,
+            lambda: self.readyz() == 200 and self._get(f"http://{self.api_listen}/") is not None,
             timeout=20,
-            what="the gateway's /readyz",
+            what="the gateway's /readyz and its API listener",
             alive=self.gateway.check_alive,
         )
 

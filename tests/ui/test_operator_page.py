@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.support.domaingate import ADMIN_TOKEN
 from tests.ui.conftest import BASE_ZONES
 from tests.ui.pages import screenshot, sign_in
-from tests.ui.stack import ADMIN_TOKEN, PLATFORM, Stack
+from tests.ui.stack import PLATFORM, Stack
 
 # A real gateway, reconciler, knot and chromium.
 pytestmark = pytest.mark.slow

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +22,7 @@ from domaingate.store import tenants
 from domaingate.store.database import Database, migrations
 from gateway.app import create_app
 from tests.conftest import FakeClock, bearer, make_settings
+from tests.support.domaingate import clean_environ, run_domaingate
 from tests.support.knot import Knot
 
 # Every test runs the command as a process.
@@ -47,18 +45,10 @@ def db(tmp_path: Path) -> Path:
 
 
 def run(db: Path | str, *args: str, env: Mapping[str, str] | None = None) -> Run:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
+    environment = clean_environ()
     environment["DOMAINGATE_DB"] = str(db)
     environment.update(env or {})
-    done = subprocess.run(
-        [sys.executable, "-m", "domaingate", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_domaingate(environment, ROOT, *args, timeout=30)
     return Run(done.returncode, done.stdout, done.stderr)
 
 

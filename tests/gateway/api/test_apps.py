@@ -87,7 +87,7 @@ async def test_writing_apps_needs_the_admin_token_and_a_tenant(api: Api) -> None
     acme = await api.tenant("acme")
     for method in ("PUT", "DELETE"):
         reply = await api.call(method, "/api/v1/apps/shop", token=acme)
-        assert (reply.status, reply.code) == (401, "UNAUTHORIZED")
+        assert (reply.status, reply.code) == (403, "FORBIDDEN")
         reply = await api.call(method, "/api/v1/apps/shop", token=ADMIN_TOKEN)
         assert (reply.status, reply.code) == (400, "INVALID_REQUEST")
     bad = await put(api, "acme", "Shop")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from domaingate.store import tenants
 from tests.conftest import ADMIN_TOKEN, Api, ApiFactory, sql
 
@@ -17,6 +19,12 @@ ENDPOINTS = [
 ]
 DOMAIN_ENDPOINTS = ENDPOINTS[2:]
 TENANT = "X-Domaingate-Tenant"
+# Every operation the admin token alone may use, as the OpenAPI document names it.
+ADMIN_ONLY = [
+    ("get", "/api/v1/status"),
+    ("put", "/api/v1/apps/{app}"),
+    ("delete", "/api/v1/apps/{app}"),
+]
 
 
 BAD_AUTHORIZATIONS: list[str | None] = [
@@ -244,3 +252,39 @@ async def test_openapi_document_needs_no_token(api: Api) -> None:
     # A wrong token does not get in the way of the public document either.
     reply = await api.call("GET", "/api/v1/openapi.json", token="wrong")
     assert reply.status == 200
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ONLY)
+async def test_an_admin_only_operation_forbids_a_tenant_token(
+    api: Api, method: str, path: str
+) -> None:
+    acme = await api.tenant("acme")
+    await api.register(acme, "shop", "shop.internal:80")
+    url = path.format(app="shop")
+    # A valid token without the right, with or without the tenant header naming its own tenant.
+    for headers in ({}, {TENANT: "acme"}):
+        reply = await api.call(
+            method, url, token=acme, headers=headers, json_body={"upstream": "evil:80"}
+        )
+        assert (reply.status, reply.code) == (403, "FORBIDDEN"), (method, url, headers)
+        assert "admin token" in reply.body["error"]["message"]
+    # No token, or one nobody holds, is not known to be anyone: 401, whatever the operation.
+    for headers in ({}, {"Authorization": "Bearer dgt_" + "0" * 64}):
+        reply = await api.call(method, url, headers=headers, json_body={"upstream": "evil:80"})
+        assert (reply.status, reply.code) == (401, "UNAUTHORIZED"), (method, url, headers)
+    # Nothing was written, and the admin token gets past the same check.
+    reply = await api.call("GET", "/api/v1/apps", token=acme)
+    assert reply.body["apps"] == [{"app": "shop", "upstream": "shop.internal:80"}]
+    reply = await api.call(method, url, token=ADMIN_TOKEN, headers={TENANT: "acme"})
+    assert reply.status < 300, reply
+
+
+async def test_the_document_says_403_on_the_admin_only_operations_alone(api: Api) -> None:
+    doc = (await api.call("GET", "/api/v1/openapi.json")).body
+    forbidding = [
+        (method, path)
+        for path, operations in doc["paths"].items()
+        for method, operation in operations.items()
+        if "403" in operation["responses"]
+    ]
+    assert sorted(forbidding) == sorted(ADMIN_ONLY)

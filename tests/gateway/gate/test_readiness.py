@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from domaingate.settings import Listen
+from tests.support.domaingate import clean_environ, run_cli
 from tests.support.net import HOST, free_port
 
 # A real gateway process with a loaded allowlist.
@@ -81,11 +82,8 @@ def test_ready_only_once_the_gate_answers_and_stopping_at_stop(
     sock, address = notify_socket
     internal = Listen(HOST, free_port())
     api = Listen(HOST, free_port())
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DOMAINGATE_") and k != "NOTIFY_SOCKET"
-    }
+    env = clean_environ()
+    env.pop("NOTIFY_SOCKET", None)
     env.update(
         DOMAINGATE_DB=str(tmp_path / "domaingate.db"),
         DOMAINGATE_INTERNAL_LISTEN=str(internal),
@@ -93,14 +91,7 @@ def test_ready_only_once_the_gate_answers_and_stopping_at_stop(
         PYTHONUNBUFFERED="1",
     )
     for args in (["migrate"], ["tenant", "create", "acme"]):
-        subprocess.run(
-            [sys.executable, "-m", "domaingate", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            timeout=60,
-            check=True,
-        )
+        run_cli(env, tmp_path, *args)
     _insert_domains(tmp_path / "domaingate.db")
 
     log = tmp_path / "gateway.log"

@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, bearer, both_backends, set_status, sql
 from tests.domaingate.cli.test_cli import ROOT, prepare
+from tests.support.domaingate import clean_environ
 from tests.support.net import HOST, free_port
 from tests.support.wait import await_until
 
@@ -71,7 +72,7 @@ def gateway(tmp_path: Path, db_target: Path | str) -> Iterator[Gateway]:
         " SELECT 'web', id, 0, 0 FROM tenants WHERE name = 'acme'",
     )
     port, api, log = free_port(), f"{HOST}:{free_port()}", tmp_path / "gateway.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
+    env = clean_environ()
     env.update(
         DOMAINGATE_DB=str(db),
         DOMAINGATE_INTERNAL_LISTEN=f"{HOST}:{port}",

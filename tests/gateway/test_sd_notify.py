@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from domaingate import sd_notify
+from gateway import sd_notify
 
 
 @pytest.fixture
