@@ -48,7 +48,7 @@ def postgres_section(report: Report, quick: bool, py: Py) -> None:
             f"triggers would, then VACUUM ANALYZE: {built:.1f} s. SQLite: "
             + (f"built in {sqlite_built:.1f} s." if sqlite_built else "the cached build."),
         )
-        _startup(report, sqlite_db, url, rounds=1 if quick else 2)
+        _startup(report, sqlite_db, url, rounds=1 if quick else 3)
         _startup_profile(report, url)
         _freshness(report, url, seconds=5 if quick else 10)
         _dns_pass(report, cluster.database, py, n=2_000 if quick else 10_000, quick=quick)
