@@ -24,7 +24,7 @@ class Server:
     hwm_mb: float = 0.0
 
 
-def gate_env(db: Path, internal: int, api: int, **extra: str) -> dict[str, str]:
+def gate_env(db: Path | str, internal: int, api: int, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DOMAINGATE_DB=str(db),
@@ -36,12 +36,15 @@ def gate_env(db: Path, internal: int, api: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_gate(db: Path, repo: Path = common.REPO, **extra: str) -> Server:
-    """`python -m domaingate serve` pinned to the server core; start-up = exec → /readyz 200."""
+def start_gate(
+    db: Path | str, repo: Path = common.REPO, core: str | None = SERVER_CORE, **extra: str
+) -> Server:
+    """`python -m domaingate serve` pinned to `core` (None: unpinned); start-up = exec → /readyz
+    200. `db`: a SQLite file or a PostgreSQL URL."""
     internal, api = common.free_port(), common.free_port()
     env = gate_env(db, internal, api, **extra)
     env["PYTHONPATH"] = str(repo)
-    return _start(["-m", "domaingate", "serve"], internal, "gate.log", env=env, cwd=repo)
+    return _start(["-m", "domaingate", "serve"], internal, "gate.log", env=env, cwd=repo, core=core)
 
 
 def start_baseline(db: Path) -> Server:
@@ -51,13 +54,19 @@ def start_baseline(db: Path) -> Server:
 
 
 def _start(
-    args: list[str], port: int, log_name: str, *, env: dict[str, str] | None, cwd: Path
+    args: list[str],
+    port: int,
+    log_name: str,
+    *,
+    env: dict[str, str] | None,
+    cwd: Path,
+    core: str | None = SERVER_CORE,
 ) -> Server:
-    """`python ARGS` pinned to the server core, ready once /readyz on `port` answers 200."""
+    """`python ARGS` pinned to `core`, ready once /readyz on `port` answers 200."""
     started = time.monotonic()
     with (WORK / log_name).open("ab") as log:
         process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, sys.executable, *args],
+            [*(["taskset", "-c", core] if core is not None else []), sys.executable, *args],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
         )  # fmt: skip
     try:

@@ -2,7 +2,8 @@
 first N domains are due, against knot, run at the priority its systemd unit gives it.
 
 The pass's rate is N over the span of the `last_checked_at` stamps the daemon wrote (first check
-to last), so the daemon's start-up and its first poll tick are not counted against it.
+to last), so the daemon's start-up and its first poll tick are not counted against it. The
+database is a SQLite file or a PostgreSQL URL (`bench.pgdb` builds the same rows there).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psycopg
 
 from bench import common
 from bench.common import HOST, WORK
@@ -39,7 +42,7 @@ class Pass:
         return self.checked / self.seconds if self.seconds > 0 else 0.0
 
 
-def start(db: Path, knot_port: int, *, core: str | None = None) -> subprocess.Popen[bytes]:
+def start(db: Path | str, knot_port: int, *, core: str | None = None) -> subprocess.Popen[bytes]:
     """The daemon at its unit's niceness, pinned to `core` if one is given."""
     storage = WORK / "caddy-empty"
     (storage / "certificates").mkdir(parents=True, exist_ok=True)
@@ -58,20 +61,27 @@ def start(db: Path, knot_port: int, *, core: str | None = None) -> subprocess.Po
     return common.run_logged(command, WORK / "reconciler.log", env=env)
 
 
-def progress(db: Path, n: int) -> Pass:
+_PROGRESS = (
+    "SELECT count(last_checked_at), min(last_checked_at), max(last_checked_at),"
+    " sum(CASE WHEN status = 'verified' THEN 1 ELSE 0 END) FROM domains WHERE id <= {}"
+)
+
+
+def progress(db: Path | str, n: int) -> Pass:
     """How far the pass over domains 1..n has got."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        row = conn.execute(
-            "SELECT count(last_checked_at), min(last_checked_at), max(last_checked_at),"
-            " sum(status = 'verified') FROM domains WHERE id <= ?",
-            (n,),
-        ).fetchone()
+    if isinstance(db, str):
+        with psycopg.connect(db, autocommit=True) as pg:
+            row = pg.execute(_PROGRESS.format("%s").encode(), (n,)).fetchone()
+    else:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+            row = conn.execute(_PROGRESS.format("?"), (n,)).fetchone()
+    assert row is not None
     checked, first, last, verified = row
     seconds = (last - first) if checked else 0.0
     return Pass(checked=int(checked), seconds=float(seconds), verified=int(verified or 0))
 
 
-def wait_started(db: Path, n: int, timeout: float = 60) -> None:
+def wait_started(db: Path | str, n: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while progress(db, n).checked == 0:
         if time.monotonic() > deadline:
@@ -79,7 +89,7 @@ def wait_started(db: Path, n: int, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def run_pass(db: Path, knot_port: int, n: int, timeout: float = 600) -> Pass:
+def run_pass(db: Path | str, knot_port: int, n: int, timeout: float = 600) -> Pass:
     """Start the daemon, wait until all n domains were checked, stop it."""
     process = start(db, knot_port)
     try:

@@ -1,6 +1,6 @@
 """Run every benchmark and write bench/RESULTS.md.
 
-    python -m bench.run [--quick] [--only gate,dns,gate-pass,certs,caddy-flood]
+    python -m bench.run [--quick] [--only gate,dns,gate-pass,certs,caddy-flood,postgres]
                         [--candidate /path/to/patched/repo] [--output FILE]
 
 `--candidate` also measures the gate's start-up and memory, its throughput ratio and the
@@ -32,6 +32,7 @@ from bench import (
     gatebench,
     gatedb,
     passbench,
+    pgreport,
     profiling,
 )
 from bench.common import WORK
@@ -398,7 +399,7 @@ def certs_section(report: Report, quick: bool, candidate: Path | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer domains")
-    parser.add_argument("--only", default="gate,dns,gate-pass,certs,caddy-flood")
+    parser.add_argument("--only", default="gate,dns,gate-pass,certs,caddy-flood,postgres")
     parser.add_argument("--candidate", type=Path, help="a patched checkout to compare")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the report")
     args = parser.parse_args()
@@ -418,6 +419,8 @@ def main() -> None:
         certs_section(report, args.quick, args.candidate)
     if "caddy-flood" in only:
         caddyreport.caddy_flood_section(report, args.quick)
+    if "postgres" in only:
+        pgreport.postgres_section(report, args.quick, py)
     took = (datetime.datetime.now(datetime.UTC) - started).seconds
     header = [
         "# domaingate benchmarks",

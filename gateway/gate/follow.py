@@ -55,6 +55,8 @@ class PostgresAllowlistSync:
         # /metrics counts on a connection of its own: the follower's is mostly waiting for a
         # notification, and holds psycopg's connection lock meanwhile.
         self._counts_conn: psycopg.AsyncConnection[Any] | None = None
+        # UPSTREAM_TEMPLATE filled once per (app, tenant): a million domains share a few apps.
+        self._filled: dict[tuple[str, str], str] = {}
         self.errors = 0
         self.wakeups = 0
 
@@ -79,8 +81,14 @@ class PostgresAllowlistSync:
     def _take(self, row: GateRow) -> None:
         domain_id, hostname, app, status, own_upstream, tenant, owned, _seq = row
         # A domain whose app is not its tenant's is never routed (None withdraws it).
-        upstream = (own_upstream or self._upstream(app, tenant)) if owned else None
+        upstream = None
+        if owned:
+            upstream = own_upstream or self._filled.get((app, tenant)) or self._fill(app, tenant)
         self._allowlist.apply(domain_id, hostname, app, status, upstream)
+
+    def _fill(self, app: str, tenant: str) -> str:
+        filled = self._filled[(app, tenant)] = self._upstream(app, tenant)
+        return filled
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -17,6 +17,9 @@ from collections.abc import AsyncIterator, Callable
 import psycopg
 import pytest
 
+from domaingate.store.allowlist import GateRow
+from domaingate.store.apps import GATE_SELECT
+from domaingate.store.postgres import changes
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.follow import PostgresAllowlistSync
 from tests.conftest import sql
@@ -206,3 +209,38 @@ async def test_a_domain_whose_app_is_not_its_tenants_is_never_allowed(db: str) -
         sql(db, "DELETE FROM apps WHERE name = 'shop'")
         sql(db, "UPDATE domains SET app = 'shop' WHERE hostname = 'shop.acme.com'")
         await until(lambda: "shop.acme.com" not in allowlist, timeout=2)
+
+
+async def test_the_load_reads_what_gate_select_reads(db: str) -> None:
+    # The load reads the domains table alone and resolves app and tenant itself: it must agree
+    # with the join the changes are read with, row for row.
+    sql(db, "INSERT INTO tenants (name, token_hash, created_at) VALUES ('globex', ?, 0)", (b"g",))
+    sql(
+        db,
+        "INSERT INTO apps (name, tenant_id, upstream, created_at, updated_at)"
+        " VALUES ('api', 2, '10.0.0.9:81', 0, 0)",
+    )
+    for hostname, tenant, app, status in (
+        ("own.acme.com", 1, "shop", "active"),
+        ("theirs.acme.com", 1, "api", "verified"),  # an app of another tenant
+        ("none.acme.com", 1, "nope", "expiring"),  # no such app
+        ("api.globex.com", 2, "api", "active"),  # an app with its own upstream
+        ("wait.globex.com", 2, "shop", "pending"),
+        ("gone.acme.com", 1, "shop", "removed"),
+    ):
+        sql(
+            db,
+            "INSERT INTO domains (hostname, tenant_id, app, status, kind, method, txt_token,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, 'subdomain', 'cname', 'dg_x', 0, 0)",
+            (hostname, tenant, app, status),
+        )
+    statuses = ["verified", "active", "expiring"]
+    loaded: list[GateRow] = []
+    async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+        cursor = await changes.load(conn, statuses, loaded.append)
+        joined = await conn.execute(f"{GATE_SELECT} WHERE d.status = ANY(%s)", (statuses,))
+        expected = [changes._gate_row(row) for row in await joined.fetchall()]
+    assert sorted(loaded) == sorted(expected)
+    assert len(loaded) == 4
+    [(top,)] = sql(db, "SELECT max(seq) FROM domains")
+    assert cursor.seq == top
