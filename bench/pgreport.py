@@ -25,11 +25,9 @@ Py = Callable[..., dict[str, Any]]
 
 
 class Report(Protocol):
+    def verdict(self, ok: bool) -> str: ...
+
     def add(self, title: str, *lines: str) -> None: ...
-
-
-def verdict(ok: bool) -> str:
-    return "meets" if ok else "**misses**"
 
 
 def postgres_section(report: Report, quick: bool, py: Py) -> None:
@@ -55,6 +53,7 @@ def postgres_section(report: Report, quick: bool, py: Py) -> None:
 
 
 def _startup(report: Report, sqlite_db: Path, url: str, rounds: int) -> None:
+    verdict = report.verdict
     lines = [
         "`python -m domaingate serve` pinned to core "
         f"{SERVER_CORE}, the backends alternating; gateway CPU = its user + system seconds at "
@@ -107,6 +106,7 @@ def _startup_profile(report: Report, url: str) -> None:
 
 
 def _freshness(report: Report, url: str, seconds: int) -> None:
+    verdict = report.verdict
     rate, gates = 100.0, 3
     started = time.monotonic()
     result, servers = freshness.run(url, rate, seconds, gates)
@@ -133,6 +133,7 @@ def _freshness(report: Report, url: str, seconds: int) -> None:
 
 
 def _dns_pass(report: Report, fresh_db: Callable[[], str], py: Py, n: int, quick: bool) -> None:
+    verdict = report.verdict
     from tests.support.knot import Knot
 
     lines = [

@@ -26,7 +26,8 @@ GateRow = tuple[int, str, str, str, str | None, str, int, int]
 AppOwner = tuple[str, int, str | None, str]
 LoadRow = tuple[int, str, str, int]
 
-_OWNERS = (
+# Every app with its owner, for the load (SQL both dialects read alike).
+OWNERS = (
     "SELECT a.name, a.tenant_id, a.upstream, t.name"
     " FROM apps a JOIN tenants t ON t.id = a.tenant_id"
 )
@@ -57,7 +58,7 @@ async def load_allowed(
         async with conn.execute("SELECT coalesce(max(seq), 0) FROM domains") as cursor:
             row = await cursor.fetchone()
         last_seq = int(row[0]) if row else 0
-        async with conn.execute(_OWNERS) as cursor:
+        async with conn.execute(OWNERS) as cursor:
             cursor.row_factory = None
             take_apps([tuple(owner) for owner in await cursor.fetchall()])
         # NOT INDEXED: allowed domains are most of the table (removed rows are purged), and a

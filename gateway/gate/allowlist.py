@@ -72,3 +72,24 @@ class Allowlist:
         # hostname must not revoke a newer, live claim.
         if entry is not None and entry[0] == domain_id:
             del self._hosts[hostname]
+
+
+class Loading:
+    """An allowlist's start-up load, as either backend's store hands it over: every app with its
+    owner first (`apps`), then the allowed domains a chunk at a time (`chunk`)."""
+
+    def __init__(self, allowlist: Allowlist, upstream: Upstream) -> None:
+        self._allowlist = allowlist
+        self._upstream = upstream
+        # (app, tenant id) → (the app, its upstream), both interned, resolved once per app.
+        self._owners: dict[tuple[str, int], tuple[str, str]] = {}
+
+    def apps(self, apps: Iterable[tuple[str, int, str | None, str]]) -> None:
+        """Apps as (app, tenant id, the app's own upstream, the tenant's name)."""
+        for app, tenant_id, own, tenant in apps:
+            upstream = own or self._upstream(app, tenant)
+            self._owners[(app, tenant_id)] = (sys.intern(app), sys.intern(upstream))
+
+    def chunk(self, rows: Iterable[tuple[int, str, str, int]]) -> None:
+        """Allowed domains as (id, hostname, app, tenant id)."""
+        self._allowlist.load(rows, self._owners)

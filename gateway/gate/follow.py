@@ -24,7 +24,7 @@ from domaingate.store.allowlist import GateRow
 from domaingate.store.database import described
 from domaingate.store.postgres import changes
 from domaingate.store.postgres.database import connect
-from gateway.gate.allowlist import Allowlist, Upstream
+from gateway.gate.allowlist import Allowlist, Loading, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ class PostgresAllowlistSync:
 
     async def open(self) -> None:
         conn = await self._connect()
-        self._cursor = await changes.load(conn, _ALLOWED_VALUES, self._take)
+        loading = Loading(self._allowlist, self._upstream)
+        self._cursor = await changes.load(conn, _ALLOWED_VALUES, loading.apps, loading.chunk)
         self._allowlist.last_seq = self._cursor.seq
         self._allowlist.loaded = True
         self._allowlist.synced_at = time.monotonic()

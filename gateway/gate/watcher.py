@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ import aiosqlite
 
 from domaingate.store import allowlist as store
 from domaingate.store.database import open_connection
-from gateway.gate.allowlist import Allowlist, Upstream
+from gateway.gate.allowlist import Allowlist, Loading, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +93,8 @@ class AllowlistSync:
     async def _load(self) -> None:
         conn = self._require_conn()
         self._data_version = await store.data_version(conn)
-        owners: dict[tuple[str, int], tuple[str, str]] = {}
-
-        def take_apps(apps: list[store.AppOwner]) -> None:
-            for app, tenant_id, own_upstream, tenant in apps:
-                upstream = own_upstream or self._upstream(app, tenant)
-                owners[(app, tenant_id)] = (sys.intern(app), sys.intern(upstream))
-
-        last_seq = await store.load_allowed(
-            conn, take_apps, lambda rows: self._allowlist.load(rows, owners)
-        )
+        loading = Loading(self._allowlist, self._upstream)
+        last_seq = await store.load_allowed(conn, loading.apps, loading.chunk)
         self._allowlist.last_seq = last_seq
         self._allowlist.loaded = True
         self._allowlist.synced_at = time.monotonic()

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from domaingate.store.allowlist import GateRow
+from domaingate.store.allowlist import OWNERS, AppOwner, GateRow, LoadRow
 from domaingate.store.apps import GATE_SELECT
 
 CHANNEL = "domaingate_domains"
@@ -44,11 +44,12 @@ async def _snapshot(conn: psycopg.AsyncConnection[Any]) -> tuple[str, ...]:
 async def load(
     conn: psycopg.AsyncConnection[Any],
     statuses: Sequence[str],
-    apply: Callable[[GateRow], object],
+    take_apps: Callable[[list[AppOwner]], object],
+    take_chunk: Callable[[list[LoadRow]], object],
 ) -> ChangeCursor:
-    """Read every domain in `statuses` into `apply` (the rows `GATE_SELECT` gives: with its
-    app's upstream and owner), a chunk at a time, in one snapshot together with the cursor to
-    follow changes from."""
+    """Hand every app with its owner to `take_apps`, then every domain in `statuses`, a chunk
+    at a time, to `take_chunk` (the shapes `domaingate.store.allowlist.load_allowed` gives on
+    SQLite); all in one snapshot together with the cursor to follow changes from."""
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         in_flight = await _snapshot(conn)
@@ -56,51 +57,19 @@ async def load(
         await cursor.execute("SELECT coalesce(max(seq), 0) FROM domains")
         row = await cursor.fetchone()
         seq = int(row[0]) if row is not None else 0
-        owners = await _owners(conn)
-        # The domains table alone, its app and tenant resolved from the small tables read above
-        # in the same snapshot: joining a million rows costs the server more than the lookup
-        # costs here, and fewer columns cost less to decode.
+        await cursor.execute(OWNERS)
+        take_apps([(str(a), int(t), u, str(n)) for a, t, u, n in await cursor.fetchall()])
+        # The domains table alone, joined to the small apps table in memory by the caller:
+        # joining a million rows costs the server more than the lookup costs there, and fewer
+        # columns cost less to decode. A server-side cursor: a chunk at a time, never all.
         async with conn.cursor("domaingate_gate_load", row_factory=tuple_row) as named:
             await named.execute(
-                "SELECT id, hostname, app, status, tenant_id, seq FROM domains"
-                " WHERE status = ANY(%s)",
+                "SELECT id, hostname, app, tenant_id FROM domains WHERE status = ANY(%s)",
                 (list(statuses),),
             )
             while rows := await named.fetchmany(_LOAD_CHUNK):
-                for domain_id, hostname, app, status, tenant_id, domain_seq in rows:
-                    upstream, tenant, owned = owners.get((app, tenant_id)) or owners.missing(
-                        app, tenant_id
-                    )
-                    apply((domain_id, hostname, app, status, upstream, tenant, owned, domain_seq))
+                take_chunk(rows)
     return ChangeCursor(seq=seq, in_flight=in_flight)
-
-
-class _Owners(dict[tuple[str, int], tuple[str | None, str, int]]):
-    """(app, tenant id) → (the app's upstream, the tenant's name, 1 if the app is the tenant's
-    else 0): the columns `GATE_SELECT` joins in."""
-
-    def __init__(self, apps: dict[str, tuple[int, str | None]], tenants: dict[int, str]) -> None:
-        super().__init__()
-        self._apps = apps
-        self._tenants = tenants
-
-    def missing(self, app: str, tenant_id: int) -> tuple[str | None, str, int]:
-        owner, upstream = self._apps.get(app, (None, None))
-        owned = owner == tenant_id
-        entry = (upstream if owned else None, self._tenants[tenant_id], int(owned))
-        self[(app, tenant_id)] = entry
-        return entry
-
-
-async def _owners(conn: psycopg.AsyncConnection[Any]) -> _Owners:
-    cursor = conn.cursor(row_factory=tuple_row)
-    await cursor.execute("SELECT name, tenant_id, upstream FROM apps")
-    apps = {
-        str(name): (int(tenant), upstream) for name, tenant, upstream in await cursor.fetchall()
-    }
-    await cursor.execute("SELECT id, name FROM tenants")
-    tenants = {int(tenant): str(name) for tenant, name in await cursor.fetchall()}
-    return _Owners(apps, tenants)
 
 
 def _gate_row(row: tuple[Any, ...]) -> GateRow:

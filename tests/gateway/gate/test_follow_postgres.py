@@ -17,10 +17,9 @@ from collections.abc import AsyncIterator, Callable
 import psycopg
 import pytest
 
-from domaingate.store.allowlist import GateRow
 from domaingate.store.apps import GATE_SELECT
 from domaingate.store.postgres import changes
-from gateway.gate.allowlist import Allowlist
+from gateway.gate.allowlist import Allowlist, Loading
 from gateway.gate.follow import PostgresAllowlistSync
 from tests.conftest import sql
 
@@ -235,12 +234,24 @@ async def test_the_load_reads_what_gate_select_reads(db: str) -> None:
             (hostname, tenant, app, status),
         )
     statuses = ["verified", "active", "expiring"]
-    loaded: list[GateRow] = []
+    loaded, expected = Allowlist(), Allowlist()
     async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
-        cursor = await changes.load(conn, statuses, loaded.append)
+        loading = Loading(loaded, upstream)
+        cursor = await changes.load(conn, statuses, loading.apps, loading.chunk)
+        # The changes' way: the join, row by row, as the follower takes a change in.
         joined = await conn.execute(f"{GATE_SELECT} WHERE d.status = ANY(%s)", (statuses,))
-        expected = [changes._gate_row(row) for row in await joined.fetchall()]
-    assert sorted(loaded) == sorted(expected)
-    assert len(loaded) == 4
+        for row in await joined.fetchall():
+            domain_id, hostname, app, status, own, owner, owned, _seq = changes._gate_row(row)
+            expected.apply(
+                domain_id, hostname, app, status, (own or upstream(app, owner)) if owned else None
+            )
+    names = [
+        f"{name}.{zone}"
+        for name in ("own", "theirs", "none", "wait", "gone")
+        for zone in ("acme.com", "globex.com")
+    ] + ["api.globex.com"]
+    assert {n: loaded.route_for(n) for n in names} == {n: expected.route_for(n) for n in names}
+    assert len(loaded) == len(expected) == 2
+    assert loaded.route_for("api.globex.com") == ("api", "10.0.0.9:81")
     [(top,)] = sql(db, "SELECT max(seq) FROM domains")
     assert cursor.seq == top
