@@ -70,8 +70,6 @@ async def load_allowed(
         ) as cursor:
             # A chunk at a time, as plain tuples (see the module docstring).
             cursor.row_factory = None
-            # The next chunk is read on the connection's thread (SQLite lets go of the GIL
-            # while it steps) while this one is taken in.
             while rows := await cursor.fetchmany(_LOAD_CHUNK):
                 take_chunk(rows)  # type: ignore[arg-type]
     finally:

@@ -58,6 +58,18 @@ class Allowlist:
             if owner is not None:
                 hosts[hostname] = (domain_id, owner[0], owner[1])
 
+    def take(
+        self, row: tuple[int, str, str, str, str | None, str, int, int], upstream: Upstream
+    ) -> None:
+        """Take in one changed row as either backend's change read gives it (`GateRow`: id,
+        hostname, app, status, the app's own upstream, the tenant's name, whether the app is
+        the tenant's, change sequence)."""
+        domain_id, hostname, app, status, own, tenant, owned, _seq = row
+        # A domain whose app is not its tenant's is never routed (None withdraws it).
+        self.apply(
+            domain_id, hostname, app, status, (own or upstream(app, tenant)) if owned else None
+        )
+
     def apply(
         self, domain_id: int, hostname: str, app: str, status: str, upstream: str | None
     ) -> None:

@@ -20,7 +20,6 @@ from typing import Any
 import psycopg
 
 from domaingate.states import ALLOWED
-from domaingate.store.allowlist import GateRow
 from domaingate.store.database import described
 from domaingate.store.postgres import changes
 from domaingate.store.postgres.database import connect
@@ -55,8 +54,6 @@ class PostgresAllowlistSync:
         # /metrics counts on a connection of its own: the follower's is mostly waiting for a
         # notification, and holds psycopg's connection lock meanwhile.
         self._counts_conn: psycopg.AsyncConnection[Any] | None = None
-        # UPSTREAM_TEMPLATE filled once per (app, tenant): a million domains share a few apps.
-        self._filled: dict[tuple[str, str], str] = {}
         self.errors = 0
         self.wakeups = 0
 
@@ -78,18 +75,6 @@ class PostgresAllowlistSync:
             raise
         self._conn = conn
         return conn
-
-    def _take(self, row: GateRow) -> None:
-        domain_id, hostname, app, status, own_upstream, tenant, owned, _seq = row
-        # A domain whose app is not its tenant's is never routed (None withdraws it).
-        upstream = None
-        if owned:
-            upstream = own_upstream or self._filled.get((app, tenant)) or self._fill(app, tenant)
-        self._allowlist.apply(domain_id, hostname, app, status, upstream)
-
-    def _fill(self, app: str, tenant: str) -> str:
-        filled = self._filled[(app, tenant)] = self._upstream(app, tenant)
-        return filled
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -118,7 +103,7 @@ class PostgresAllowlistSync:
         assert self._conn is not None and self._cursor is not None
         rows, self._cursor = await changes.read_since(self._conn, self._cursor)
         for row in rows:
-            self._take(row)
+            self._allowlist.take(row, self._upstream)
         self._allowlist.last_seq = self._cursor.seq
         self._allowlist.synced_at = time.monotonic()
         return len(rows)

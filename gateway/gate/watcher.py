@@ -99,12 +99,6 @@ class AllowlistSync:
         self._allowlist.loaded = True
         self._allowlist.synced_at = time.monotonic()
 
-    def _take(self, row: store.GateRow) -> None:
-        domain_id, hostname, app, status, own_upstream, tenant, owned, _seq = row
-        # A domain whose app is not its tenant's is never routed (None withdraws it).
-        upstream = (own_upstream or self._upstream(app, tenant)) if owned else None
-        self._allowlist.apply(domain_id, hostname, app, status, upstream)
-
     def _require_conn(self) -> aiosqlite.Connection:
         if self._conn is None:
             raise RuntimeError("AllowlistSync is not open")
@@ -119,7 +113,7 @@ class AllowlistSync:
             return 0
         rows = await store.changed_since(conn, self._allowlist.last_seq)
         for row in rows:
-            self._take(row)
+            self._allowlist.take(row, self._upstream)
             self._allowlist.last_seq = row[7]
         self._data_version = version
         self._allowlist.synced_at = time.monotonic()
