@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import common
 from bench.common import HOST, LOAD_CORE, SERVER_CORE, WORK
-from bench.gatebench import Server, gate_env
+from bench.gatebench import Server, gate_env, start_python
 
 FLOOD_SOURCE = common.REPO / "bench" / "flood.c"
 CONNECTIONS = 64
@@ -263,21 +263,10 @@ def start_gate(db: Path, cores: str, workers: int) -> Server:
     internal, api = common.free_port(), common.free_port()
     env = gate_env(db, internal, api, DOMAINGATE_GATE_WORKERS=str(workers))
     env["PYTHONPATH"] = str(common.REPO)
-    started = time.monotonic()
-    with (WORK / "gate-flood.log").open("ab") as log:
-        process = subprocess.Popen(
-            ["taskset", "-c", cores, sys.executable, "-m", "domaingate", "serve"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=common.REPO,
-        )  # fmt: skip
-    try:
-        common.wait_status(f"http://{HOST}:{internal}/readyz", 200, timeout=120)
-        wait_workers(process.pid, workers, internal)
-    except BaseException:
-        common.stop(process)
-        raise
-    server = Server(process, internal, time.monotonic() - started)
-    server.rss_mb, server.hwm_mb = common.rss_mb(process.pid)
-    return server
+    return start_python(
+        ["-m", "domaingate", "serve"], internal, "gate-flood.log", env=env, cwd=common.REPO,
+        core=cores, ready=lambda process: wait_workers(process.pid, workers, internal),
+    )  # fmt: skip
 
 
 def worker_memory(gate_pid: int) -> list[tuple[float, float]]:

@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,16 +45,18 @@ def start_gate(
     internal, api = common.free_port(), common.free_port()
     env = gate_env(db, internal, api, **extra)
     env["PYTHONPATH"] = str(repo)
-    return _start(["-m", "domaingate", "serve"], internal, "gate.log", env=env, cwd=repo, core=core)
+    return start_python(
+        ["-m", "domaingate", "serve"], internal, "gate.log", env=env, cwd=repo, core=core
+    )
 
 
 def start_baseline(db: Path) -> Server:
     port = common.free_port()
     command = ["-m", "bench.baseline_server", str(db), str(port)]
-    return _start(command, port, "baseline.log", env=None, cwd=common.REPO)
+    return start_python(command, port, "baseline.log", env=None, cwd=common.REPO)
 
 
-def _start(
+def start_python(
     args: list[str],
     port: int,
     log_name: str,
@@ -61,8 +64,10 @@ def _start(
     env: dict[str, str] | None,
     cwd: Path,
     core: str | None = SERVER_CORE,
+    ready: Callable[[subprocess.Popen[bytes]], object] | None = None,
 ) -> Server:
-    """`python ARGS` pinned to `core`, ready once /readyz on `port` answers 200."""
+    """`python ARGS` pinned to `core`, ready once /readyz on `port` answers 200 and `ready` (if
+    given) returns; start-up is exec → both."""
     started = time.monotonic()
     with (WORK / log_name).open("ab") as log:
         process = subprocess.Popen(
@@ -71,6 +76,8 @@ def _start(
         )  # fmt: skip
     try:
         common.wait_status(f"http://{HOST}:{port}/readyz", 200, timeout=120)
+        if ready is not None:
+            ready(process)
     except BaseException:
         common.stop(process)
         raise
