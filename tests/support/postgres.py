@@ -18,7 +18,6 @@ import glob
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -26,8 +25,8 @@ from pathlib import Path
 import psycopg
 
 from domaingate.store.postgres.database import PostgresDatabase
+from tests.support.net import HOST, free_port
 
-HOST = "127.0.0.1"
 TEMPLATE = "domaingate_template"
 
 
@@ -42,19 +41,12 @@ def _version(path: str) -> int:
     return int(part) if part.isdigit() else 0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class Cluster:
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
         self.root = Path(tempfile.mkdtemp(prefix="domaingate-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._names = itertools.count(1)
         self._as_user: list[str] = []
         if os.geteuid() == 0:
