@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from domaingate.claims import (
@@ -92,6 +92,8 @@ async def settle(
     """`outcomes` with every verification that may not happen replaced: a name already held by
     another claim (in the database, or by an earlier outcome of this batch) fails the claim
     with `hostname_taken`; a name in another tenant's cool-down leaves it as it is, saying so."""
+    claiming = [o for o, ok in zip(outcomes, written, strict=True) if ok and verifies(o.plan)]
+    holders = await _holders(conn, {o.domain.hostname for o in claiming})
     taken: set[str] = set()
     settled: list[CheckOutcome] = []
     for outcome, ok in zip(outcomes, written, strict=True):
@@ -99,10 +101,11 @@ async def settle(
         if not ok or not verifies(plan):
             settled.append(outcome)
             continue
-        if domain.hostname in taken or await _held_by_another(conn, domain):
+        holder = holders.get(domain.hostname, _Holders())
+        if domain.hostname in taken or holder.held_by_another(domain):
             settled.append(dataclasses.replace(outcome, plan=_taken_plan(domain, plan)))
             continue
-        free_at = await _cooldown_ends(conn, domain.tenant_id, domain.hostname)
+        free_at = holder.cooldown_ends(domain.tenant_id)
         if free_at is not None and outcome.now < free_at:
             settled.append(
                 dataclasses.replace(outcome, plan=_cooldown_plan(plan, free_at, outcome.now))
@@ -113,12 +116,50 @@ async def settle(
     return settled
 
 
-async def _held_by_another(conn: Connection, domain: Domain) -> bool:
-    async with conn.execute(
-        f"SELECT 1 FROM domains WHERE hostname = ? AND status IN {_HELD} AND id != ? LIMIT 1",
-        (domain.hostname, domain.id),
-    ) as cursor:
-        return await cursor.fetchone() is not None
+@dataclasses.dataclass(slots=True)
+class _Holders:
+    """Who holds one hostname, or held it: its proven claims, live and removed."""
+
+    held: list[int] = dataclasses.field(default_factory=list)  # ids of its held claims
+    removed: list[tuple[int, float]] = dataclasses.field(default_factory=list)  # (tenant, at)
+
+    def held_by_another(self, domain: Domain) -> bool:
+        return any(held != domain.id for held in self.held)
+
+    def cooldown_ends(self, tenant_id: int) -> float | None:
+        """When the cool-down of another tenant's latest removed proven claim ends."""
+        ends = [at for tenant, at in self.removed if tenant != tenant_id]
+        return max(ends) + COOLDOWN_SECONDS if ends else None
+
+
+# Well below SQLite's limit on bound parameters in one statement.
+_NAMES_PER_SELECT = 500
+
+
+async def _holders(conn: Connection, hostnames: Iterable[str]) -> dict[str, _Holders]:
+    """The proven claims on `hostnames`, read in a statement per few hundred names: a batch of
+    checks that verify costs a round trip, not one per name."""
+    found: dict[str, _Holders] = {}
+    for chunk in _chunks(sorted(hostnames)):
+        marks = ", ".join("?" for _ in chunk)
+        async with conn.execute(
+            "SELECT hostname, id, tenant_id, status, removed_at FROM domains"
+            f" WHERE hostname IN ({marks}) AND (status IN {_HELD}"
+            " OR (status = 'removed' AND verified_at IS NOT NULL))",
+            chunk,
+        ) as cursor:
+            async for row in cursor:
+                holder = found.setdefault(str(row[0]), _Holders())
+                if row[3] == "removed":
+                    holder.removed.append((int(row[2]), float(row[4])))
+                else:
+                    holder.held.append(int(row[1]))
+    return found
+
+
+def _chunks(names: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(names), _NAMES_PER_SELECT):
+        yield names[start : start + _NAMES_PER_SELECT]
 
 
 def _taken_message(hostname: str) -> str:
@@ -162,30 +203,33 @@ async def fail_rivals(conn: Connection, winners: Sequence[CheckOutcome]) -> None
     """Other tenants' pending and failed claims on the names `winners` have just verified: a
     pending one moves to failed with `hostname_taken` (its event and webhook in this same
     transaction), a failed one says why it stays failed."""
+    rivals: dict[str, list[Domain]] = {}
+    for chunk in _chunks(sorted({winner.domain.hostname for winner in winners})):
+        marks = ", ".join("?" for _ in chunk)
+        async with conn.execute(
+            f"{DOMAIN_SELECT} WHERE d.hostname IN ({marks}) AND d.status IN ('pending', 'failed')"
+            " ORDER BY d.id",
+            chunk,
+        ) as cursor:
+            async for row in cursor:
+                domain = Domain.from_row(row)
+                rivals.setdefault(domain.hostname, []).append(domain)
+    updates: list[tuple[object, ...]] = []
     moves: list[domain_store.MoveAt] = []
     for winner in winners:
-        async with conn.execute(
-            f"{DOMAIN_SELECT} WHERE d.hostname = ? AND d.status IN ('pending', 'failed')"
-            " AND d.id != ? ORDER BY d.id",
-            (winner.domain.hostname, winner.domain.id),
-        ) as cursor:
-            found = [Domain.from_row(row) async for row in cursor]
         message = _taken_message(winner.domain.hostname)
-        await conn.executemany(
-            "UPDATE domains SET last_check_code = ?, last_check_message = ?, updated_at = ?,"
-            " next_check_at = ? WHERE id = ? AND status = ?",
-            [
-                (
-                    HOSTNAME_TAKEN,
-                    message,
-                    winner.now,
-                    winner.plan.next_check_at,
-                    rival.id,
-                    rival.status.value,
-                )
-                for rival in found
-            ],
-        )
+        found = [r for r in rivals.get(winner.domain.hostname, ()) if r.id != winner.domain.id]
+        updates += [
+            (
+                HOSTNAME_TAKEN,
+                message,
+                winner.now,
+                winner.plan.next_check_at,
+                rival.id,
+                rival.status.value,
+            )
+            for rival in found
+        ]
         moves += [
             (
                 rival.id,
@@ -200,4 +244,10 @@ async def fail_rivals(conn: Connection, winners: Sequence[CheckOutcome]) -> None
             for rival in found
             if rival.status is Status.PENDING
         ]
+    if updates:
+        await conn.executemany(
+            "UPDATE domains SET last_check_code = ?, last_check_message = ?, updated_at = ?,"
+            " next_check_at = ? WHERE id = ? AND status = ?",
+            updates,
+        )
     await domain_store.move_many(conn, moves)

@@ -18,7 +18,7 @@ from typing import cast
 import pytest
 
 from domaingate import hostnames
-from domaingate.claims import HOSTNAME_TAKEN
+from domaingate.claims import HOSTNAME_COOLDOWN, HOSTNAME_TAKEN
 from domaingate.dns.checker import DnsChecker, Expectation
 from domaingate.dns.findings import CheckReport, Finding
 from domaingate.instructions import expectation_for
@@ -167,4 +167,64 @@ async def test_one_batch_with_both_claims_verifies_only_the_first(
     assert claims_on(db.target, "batch.example.org") == [
         ("acme", "verified", None),
         ("globex", "failed", HOSTNAME_TAKEN),
+    ]
+
+
+async def test_one_batch_over_many_names_settles_each_as_alone(
+    two_processes: tuple[Database, Database],
+) -> None:
+    """A batch's claims are settled from one read of every name's holders: each name still ends
+    as its own rules say, whatever else the batch holds."""
+    db, _ = two_processes
+    clock = FakeClock()
+    settings = make_settings(db.target)
+    acme, globex = await tenants_with_apps(db, clock)
+    initech, _ = await tenants.create(db, "initech", clock)
+    await apps.put(db, initech, "desk", None, clock)
+    alone = cast(DnsChecker, BarrierChecker(1))
+    # Acme's claims come first: once another tenant holds a name, attaching it is refused.
+    free = await claim(db, acme, "free.example.org", "shop", clock)
+    free_rival = await claim(db, initech, "free.example.org", "desk", clock)
+    held = await claim(db, acme, "held.example.org", "shop", clock)
+    cool = await claim(db, acme, "cool.example.org", "shop", clock)
+    rivals = await claim(db, acme, "rivals.example.org", "shop", clock)
+    await claim(db, globex, "rivals.example.org", "store", clock)
+    failing = await claim(db, initech, "rivals.example.org", "desk", clock)
+    async with db.write() as conn:
+        await domain_store.transition(
+            conn, failing, Status.FAILED, reason="dns_cname_wrong", message="no", now=clock()
+        )
+    # Globex holds held.example.org; it held cool.example.org and let it go a moment ago.
+    for name in ("held.example.org", "cool.example.org"):
+        theirs = await claim(db, globex, name, "store", clock)
+        theirs, _ = await verify_now(db, alone, settings, theirs, clock)
+        assert theirs.status is Status.VERIFIED
+    await domain_store.remove(db, await domain_store.get(db, "cool.example.org", globex.id), clock)
+    clock.advance(1)
+    batch = [
+        await domain_store.get_by_id(db, domain.id)
+        for domain in (free, held, cool, rivals, free_rival)
+    ]
+    outcomes = []
+    for domain in batch:
+        report = await alone.check(expectation_for(domain, settings))
+        plan = plan_check(domain, report, clock(), Policy())
+        outcomes.append(CheckOutcome(domain=domain, plan=plan, now=clock()))
+    assert await apply_checks(db, outcomes) == [True] * len(batch)
+    assert claims_on(db.target, "free.example.org") == [
+        ("acme", "verified", None),
+        ("initech", "failed", HOSTNAME_TAKEN),
+    ]
+    assert claims_on(db.target, "held.example.org") == [
+        ("acme", "failed", HOSTNAME_TAKEN),
+        ("globex", "verified", None),
+    ]
+    assert claims_on(db.target, "cool.example.org") == [
+        ("acme", "failed", HOSTNAME_COOLDOWN),
+        ("globex", "removed", None),
+    ]
+    assert claims_on(db.target, "rivals.example.org") == [
+        ("acme", "verified", None),
+        ("globex", "failed", HOSTNAME_TAKEN),
+        ("initech", "failed", HOSTNAME_TAKEN),
     ]
