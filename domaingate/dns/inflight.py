@@ -67,7 +67,36 @@ class QueryLimit:
         try:
             yield
         finally:
-            self._release()
+            self.release()
+
+    async def acquire(self, deadline: float) -> None:
+        """Take a slot, waiting until the loop's time `deadline` at most (then TimeoutError).
+
+        A query's own path: a free slot is taken without a timer or a context manager, which a
+        reconciler asking hundreds of queries a second would otherwise pay on each.
+        """
+        if self._take():
+            return
+        async with asyncio.timeout_at(deadline):
+            await self._acquire()
+
+    def release(self) -> None:
+        """Give back a slot taken with `acquire` (or pass it to the first waiter)."""
+        self._release()
+
+    def release_soon(self) -> None:
+        """Give back a slot once the loop's callbacks already queued have run: asyncio closes a
+        finished query's socket in one of those, and the slot stands for that descriptor."""
+        asyncio.get_running_loop().call_soon(self._release)
+
+    def _take(self) -> bool:
+        with self._lock:
+            # Never ahead of a waiter: a steady stream of new queries must not starve it.
+            if self._in_flight < self.limit and not self._waiters:
+                self._in_flight += 1
+                self._peak = max(self._peak, self._in_flight)
+                return True
+            return False
 
     async def _acquire(self) -> None:
         loop = asyncio.get_running_loop()

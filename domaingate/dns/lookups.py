@@ -122,17 +122,16 @@ async def _query(
         try:
             # Waiting for a slot counts against the check's budget, not against the attempt:
             # the retransmit timer starts once the query can be sent.
-            async with asyncio.timeout_at(deadline), QUERIES.slot():
-                asked = True
-                try:
-                    async with asyncio.timeout(attempt):
-                        response, _ = await dns.asyncquery.udp_with_fallback(
-                            query, server.host, port=server.port
-                        )
-                finally:
-                    # asyncio closes the query's socket on the loop's next turn, not at once:
-                    # the slot stands for that descriptor, so it is held until then.
-                    await asyncio.sleep(0)
+            await QUERIES.acquire(deadline)
+        except TimeoutError:
+            break
+        asked = True
+        try:
+            # One timer per attempt: the retransmit's, cut short at the check's deadline.
+            async with asyncio.timeout_at(min(deadline, loop.time() + attempt)):
+                response, _ = await dns.asyncquery.udp_with_fallback(
+                    query, server.host, port=server.port
+                )
         except TimeoutError:
             attempt *= 2
             continue
@@ -140,6 +139,9 @@ async def _query(
             raise _Failed(Outcome.ERROR, f"could not be reached ({exc.strerror or exc})") from exc
         except (dns.exception.DNSException, ValueError, EOFError) as exc:
             raise _Failed(Outcome.ERROR, f"sent a malformed answer ({exc})") from exc
+        finally:
+            # asyncio closes the query's socket on the loop's next turn, not at once.
+            QUERIES.release_soon()
         rcode = response.rcode()
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             raise _Failed(Outcome.ERROR, f"answered {dns.rcode.to_text(rcode)}")

@@ -77,6 +77,38 @@ async def test_a_slot_handed_to_a_waiter_cancelled_meanwhile_goes_to_the_next() 
     assert (limit.in_flight, limit.waiting) == (0, 0)
 
 
+async def test_acquire_waits_until_its_deadline_and_no_longer() -> None:
+    limit = QueryLimit(1)
+    loop = asyncio.get_running_loop()
+    await limit.acquire(loop.time() + 1)
+    with pytest.raises(TimeoutError):
+        await limit.acquire(loop.time() + 0.01)
+    assert (limit.in_flight, limit.waiting) == (1, 0)
+    later = asyncio.create_task(limit.acquire(loop.time() + 5))
+    await asyncio.sleep(0)
+    assert limit.waiting == 1
+    limit.release()
+    await later  # the slot passed straight to the waiter
+    assert (limit.in_flight, limit.waiting, limit.peak) == (1, 0, 1)
+    limit.release()
+    assert limit.in_flight == 0
+
+
+async def test_release_soon_frees_the_slot_after_the_callbacks_already_queued() -> None:
+    """A finished query's socket is closed by a callback asyncio queues as the query ends; the
+    slot, which stands for that descriptor, is given back only after it."""
+    limit = QueryLimit(1)
+    loop = asyncio.get_running_loop()
+    await limit.acquire(loop.time() + 1)
+    seen: list[int] = []
+    loop.call_soon(lambda: seen.append(limit.in_flight))  # queued first, like the close
+    limit.release_soon()
+    assert limit.in_flight == 1
+    await asyncio.sleep(0)
+    assert seen == [1]
+    assert limit.in_flight == 0
+
+
 def test_one_limit_across_event_loops_in_threads() -> None:
     limit = QueryLimit(4)
     log: list[str] = []
