@@ -89,6 +89,19 @@ def claims_on(db: Path | str, name: str) -> list[tuple[str, str, str | None]]:
     ]
 
 
+async def passing_checks(
+    domains: list[Domain], settings: Settings, clock: FakeClock
+) -> list[CheckOutcome]:
+    """Each domain's outcome of a check that passes, planned now, as the reconciler batches them."""
+    checker = BarrierChecker(1)
+    outcomes = []
+    for domain in domains:
+        report = await checker.check(expectation_for(domain, settings))
+        plan = plan_check(domain, report, clock(), Policy())
+        outcomes.append(CheckOutcome(domain=domain, plan=plan, now=clock()))
+    return outcomes
+
+
 async def test_two_tenants_verifying_one_name_at_once(
     two_processes: tuple[Database, Database], tmp_path: Path
 ) -> None:
@@ -157,12 +170,7 @@ async def test_one_batch_with_both_claims_verifies_only_the_first(
     acme, globex = await tenants_with_apps(db, clock)
     mine = await claim(db, acme, "batch.example.org", "shop", clock)
     theirs = await claim(db, globex, "batch.example.org", "store", clock)
-    checker = BarrierChecker(1)
-    outcomes = []
-    for domain in (mine, theirs):
-        report = await checker.check(expectation_for(domain, settings))
-        plan = plan_check(domain, report, clock(), Policy())
-        outcomes.append(CheckOutcome(domain=domain, plan=plan, now=clock()))
+    outcomes = await passing_checks([mine, theirs], settings, clock)
     assert await apply_checks(db, outcomes) == [True, True]
     assert claims_on(db.target, "batch.example.org") == [
         ("acme", "verified", None),
@@ -205,26 +213,16 @@ async def test_one_batch_over_many_names_settles_each_as_alone(
         await domain_store.get_by_id(db, domain.id)
         for domain in (free, held, cool, rivals, free_rival)
     ]
-    outcomes = []
-    for domain in batch:
-        report = await alone.check(expectation_for(domain, settings))
-        plan = plan_check(domain, report, clock(), Policy())
-        outcomes.append(CheckOutcome(domain=domain, plan=plan, now=clock()))
+    outcomes = await passing_checks(batch, settings, clock)
     assert await apply_checks(db, outcomes) == [True] * len(batch)
-    assert claims_on(db.target, "free.example.org") == [
-        ("acme", "verified", None),
-        ("initech", "failed", HOSTNAME_TAKEN),
-    ]
-    assert claims_on(db.target, "held.example.org") == [
-        ("acme", "failed", HOSTNAME_TAKEN),
-        ("globex", "verified", None),
-    ]
-    assert claims_on(db.target, "cool.example.org") == [
-        ("acme", "failed", HOSTNAME_COOLDOWN),
-        ("globex", "removed", None),
-    ]
-    assert claims_on(db.target, "rivals.example.org") == [
-        ("acme", "verified", None),
-        ("globex", "failed", HOSTNAME_TAKEN),
-        ("initech", "failed", HOSTNAME_TAKEN),
-    ]
+    expected = {
+        "free.example.org": [("acme", "verified", None), ("initech", "failed", HOSTNAME_TAKEN)],
+        "held.example.org": [("acme", "failed", HOSTNAME_TAKEN), ("globex", "verified", None)],
+        "cool.example.org": [("acme", "failed", HOSTNAME_COOLDOWN), ("globex", "removed", None)],
+        "rivals.example.org": [
+            ("acme", "verified", None),
+            ("globex", "failed", HOSTNAME_TAKEN),
+            ("initech", "failed", HOSTNAME_TAKEN),
+        ],
+    }
+    assert {name: claims_on(db.target, name) for name in expected} == expected
