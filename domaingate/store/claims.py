@@ -150,10 +150,10 @@ async def _holders(conn: Connection, hostnames: Iterable[str]) -> dict[str, _Hol
         ) as cursor:
             async for row in cursor:
                 holder = found.setdefault(str(row[0]), _Holders())
-                if row[3] == "removed":
-                    holder.removed.append((int(row[2]), float(row[4])))
-                else:
+                if row[3] != "removed":
                     holder.held.append(int(row[1]))
+                elif row[4] is not None:  # as max(removed_at) skips it: no time, no cool-down
+                    holder.removed.append((int(row[2]), float(row[4])))
     return found
 
 
