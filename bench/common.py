@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -14,9 +13,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+# The tests' own port choice: claimed machine-wide, below the kernel's ephemeral range.
+from tests.support.net import HOST as HOST
+from tests.support.net import free_port as free_port
+
 REPO = Path(__file__).resolve().parent.parent
 WORK = Path(os.environ.get("BENCH_WORK", "/tmp/domaingate-bench"))
-HOST = "127.0.0.1"
 SERVER_CORE = "1"
 LOAD_CORE = "0"
 
@@ -45,13 +47,6 @@ def machine() -> dict[str, str]:
 
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def http_get(url: str, timeout: float = 1.0) -> int:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 
+from domaingate.store import in_lists
 from domaingate.store.connection import Connection
 from domaingate.store.database import Database, read_number
 from domaingate.store.models import DOMAIN_SELECT, Domain
-
-# Well below SQLite's limit on bound parameters in one statement.
-_NAMES_PER_SELECT = 500
 
 
 async def live_domains(db: Database) -> list[Domain]:
@@ -53,13 +51,12 @@ async def live_changed_since(db: Database, seq: int) -> list[Domain]:
 
 async def live_named(db: Database, hostnames: Iterable[str]) -> list[Domain]:
     """The live domains among `hostnames`."""
-    names = sorted(set(hostnames))
     found: list[Domain] = []
-    for start in range(0, len(names), _NAMES_PER_SELECT):
-        chunk = names[start : start + _NAMES_PER_SELECT]
-        marks = ", ".join("?" for _ in chunk)
+    for chunk in in_lists.chunks(hostnames):
         async with db.reader.execute(
-            f"{DOMAIN_SELECT} WHERE d.hostname IN ({marks}) AND d.status != 'removed'", chunk
+            f"{DOMAIN_SELECT} WHERE d.hostname IN ({in_lists.marks(chunk)})"
+            " AND d.status != 'removed'",
+            chunk,
         ) as cursor:
             found += [Domain.from_row(row) async for row in cursor]
     return found

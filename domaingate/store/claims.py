@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from domaingate.claims import (
@@ -26,6 +26,7 @@ from domaingate.errors import AttachRateLimited, HostnameAlreadyRegistered, Host
 from domaingate.lifecycle import CheckPlan, Move
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
+from domaingate.store import in_lists
 from domaingate.store.connection import Connection
 from domaingate.store.models import DOMAIN_SELECT, Domain, Tenant
 
@@ -132,19 +133,14 @@ class _Holders:
         return max(ends) + COOLDOWN_SECONDS if ends else None
 
 
-# Well below SQLite's limit on bound parameters in one statement.
-_NAMES_PER_SELECT = 500
-
-
 async def _holders(conn: Connection, hostnames: Iterable[str]) -> dict[str, _Holders]:
     """The proven claims on `hostnames`, read in a statement per few hundred names: a batch of
     checks that verify costs a round trip, not one per name."""
     found: dict[str, _Holders] = {}
-    for chunk in _chunks(sorted(hostnames)):
-        marks = ", ".join("?" for _ in chunk)
+    for chunk in in_lists.chunks(hostnames):
         async with conn.execute(
             "SELECT hostname, id, tenant_id, status, removed_at FROM domains"
-            f" WHERE hostname IN ({marks}) AND (status IN {_HELD}"
+            f" WHERE hostname IN ({in_lists.marks(chunk)}) AND (status IN {_HELD}"
             " OR (status = 'removed' AND verified_at IS NOT NULL))",
             chunk,
         ) as cursor:
@@ -155,11 +151,6 @@ async def _holders(conn: Connection, hostnames: Iterable[str]) -> dict[str, _Hol
                 elif row[4] is not None:  # as max(removed_at) skips it: no time, no cool-down
                     holder.removed.append((int(row[2]), float(row[4])))
     return found
-
-
-def _chunks(names: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(names), _NAMES_PER_SELECT):
-        yield names[start : start + _NAMES_PER_SELECT]
 
 
 def _taken_message(hostname: str) -> str:
@@ -204,11 +195,10 @@ async def fail_rivals(conn: Connection, winners: Sequence[CheckOutcome]) -> None
     pending one moves to failed with `hostname_taken` (its event and webhook in this same
     transaction), a failed one says why it stays failed."""
     rivals: dict[str, list[Domain]] = {}
-    for chunk in _chunks(sorted({winner.domain.hostname for winner in winners})):
-        marks = ", ".join("?" for _ in chunk)
+    for chunk in in_lists.chunks(winner.domain.hostname for winner in winners):
         async with conn.execute(
-            f"{DOMAIN_SELECT} WHERE d.hostname IN ({marks}) AND d.status IN ('pending', 'failed')"
-            " ORDER BY d.id",
+            f"{DOMAIN_SELECT} WHERE d.hostname IN ({in_lists.marks(chunk)})"
+            " AND d.status IN ('pending', 'failed') ORDER BY d.id",
             chunk,
         ) as cursor:
             async for row in cursor:

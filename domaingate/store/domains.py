@@ -24,7 +24,7 @@ from domaingate.errors import (
 from domaingate.hostnames import Hostname, Kind
 from domaingate.lifecycle.moves import Move
 from domaingate.states import Status
-from domaingate.store import apps, claims, events
+from domaingate.store import apps, claims, events, in_lists
 from domaingate.store.connection import Connection
 from domaingate.store.database import Clock, Database, Reader
 from domaingate.store.models import DOMAIN_SELECT, Domain, Tenant
@@ -248,10 +248,6 @@ async def move_many(conn: Connection, moves: Sequence[MoveAt]) -> None:
     await events.record_many(conn, [_move_event(*move) for move in moves])
 
 
-# Well below SQLite's limit on bound parameters in one statement.
-_IDS_PER_SELECT = 500
-
-
 async def unchanged(conn: Connection, domains: Sequence[Domain]) -> list[bool]:
     """For each domain (as it was read earlier), whether it still has that status: the
     compare-and-set of a batched write, read inside its write transaction. A domain that appears
@@ -267,13 +263,10 @@ async def unchanged(conn: Connection, domains: Sequence[Domain]) -> list[bool]:
 
 async def _statuses(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
     """id → status of the given domains, read on `conn` (inside its transaction)."""
-    wanted = sorted(set(ids))
     found: dict[int, str] = {}
-    for start in range(0, len(wanted), _IDS_PER_SELECT):
-        chunk = wanted[start : start + _IDS_PER_SELECT]
-        marks = ", ".join("?" for _ in chunk)
+    for chunk in in_lists.chunks(ids):
         async with conn.execute(
-            f"SELECT id, status FROM domains WHERE id IN ({marks})", chunk
+            f"SELECT id, status FROM domains WHERE id IN ({in_lists.marks(chunk)})", chunk
         ) as cursor:
             found.update({int(row[0]): str(row[1]) async for row in cursor})
     return found

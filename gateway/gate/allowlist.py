@@ -16,6 +16,9 @@ _ALLOWED_VALUES = tuple(status.value for status in ALLOWED)
 # UPSTREAM_TEMPLATE filled for (app, tenant), for an app that names no upstream of its own.
 Upstream = Callable[[str, str], str]
 
+# The rows below are spelled out rather than imported as `domaingate.store.allowlist`'s aliases:
+# the gate's request path imports this module, and must not import the store (pyproject.toml).
+
 
 class Allowlist:
     """hostname → (domain id, app, upstream) for every domain the gate may allow.
