@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from domaingate.store.backends import open_database
+
 ISSUER_KEY = "acme-v02.api.letsencrypt.org-directory"
 _KEY_PEM = b""
 
@@ -139,11 +141,10 @@ async def job(storage: Path, db_path: Path, n: int) -> dict[str, Any]:
     the first scan (every domain becomes active), the next (those moves are replanned), a
     steady one, and a steady full plan."""
     from domaingate.settings import Settings
-    from domaingate.store.database import Database
     from reconciler.daemon import Reconciler
 
     runs = []
-    async with await Database.open(db_path) as db:
+    async with await open_database(db_path) as db:
         reconciler = Reconciler(Settings(db=db_path, caddy_storage=storage), db)
         for label in ("first", "after the moves", "steady", "steady, full plan"):
             if label.endswith("full plan"):

@@ -32,7 +32,7 @@ from domaingate.dns.checker import DnsChecker, Expectation
 from domaingate.dns.findings import CheckReport
 from domaingate.hostnames import Kind
 from domaingate.settings import Listen, Settings
-from domaingate.store.database import Database
+from domaingate.store.backends import open_database
 from reconciler.schedule import Checker, DnsSchedule
 
 HOST = "127.0.0.1"
@@ -147,7 +147,7 @@ async def schedule(
     settings = Settings(db=db_path, resolvers=(Listen(HOST, port),))
     real = DnsChecker.from_settings(settings)
     checker: Checker = _Canned(await real.check(expectation(1))) if canned else real
-    db = await Database.open(db_path)
+    db = await open_database(db_path)
     try:
         sched = DnsSchedule(db, settings, checker, time.time)
         started = time.perf_counter()

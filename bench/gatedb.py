@@ -15,7 +15,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from domaingate.store.database import Database, migrations
+from domaingate.store.backends import open_database
+from domaingate.store.migrations import migrations
 
 ALLOWED = ("verified", "active", "expiring")
 # Domains the reconciler benchmark checks: names in the knot zone, due, pending.
@@ -93,7 +94,7 @@ def build(path: Path, count: int, dns_due: int) -> float:
 
 
 async def _migrate(path: Path) -> None:
-    db = await Database.open(path)
+    db = await open_database(path)
     await db.close()
 
 

@@ -9,10 +9,11 @@ from domaingate.errors import InvalidState
 from domaingate.instructions import expectation_for
 from domaingate.lifecycle import Policy, plan_check
 from domaingate.settings import Settings
+from domaingate.store.abc import Database
 from domaingate.store.checks import CheckOutcome, apply_check
-from domaingate.store.database import Clock, Database
 from domaingate.store.domains import get_by_id
 from domaingate.store.models import Domain
+from domaingate.times import Clock
 
 
 async def verify_now(

@@ -17,7 +17,8 @@ from aiohttp import web
 
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
-from domaingate.store.database import Clock, Database
+from domaingate.store.backends import open_database
+from domaingate.times import Clock
 from gateway import ui
 from gateway.api import apps, domains, openapi
 from gateway.api import status as api_status
@@ -34,7 +35,7 @@ from gateway.timing import timing_middleware
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    async with await Database.open(app[SETTINGS].db) as db:
+    async with await open_database(app[SETTINGS].db) as db:
         app[DB] = db
         yield
 

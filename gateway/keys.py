@@ -6,7 +6,8 @@ from aiohttp import web
 
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
-from domaingate.store.database import Clock, Database
+from domaingate.store.abc import Database
+from domaingate.times import Clock
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.watcher import Sync
 from gateway.metrics import Metrics

@@ -18,7 +18,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricF
 from prometheus_client.registry import Collector
 
 from domaingate.states import Status
-from domaingate.store.database import FAILURE_CAUSES
+from domaingate.store.errors import FAILURE_CAUSES
 
 # The gate answers in microseconds; the API in milliseconds. Buckets cover both.
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from domaingate.lifecycle.certificates import CertChange
 from domaingate.store import certificates as cert_store
 from domaingate.store import domains as domain_store
-from domaingate.store.connection import Connection
-from domaingate.store.database import Clock, Database
+from domaingate.store.abc import Connection, Database
+from domaingate.times import Clock
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domaingate.store import certificates as store
-from domaingate.store.database import Clock, Database
+from domaingate.store.abc import Database
+from domaingate.times import Clock
 from reconciler.certs import certificates_dir, issuer_dirs
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,6 @@ import contextlib
 import functools
 import logging
 import signal
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,9 +31,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store import outbox
-from domaingate.store.database import Clock, Database, described
+from domaingate.store.abc import Database
+from domaingate.store.backends import open_database
+from domaingate.store.errors import StoreError
 from domaingate.store.retention import purge_removed
 from domaingate.store.runs import RECORD_EVERY, RunRecorder, short_error
+from domaingate.store.targets import described
+from domaingate.times import Clock
 from reconciler.certjob import CertJob
 from reconciler.cleanup import clean_removed
 from reconciler.lease import Lease
@@ -171,7 +174,7 @@ class Reconciler:
         """The figures read at scrape time."""
         try:
             self.metrics.outbox_backlog.set(await outbox.backlog(self.db))
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             self.metrics.database_error(exc)
             log.warning("cannot count the webhook outbox for /metrics: %s", exc)
 
@@ -307,7 +310,7 @@ async def run(
     """
     metrics = ReconcilerMetrics()
     async with contextlib.AsyncExitStack() as stack:
-        db = await Database.open(settings.db, on_error=metrics.database_error)
+        db = await open_database(settings.db, on_error=metrics.database_error)
         stack.push_async_callback(db.close)
         reconciler = Reconciler(
             settings,

@@ -16,8 +16,9 @@ import socket
 import uuid
 
 from domaingate.store import leases as store
-from domaingate.store.database import Clock, Database
+from domaingate.store.abc import Database
 from domaingate.store.runs import short_error
+from domaingate.times import Clock
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from prometheus_client import (
 from domaingate.dns.checker import Expectation
 from domaingate.dns.findings import CheckReport, Code
 from domaingate.settings import Listen, SettingsError
-from domaingate.store.database import FAILURE_CAUSES, failure_cause
+from domaingate.store.errors import FAILURE_CAUSES, failure_cause
 from reconciler.schedule import Checker
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,10 @@ from domaingate.instructions import expectation_for
 from domaingate.lifecycle.dns import Policy, plan_check
 from domaingate.settings import Settings
 from domaingate.store import checks as store
+from domaingate.store.abc import Database
 from domaingate.store.checks import CheckOutcome
-from domaingate.store.database import Clock, Database
 from domaingate.store.models import Domain
+from domaingate.times import Clock
 from reconciler.writer import CheckWriter
 
 log = logging.getLogger(__name__)

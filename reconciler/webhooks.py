@@ -26,9 +26,9 @@ import aiohttp
 
 from domaingate.settings import webhook_key
 from domaingate.store import outbox as store
-from domaingate.store.database import Clock, Database
+from domaingate.store.abc import Database
 from domaingate.store.outbox import OutboxItem
-from domaingate.times import rfc3339
+from domaingate.times import Clock, rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from domaingate.store.abc import Database
 from domaingate.store.checks import CheckOutcome, apply_checks
-from domaingate.store.database import Database
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from yarl import URL
 
 from domaingate.settings import Listen, Settings, load_settings
 from domaingate.store import apps, tenants
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
 from domaingate.store.models import Tenant
 from domaingate.store.postgres.adapter import translate
 from gateway.app import create_app, create_internal_listener
@@ -176,7 +176,9 @@ class Api:
     @property
     def db_path(self) -> Path:
         """The SQLite file (for tests that run on SQLite only)."""
-        return self.db.path
+        target = self.db.target
+        assert isinstance(target, Path), "a SQLite-only test ran on PostgreSQL"
+        return target
 
     @property
     def db_target(self) -> Path | str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from domaingate.cli import apps, commands, supervisor
 from domaingate.errors import DomaingateError
 from domaingate.settings import Settings, SettingsError, load_settings
-from domaingate.store.database import MigrationError, StoreUnreachable
+from domaingate.store.errors import MigrationError, StoreUnreachable
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ import time
 from domaingate.apps import check_app, check_upstream
 from domaingate.store import apps as app_store
 from domaingate.store import tenants
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
 
 
 def add_parser(

@@ -18,8 +18,10 @@ from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import tenants
-from domaingate.store.database import Database, described, schema_version
+from domaingate.store.abc import Database
+from domaingate.store.backends import open_database
 from domaingate.store.models import Domain
+from domaingate.store.targets import described
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
 from domaingate.wire import domain_json
@@ -44,9 +46,9 @@ def reconcile(settings: Settings) -> int:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    async with await Database.open(settings.db) as db:
+    async with await open_database(settings.db) as db:
         if args.command == "migrate":
-            print(f"{described(settings.db)}: schema version {await schema_version(db)}")
+            print(f"{described(settings.db)}: schema version {await db.schema_version()}")
             return 0
         if args.command == "tenant":
             return await _tenant(args, db)

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from domaingate.apps import App
 from domaingate.errors import AppInUse, AppNotFound, AppTaken, InvalidApp
-from domaingate.store.connection import Connection, Row
-from domaingate.store.database import Clock, Database, Reader
+from domaingate.store.abc import Connection, Database, Reader, Row
 from domaingate.store.models import Domain, Tenant
+from domaingate.times import Clock
 
 _SELECT = (
     "SELECT a.name, a.tenant_id, t.name AS tenant, a.upstream, a.created_at, a.updated_at"

@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from domaingate.store import in_lists
-from domaingate.store.connection import Connection
-from domaingate.store.database import Database, read_number
+from domaingate.store.abc import Connection, Database
 from domaingate.store.models import DOMAIN_SELECT, Domain
 
 
@@ -38,7 +37,7 @@ async def live_domain_pages(db: Database, size: int = 2000) -> AsyncIterator[lis
 
 async def max_seq(db: Database) -> int:
     """The highest change sequence in the domains table."""
-    return await read_number(db, "SELECT coalesce(max(seq), 0) FROM domains")
+    return await db.read_number("SELECT coalesce(max(seq), 0) FROM domains")
 
 
 async def live_changed_since(db: Database, seq: int) -> list[Domain]:
@@ -73,8 +72,8 @@ async def active_due_by(db: Database, until: float) -> list[Domain]:
 
 async def count_certified(db: Database) -> int:
     """Active and expiring domains: what the certificate scan's mass-loss guard compares with."""
-    return await read_number(
-        db, "SELECT count(*) FROM domains WHERE status IN ('active', 'expiring')"
+    return await db.read_number(
+        "SELECT count(*) FROM domains WHERE status IN ('active', 'expiring')"
     )
 
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from domaingate.lifecycle.dns import CheckPlan
 from domaingate.store import claims
-from domaingate.store.connection import Connection
-from domaingate.store.database import Database
+from domaingate.store.abc import Connection, Database
 from domaingate.store.domains import get_by_id_in, move_many, unchanged
 from domaingate.store.models import DOMAIN_SELECT, Domain
 

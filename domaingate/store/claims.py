@@ -27,7 +27,7 @@ from domaingate.lifecycle import CheckPlan, Move
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import in_lists
-from domaingate.store.connection import Connection
+from domaingate.store.abc import Connection
 from domaingate.store.models import DOMAIN_SELECT, Domain, Tenant
 
 if TYPE_CHECKING:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import secrets
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +24,10 @@ from domaingate.hostnames import Hostname, Kind
 from domaingate.lifecycle.moves import Move
 from domaingate.states import Status
 from domaingate.store import apps, claims, events, in_lists
-from domaingate.store.connection import Connection
-from domaingate.store.database import Clock, Database, Reader
+from domaingate.store.abc import Connection, Database, Reader
+from domaingate.store.errors import StoreConflict
 from domaingate.store.models import DOMAIN_SELECT, Domain, Tenant
+from domaingate.times import Clock
 
 VERIFY_WINDOW_SECONDS = 3600
 VERIFY_LIMIT_PER_DOMAIN = 5
@@ -50,68 +50,73 @@ class AttachPolicy:
 async def attach(
     db: Database, tenant: Tenant, host: Hostname, app: str, policy: AttachPolicy, clock: Clock
 ) -> Domain:
+    try:
+        async with db.write() as conn:
+            return await _attach_in(conn, tenant, host, app, policy, clock())
+    except StoreConflict as exc:
+        # Another process won the race between our claim check and the insert: the unique
+        # index of live names refused the second one.
+        raise HostnameAlreadyRegistered(host.name) from exc
+
+
+async def _attach_in(
+    conn: Connection, tenant: Tenant, host: Hostname, app: str, policy: AttachPolicy, now: float
+) -> Domain:
     method = "txt" if host.kind is Kind.APEX or policy.require_txt else "cname"
-    async with db.write() as conn:
-        now = clock()
-        await apps.require_owned(conn, tenant.id, app)
-        await claims.check_claimable(conn, tenant, host.name, now)
+    await apps.require_owned(conn, tenant.id, app)
+    await claims.check_claimable(conn, tenant, host.name, now)
+    async with conn.execute(
+        "SELECT count(*) FROM domains WHERE tenant_id = ? AND status != 'removed'",
+        (tenant.id,),
+    ) as cursor:
+        row = await cursor.fetchone()
+    if row is not None and row[0] >= policy.quota:
+        raise QuotaExceeded(policy.quota)
+    # Counted in the same write transaction as the insert, like the tenant's quota, so
+    # concurrent attaches cannot all slip under the cap.
+    if policy.app_quota is not None:
         async with conn.execute(
-            "SELECT count(*) FROM domains WHERE tenant_id = ? AND status != 'removed'",
-            (tenant.id,),
+            "SELECT count(*) FROM domains WHERE tenant_id = ? AND app = ? AND status != 'removed'",
+            (tenant.id, app),
         ) as cursor:
             row = await cursor.fetchone()
-        if row is not None and row[0] >= policy.quota:
-            raise QuotaExceeded(policy.quota)
-        # Counted in the same write transaction as the insert, like the tenant's quota, so
-        # concurrent attaches cannot all slip under the cap.
-        if policy.app_quota is not None:
-            async with conn.execute(
-                "SELECT count(*) FROM domains"
-                " WHERE tenant_id = ? AND app = ? AND status != 'removed'",
-                (tenant.id, app),
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is not None and row[0] >= policy.app_quota:
-                raise QuotaExceeded(policy.app_quota, app=app)
-        await claims.check_attach_rate(conn, tenant, now, policy.hourly_attaches)
-        try:
-            cursor = await conn.execute(
-                "INSERT INTO domains (hostname, tenant_id, app, status, kind, method, txt_token,"
-                " created_at, updated_at, next_check_at, failing_since)"
-                " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    host.name,
-                    tenant.id,
-                    app,
-                    host.kind.value,
-                    method,
-                    new_txt_token(),
-                    now,
-                    now,
-                    now + policy.first_check_in,
-                    now,
-                ),
+        if row is not None and row[0] >= policy.app_quota:
+            raise QuotaExceeded(policy.app_quota, app=app)
+    await claims.check_attach_rate(conn, tenant, now, policy.hourly_attaches)
+    cursor = await conn.execute(
+        "INSERT INTO domains (hostname, tenant_id, app, status, kind, method, txt_token,"
+        " created_at, updated_at, next_check_at, failing_since)"
+        " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+        (
+            host.name,
+            tenant.id,
+            app,
+            host.kind.value,
+            method,
+            new_txt_token(),
+            now,
+            now,
+            now + policy.first_check_in,
+            now,
+        ),
+    )
+    domain_id = cursor.lastrowid
+    assert domain_id is not None
+    await events.record_many(
+        conn,
+        [
+            events.NewEvent(
+                domain_id=domain_id,
+                source=None,
+                target=Status.PENDING,
+                reason=None,
+                message="domain attached",
+                now=now,
+                kind="domain.created",
             )
-        except sqlite3.IntegrityError as exc:
-            # Another process won the race between our check and the insert.
-            raise HostnameAlreadyRegistered(host.name) from exc
-        domain_id = cursor.lastrowid
-        assert domain_id is not None
-        await events.record_many(
-            conn,
-            [
-                events.NewEvent(
-                    domain_id=domain_id,
-                    source=None,
-                    target=Status.PENDING,
-                    reason=None,
-                    message="domain attached",
-                    now=now,
-                    kind="domain.created",
-                )
-            ],
-        )
-        return await get_by_id_in(conn, domain_id)
+        ],
+    )
+    return await get_by_id_in(conn, domain_id)
 
 
 async def get_by_id_in(conn: Connection | Reader, domain_id: int) -> Domain:

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from domaingate.states import WEBHOOK_STATUSES, Status, event_type
-from domaingate.store.connection import Connection
-from domaingate.store.database import Database
+from domaingate.store.abc import Connection, Database
 from domaingate.store.models import DomainEvent
 
 

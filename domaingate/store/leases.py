@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
 
 
 async def take_lease(db: Database, name: str, holder: str, now: float, ttl: float) -> float | None:

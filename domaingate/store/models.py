@@ -7,7 +7,7 @@ from typing import Any
 
 from domaingate.hostnames import Kind
 from domaingate.states import Status
-from domaingate.store.connection import Row
+from domaingate.store.abc import Row
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domaingate.states import Status
-from domaingate.store.database import Database, read_number
+from domaingate.store.abc import Database
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +60,7 @@ async def due_webhooks(db: Database, now: float, limit: int) -> list[OutboxItem]
 
 async def backlog(db: Database) -> int:
     """Webhook events not delivered yet (due now or waiting for their next attempt)."""
-    return await read_number(db, "SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL")
+    return await db.read_number("SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL")
 
 
 async def mark_delivered(db: Database, event_id: str, now: float) -> None:

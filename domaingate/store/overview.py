@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domaingate.states import Status
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
 
 # The reconciler's lease row (reconciler.lease.LEASE_NAME; the core cannot import the process).
 RECONCILER_LEASE = "reconciler"

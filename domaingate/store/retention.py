@@ -7,7 +7,7 @@ refers to it, in one transaction per batch.
 
 from __future__ import annotations
 
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
 
 # Rows per transaction: each batch holds SQLite's write lock only briefly.
 PURGE_BATCH = 500

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from domaingate.store.database import Clock, Database
+from domaingate.store.abc import Database
+from domaingate.times import Clock
 
 # Every job the reconciler reports, in the order shown.
 JOBS = ("lease", "dns", "certs", "cleanup", "webhooks")

@@ -7,8 +7,9 @@ import re
 import secrets
 
 from domaingate.errors import InvalidRequest, TenantExists, TenantNotFound
-from domaingate.store.database import Clock, Database
+from domaingate.store.abc import Database
 from domaingate.store.models import Tenant
+from domaingate.times import Clock
 
 TOKEN_PREFIX = "dgt_"  # noqa: S105 (a prefix, not a secret)
 # Also the pattern of the X-Domaingate-Tenant header in the OpenAPI document.

@@ -6,7 +6,7 @@ is changed then (the migration's transaction is rolled back).
 
 from __future__ import annotations
 
-from domaingate.store.connection import Connection
+from domaingate.store.abc import Connection
 
 
 async def refusal(conn: Connection, version: int) -> str | None:

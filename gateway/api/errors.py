@@ -6,7 +6,6 @@ Nothing a client sends may produce an HTML error page or a bare 500.
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -24,7 +23,7 @@ from domaingate.errors import (
     Unauthorized,
     VerifyRateLimited,
 )
-from domaingate.store.database import failure_cause
+from domaingate.store import errors as store_errors
 from gateway.api.inputs import MAX_BODY
 from gateway.keys import METRICS
 
@@ -67,11 +66,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except sqlite3.OperationalError as exc:
+    except store_errors.StoreUnavailable as exc:
         # Locked by another writer past the busy timeout, or the disk is full: the request did
         # not happen, and saying so lets the client retry. An operating condition, not a bug:
         # one line without a traceback, and a count by cause.
-        cause = failure_cause(exc)
+        cause = exc.cause
         request.app[METRICS].store_errors.labels(cause).inc()
         log.warning(
             "database unavailable (%s) while serving %s %s: %s",

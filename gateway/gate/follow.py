@@ -20,9 +20,9 @@ from typing import Any
 import psycopg
 
 from domaingate.states import ALLOWED
-from domaingate.store.database import described
 from domaingate.store.postgres import changes
 from domaingate.store.postgres.database import connect
+from domaingate.store.targets import described
 from gateway.gate.allowlist import Allowlist, Loading, Upstream
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Protocol
 import aiosqlite
 
 from domaingate.store import allowlist as store
-from domaingate.store.database import open_connection
+from domaingate.store.sqlite.database import open_connection
 from gateway.gate.allowlist import Allowlist, Loading, Upstream
 
 log = logging.getLogger(__name__)

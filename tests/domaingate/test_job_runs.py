@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from domaingate.store import runs
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
+from domaingate.store.backends import open_database
 from tests.conftest import T0, FakeClock
 
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with await Database.open(tmp_path / "runs.db") as database:
+    async with await open_database(tmp_path / "runs.db") as database:
         yield database
 
 

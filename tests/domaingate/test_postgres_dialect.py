@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from domaingate.store.database import described
 from domaingate.store.postgres.adapter import _row_class, translate
+from domaingate.store.targets import described
 
 
 def test_placeholders_become_psycopgs_and_a_percent_is_doubled() -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from domaingate.claims import COOLDOWN_SECONDS
 from domaingate.store import apps, tenants
-from domaingate.store.database import Database
+from domaingate.store.backends import open_database
 from domaingate.store.domains import (
     VERIFY_LIMIT_PER_DOMAIN,
     VERIFY_LIMIT_PER_TENANT,
@@ -266,7 +266,7 @@ def make_tenants(gateways: Sequence[Domaingate], *names: str) -> list[str]:
 
     async def create() -> list[str]:
         tokens = []
-        async with await Database.open(gateways[0].target) as db:
+        async with await open_database(gateways[0].target) as db:
             for name in names:
                 tenant, token = await tenants.create(db, name, time.time)
                 await apps.put(db, tenant, name, None, time.time)

@@ -24,8 +24,9 @@ from domaingate.lifecycle import Policy, plan_check
 from domaingate.states import ALLOWED, Status
 from domaingate.store import apps, tenants
 from domaingate.store import domains as domain_store
+from domaingate.store.abc import Database
+from domaingate.store.backends import open_database
 from domaingate.store.checks import CheckOutcome, apply_check
-from domaingate.store.database import Database
 from domaingate.store.models import Domain, Tenant
 from gateway.api.inputs import MAX_LIMIT, MAX_ROW_ID
 from tests.conftest import Api, FakeClock, sql
@@ -72,7 +73,7 @@ async def step(world: World, op: Op) -> None:
     kind, t, n = op
     tenant, name, now = world.tenants[t], NAMES[n], world.clock()
     rows = sql(
-        world.db.path,
+        world.db.target,
         "SELECT tenant_id, status, verified_at, removed_at FROM domains WHERE hostname = ?",
         (name,),
     )
@@ -121,7 +122,7 @@ async def step(world: World, op: Op) -> None:
             assert written.status is Status.VERIFIED, (op, rows)
             # Every other tenant's claim on the name lost.
             others = sql(
-                world.db.path,
+                world.db.target,
                 "SELECT status, last_check_code FROM domains WHERE hostname = ?"
                 " AND status != 'removed' AND tenant_id != ?",
                 (name, tenant.id),
@@ -136,7 +137,7 @@ async def step(world: World, op: Op) -> None:
 def invariants(world: World) -> None:
     for name in NAMES:
         rows = sql(
-            world.db.path,
+            world.db.target,
             "SELECT tenant_id, status FROM domains WHERE hostname = ? AND status != 'removed'",
             (name,),
         )
@@ -154,7 +155,7 @@ async def test_claims_keep_their_rules(
     tmp_path_factory: pytest.TempPathFactory, ops: list[Op]
 ) -> None:
     clock = FakeClock()
-    async with await Database.open(tmp_path_factory.mktemp("claims") / "d.db") as db:
+    async with await open_database(tmp_path_factory.mktemp("claims") / "d.db") as db:
         world = World(db, clock)
         for i, name in enumerate(TENANTS):
             tenant, _ = await tenants.create(db, name, clock)

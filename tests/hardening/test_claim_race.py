@@ -27,8 +27,9 @@ from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import apps, tenants
 from domaingate.store import domains as domain_store
+from domaingate.store.abc import Database
+from domaingate.store.backends import open_database
 from domaingate.store.checks import CheckOutcome, apply_checks
-from domaingate.store.database import Database
 from domaingate.store.models import Domain, Tenant
 from domaingate.verification import verify_now
 from tests.conftest import FakeClock, both_backends, make_settings, sql
@@ -65,7 +66,7 @@ def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
 
 @pytest.fixture
 async def two_processes(db_target: Path | str) -> AsyncIterator[tuple[Database, Database]]:
-    async with await Database.open(db_target) as first, await Database.open(db_target) as second:
+    async with await open_database(db_target) as first, await open_database(db_target) as second:
         yield first, second
 
 

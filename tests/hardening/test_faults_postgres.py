@@ -20,7 +20,7 @@ import pytest
 
 from domaingate.states import Status
 from domaingate.store import tenants
-from domaingate.store.database import Database
+from domaingate.store.backends import open_database
 from domaingate.store.postgres.database import LOCK_TIMEOUT_MS, WRITE_LOCK
 from tests.conftest import Api, Client, gate_synced, sample, set_status
 from tests.hardening.test_faults_database import (
@@ -74,7 +74,7 @@ async def test_a_write_lock_held_elsewhere_answers_503_and_recovers(
 
 
 async def _set_up(url: str) -> str:
-    async with await Database.open(url) as database:
+    async with await open_database(url) as database:
         tenant, token = await tenants.create(database, "acme", time.time)
         await attach(database, tenant, LIVE, time.time, status=Status.VERIFIED, first_check_in=0)
     return token

@@ -28,7 +28,8 @@ from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import apps, tenants
 from domaingate.store import domains as domain_store
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
+from domaingate.store.backends import open_database
 from domaingate.store.models import Domain, Tenant
 from reconciler.daemon import Tuning, run
 from tests.conftest import T0 as T0
@@ -47,7 +48,7 @@ def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
 
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Database]:
-    async with await Database.open(settings.db) as database:
+    async with await open_database(settings.db) as database:
         yield database
 
 

@@ -14,7 +14,7 @@ from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import events
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
 from domaingate.store.models import Domain, Tenant
 from reconciler.apply import apply_cert_changes
 from reconciler.certjob import ScanScope

@@ -4,7 +4,6 @@ set, and the lease's failures (a renewal, the release at stop) are logged, not s
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 
 import pytest
@@ -12,7 +11,8 @@ import pytest
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import leases
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
+from domaingate.store.errors import StoreBusy
 from domaingate.store.models import Tenant
 from reconciler.daemon import Reconciler
 from reconciler.lease import Lease
@@ -21,7 +21,7 @@ from .conftest import SECRET, FakeClock, Receiver, attach
 
 
 def locked(*_args: object, **_kwargs: object) -> None:
-    raise sqlite3.OperationalError("database is locked")
+    raise StoreBusy("database is locked")
 
 
 async def test_webhooks_go_out_without_a_session_passed_in(
@@ -60,7 +60,7 @@ async def test_a_failed_renewal_is_logged_with_its_traceback(
     [record] = caplog.records
     assert "cannot renew the reconciler lease" in record.getMessage()
     assert record.exc_info is not None
-    assert isinstance(record.exc_info[1], sqlite3.OperationalError)
+    assert isinstance(record.exc_info[1], StoreBusy)
 
 
 async def test_a_failed_release_at_stop_is_logged(

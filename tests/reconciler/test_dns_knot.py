@@ -18,7 +18,8 @@ from domaingate.settings import Listen, Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import events, tenants
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
+from domaingate.store.backends import open_database
 from domaingate.store.models import Domain, DomainEvent, Tenant
 from reconciler.daemon import Reconciler, Tuning
 from tests.support.knot import Knot
@@ -69,7 +70,7 @@ async def last_event(db: Database, domain: Domain, type_: str) -> DomainEvent:
 
 @pytest.fixture
 async def knot_db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with await Database.open(tmp_path / "x.db") as db:
+    async with await open_database(tmp_path / "x.db") as db:
         yield db
 
 
@@ -183,7 +184,7 @@ async def test_a_resolver_that_never_answers_never_demotes_a_verified_domain(
     domain = await attach(
         knot_db, acme, "shop.acme.test", time.time, status=Status.VERIFIED, first_check_in=0.1
     )
-    async with await Database.open(settings.db) as db:
+    async with await open_database(settings.db) as db:
         reconciler = Reconciler(settings, db, tuning=Tuning(lease_ttl=5))
         await reconciler.start()
         try:

@@ -4,14 +4,15 @@ daemon stops), and a standby writes nothing, not even its lease attempts."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import pytest
 
 from domaingate.settings import Settings, load_settings
 from domaingate.store import leases, runs
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
+from domaingate.store.backends import open_database
+from domaingate.store.errors import StoreBusy
 from reconciler.daemon import Reconciler, Tuning
 from tests.conftest import sql
 from tests.support.wait import await_until
@@ -20,7 +21,7 @@ from .conftest import FakeClock
 
 
 def locked(*_args: object, **_kwargs: object) -> None:
-    raise sqlite3.OperationalError("database is locked")
+    raise StoreBusy("database is locked")
 
 
 TUNING = Tuning(lease_ttl=0.6, cleanup_interval=0.1)
@@ -77,7 +78,7 @@ async def test_the_holders_job_runs_record_their_rows(
 
 
 async def test_a_standby_records_nothing(db: Database, settings: Settings) -> None:
-    async with await Database.open(settings.db) as other:
+    async with await open_database(settings.db) as other:
         holder = Reconciler(fast(settings), db, tuning=TUNING, holder="a")
         standby = Reconciler(fast(settings), other, tuning=TUNING, holder="b")
         await holder.start()
@@ -111,7 +112,7 @@ async def test_a_failed_lease_renewal_is_recorded_while_the_lease_still_holds(
         assert rows(settings)["lease"] == (
             clock.now,
             None,
-            "OperationalError: database is locked",
+            "StoreBusy: database is locked",
         )
     finally:
         await reconciler.close()

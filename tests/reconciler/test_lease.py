@@ -12,7 +12,8 @@ import pytest
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import leases as store
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
+from domaingate.store.backends import open_database
 from domaingate.store.models import Tenant
 from reconciler.daemon import Reconciler, Tuning
 from reconciler.lease import Lease, died_here, new_holder_id
@@ -27,7 +28,7 @@ WORK = {"dns", "certs", "cleanup", "webhooks"}
 async def test_lease_is_exclusive_until_released_or_expired(
     db: Database, settings: Settings, clock: FakeClock
 ) -> None:
-    async with await Database.open(settings.db) as other_db:
+    async with await open_database(settings.db) as other_db:
         first = Lease(db, clock, ttl=10, holder="first")
         second = Lease(other_db, clock, ttl=10, holder="second")
         assert await first.renew()
@@ -74,8 +75,8 @@ async def test_two_reconcilers_on_one_database_only_one_works(
         await attach(db, tenant, f"{name}.acme.test", time.time, status=Status.VERIFIED)
 
     async with (
-        await Database.open(settings.db) as db_a,
-        await Database.open(settings.db) as db_b,
+        await open_database(settings.db) as db_a,
+        await open_database(settings.db) as db_b,
         aiohttp.ClientSession() as session_a,
         aiohttp.ClientSession() as session_b,
     ):

@@ -16,7 +16,7 @@ from domaingate.hostnames import Kind
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import leases as store
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
 from domaingate.store.models import Tenant
 from reconciler.daemon import Reconciler, Tuning
 from reconciler.metrics import CountedChecker, ReconcilerMetrics

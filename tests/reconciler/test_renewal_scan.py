@@ -20,7 +20,9 @@ from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import tenants
-from domaingate.store.database import Database, migrations
+from domaingate.store.abc import Database
+from domaingate.store.backends import open_database
+from domaingate.store.migrations import migrations
 from domaingate.store.models import Tenant
 from domaingate.wire import domain_json
 from reconciler.certjob import ScanScope
@@ -373,7 +375,7 @@ async def test_a_database_from_before_the_renewal_column_is_upgraded_and_filled(
 ) -> None:
     # A live domain in a database from before sql/004_cert_renewal.sql: cert_expires_at and its
     # index, no renewal column (and none of the later migrations' tables).
-    async with await Database.open(settings.db) as db:
+    async with await open_database(settings.db) as db:
         tenant, _token = await tenants.create(db, "acme", clock)
         await attach(db, tenant, "old.acme.test", clock, status=Status.ACTIVE)
     files.put("old.acme.test", 90, 10 * DAY)
@@ -388,7 +390,7 @@ async def test_a_database_from_before_the_renewal_column_is_upgraded_and_filled(
         sql(settings.db, "DELETE FROM schema_migrations WHERE version >= 4")
     else:
         sql(settings.db, "PRAGMA user_version = 3")
-    async with await Database.open(settings.db) as db:
+    async with await open_database(settings.db) as db:
         domain = await domain_store.get(db, "old.acme.test", None)
         assert domain is not None and domain.cert_renewal_due_at is None
         await Reconciler(settings, db, clock=clock).scan_certs()

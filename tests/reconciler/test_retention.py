@@ -9,7 +9,7 @@ from domaingate.claims import COOLDOWN_SECONDS
 from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
 from domaingate.store.models import Tenant
 from domaingate.store.retention import purge_removed
 from reconciler.daemon import Reconciler

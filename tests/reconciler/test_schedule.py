@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 
 import pytest
@@ -16,7 +15,8 @@ from domaingate.states import Status
 from domaingate.store import certificates as cert_store
 from domaingate.store import checks as check_store
 from domaingate.store import domains as domain_store
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
+from domaingate.store.errors import StoreFull
 from domaingate.store.models import Tenant
 from reconciler import schedule as schedule_module
 from reconciler.schedule import DnsSchedule
@@ -182,7 +182,7 @@ async def test_checks_pause_while_results_cannot_be_written(
         await attach(db, tenant, name, time.time, first_check_in=-1)
     checker = ScriptedChecker(dict.fromkeys(names))
     schedule = DnsSchedule(db, fast, checker, time.time)
-    full = sqlite3.OperationalError("database or disk is full")
+    full = StoreFull("database or disk is full")
 
     async def unwritable(*args: object, **kwargs: object) -> bool:
         raise full

@@ -16,7 +16,7 @@ import pytest
 from domaingate.certificates import CertFact
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
 from domaingate.store.models import Tenant
 from reconciler import certs, cleanup
 from reconciler.certs import MAX_FILE_OCTETS, CertScanner, StoredCerts

@@ -17,7 +17,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
 from domaingate.store.models import Tenant
 from domaingate.times import rfc3339
 from reconciler.daemon import Tuning, run

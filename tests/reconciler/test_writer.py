@@ -11,8 +11,8 @@ import pytest
 from domaingate.lifecycle import CheckPlan, Move
 from domaingate.states import IllegalTransition, Status
 from domaingate.store import events
+from domaingate.store.abc import Database
 from domaingate.store.checks import CheckOutcome, apply_checks
-from domaingate.store.database import Database
 from domaingate.store.models import Domain, Tenant
 from reconciler.writer import CheckWriter
 from tests.conftest import sql, sql_rows

@@ -1,1 +1,1 @@
-"""The PostgreSQL backend: what `Database.open()` loads for a `postgresql://` URL."""
+"""The PostgreSQL backend: what `open_database()` opens for a `postgresql://` URL."""

@@ -2,16 +2,15 @@
 
 The store's SQL is written once, with `?` placeholders; here it becomes psycopg's (`%s`, with a
 literal `%` doubled), an INSERT into a table with a row id returns it as `lastrowid`, rows answer
-by position and by name, and psycopg's errors become the store's: a violated constraint an
-IntegrityError, a lost server StoreUnreachable, an aborted transaction StoreBusy, as SQLite's
-errors are, so that every caller keeps one vocabulary of failures.
+by position and by name, and psycopg's errors become the store's (`domaingate.store.errors`):
+a violated constraint a StoreConflict, a lost server StoreUnreachable, an aborted transaction
+StoreBusy.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -20,7 +19,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import RowMaker
 
-from domaingate.store.database import StoreBusy, StoreUnreachable
+from domaingate.store.errors import StoreBusy, StoreConflict, StoreError, StoreUnreachable
 
 # Tables whose INSERT hands back the new row's id (SQLite's lastrowid).
 _ID_TABLES = frozenset({"tenants", "domains"})
@@ -83,10 +82,10 @@ def row_factory(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[Any]:
     return cls
 
 
-def store_error(exc: psycopg.Error) -> Exception:
+def store_error(exc: psycopg.Error) -> StoreError:
     """The store's exception for a psycopg error (raise it `from exc`)."""
     if isinstance(exc, pg_errors.IntegrityError):
-        return sqlite3.IntegrityError(str(exc))
+        return StoreConflict(str(exc))
     if isinstance(
         exc,
         pg_errors.SerializationFailure
@@ -97,7 +96,7 @@ def store_error(exc: psycopg.Error) -> Exception:
         return StoreBusy(str(exc))
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return StoreUnreachable(str(exc).strip() or type(exc).__name__)
-    return exc
+    return StoreError(str(exc).strip() or type(exc).__name__)
 
 
 @contextmanager
@@ -105,10 +104,7 @@ def translated() -> Iterator[None]:
     try:
         yield
     except psycopg.Error as exc:
-        mapped = store_error(exc)
-        if mapped is exc:
-            raise
-        raise mapped from exc
+        raise store_error(exc) from exc
 
 
 class Cursor:

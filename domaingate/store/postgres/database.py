@@ -15,26 +15,19 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from sqlite3 import OperationalError
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from domaingate.store import upgrades
-from domaingate.store.connection import Connection as StoreConnection
-from domaingate.store.connection import Cursor as StoreCursor
-from domaingate.store.database import (
-    BUSY_TIMEOUT_MS,
-    Database,
-    ErrorHook,
-    MigrationError,
-    Reader,
-    StoreUnreachable,
-    described,
-    migrations,
-)
+from domaingate.store.abc import WRITE_WAIT_MS, Database, ErrorHook, Reader
+from domaingate.store.abc import Connection as StoreConnection
+from domaingate.store.abc import Cursor as StoreCursor
+from domaingate.store.errors import MigrationError, StoreUnavailable, StoreUnreachable
+from domaingate.store.migrations import migrations
 from domaingate.store.postgres.adapter import Connection, row_factory, store_error, translated
+from domaingate.store.targets import described
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +37,7 @@ MIGRATE_LOCK = 0x646F6D61696E02
 CONNECT_TIMEOUT = 5.0
 # A write waits this long for the write lock (or any row lock) before it gives up, as a SQLite
 # write waits out its busy timeout: then the API answers 503 and the client retries.
-LOCK_TIMEOUT_MS = BUSY_TIMEOUT_MS
+LOCK_TIMEOUT_MS = WRITE_WAIT_MS
 # How long a request waits for a pooled connection before it is answered 503.
 POOL_TIMEOUT = 5.0
 POOL_SIZE = 8
@@ -163,6 +156,10 @@ class PostgresDatabase(Database):
     def target(self) -> str:
         return self.url
 
+    @property
+    def reader(self) -> PostgresReader:
+        return self._reader
+
     async def close(self) -> None:
         await self._pool.close()
 
@@ -187,13 +184,11 @@ class PostgresDatabase(Database):
             except psycopg.Error as exc:
                 mapped = store_error(exc)
                 self._report(mapped)
-                if mapped is exc:
-                    raise
                 raise mapped from exc
             except Exception as exc:
                 self._report(exc)
                 raise
 
     def _report(self, exc: BaseException) -> None:
-        if self._on_error is not None and isinstance(exc, OperationalError):
+        if self._on_error is not None and isinstance(exc, StoreUnavailable):
             self._on_error(exc)

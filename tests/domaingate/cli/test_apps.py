@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from domaingate.store.database import migrations
+from domaingate.store.migrations import migrations
 
 from .test_cli import attach_rows, prepare, query, run, run_all
 

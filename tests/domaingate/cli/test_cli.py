@@ -19,7 +19,8 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from domaingate.store import tenants
-from domaingate.store.database import Database, migrations
+from domaingate.store.backends import open_database
+from domaingate.store.migrations import migrations
 from gateway.app import create_app
 from tests.conftest import FakeClock, bearer, make_settings
 from tests.support.domaingate import clean_environ, run_domaingate
@@ -62,7 +63,7 @@ def prepare(db: Path | str, *names: str) -> None:
     """Create the database and tenants `names` in this process (faster than the CLI)."""
 
     async def create() -> None:
-        async with await Database.open(db) as database:
+        async with await open_database(db) as database:
             for name in names:
                 await tenants.create(database, name, time.time)
 

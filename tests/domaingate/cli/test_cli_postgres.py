@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
-from domaingate.store.database import migrations
+from domaingate.store.migrations import migrations
 from tests.conftest import sql
 from tests.domaingate.cli.test_cli import TOKEN, run
 from tests.support.net import free_port

@@ -1,0 +1,115 @@
+"""The store's interfaces: the database the repository's modules run on, and the connection
+shape their SQL is written against, whichever backend is behind it.
+
+The store's modules (`domains`, `tenants`, `checks`, …) are the repository the API, the CLI
+and the reconciler use; they write their SQL once, with `?` placeholders, against `Connection`
+and `Reader`. Each backend is a sibling package that implements `Database` completely:
+`domaingate.store.sqlite` (aiosqlite, whose connection has this shape as it is, so SQLite pays
+nothing for the seam) and `domaingate.store.postgres` (psycopg, adapted to it). Rows answer by
+position and by column name, as `sqlite3.Row` does. Failures come out as
+`domaingate.store.errors`, never as a driver's exceptions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+# A row: `row[0]` and `row["name"]` both work. Typed loosely because the two drivers' row
+# classes share no declared base.
+Row = Any
+
+# How long a write waits for its turn (other writers) before it fails as StoreBusy: SQLite's
+# busy timeout, PostgreSQL's lock timeout. Then the API answers 503 and the client retries.
+WRITE_WAIT_MS = 5000
+
+# Hears of every failed write (a StoreError), whoever started it: the reconciler counts them.
+ErrorHook = Callable[[BaseException], object]
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> int | None: ...
+
+    async def fetchone(self) -> Row | None: ...
+
+    async def fetchall(self) -> Iterable[Row]: ...
+
+    async def fetchmany(self, size: int | None = None) -> Iterable[Row]: ...
+
+    def __aiter__(self) -> AsyncIterator[Row]: ...
+
+
+class CursorResult(Protocol):
+    """What `execute()` returns: awaited, a cursor; or `async with` it for one that closes."""
+
+    def __await__(self) -> Generator[Any, None, Cursor]: ...
+
+    async def __aenter__(self) -> Cursor: ...
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any: ...
+
+
+class Connection(Protocol):
+    """A connection inside a write transaction (`Database.write()`)."""
+
+    def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> CursorResult: ...
+
+    async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> Cursor: ...
+
+
+class Reader(Protocol):
+    """Reads outside a write transaction, each seeing the latest commit."""
+
+    def execute(
+        self, sql: str, parameters: Iterable[Any] | None = None
+    ) -> AbstractAsyncContextManager[Cursor]: ...
+
+
+class Database(ABC):
+    """The process's connections to one database: reads, write transactions, the schema."""
+
+    @property
+    @abstractmethod
+    def target(self) -> Path | str:
+        """What settings.db named: the SQLite file, or the server's URL."""
+
+    @property
+    @abstractmethod
+    def reader(self) -> Reader: ...
+
+    @abstractmethod
+    def write(self) -> AbstractAsyncContextManager[Connection]:
+        """A write transaction, one writer at a time: commits on success, rolls back on any
+        exception."""
+
+    @abstractmethod
+    async def schema_version(self) -> int:
+        """The highest migration applied."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def read_number(self, sql: str, parameters: Iterable[Any] = ()) -> int:
+        """The one number a query answers (0 when it answers no row)."""
+        async with self.reader.execute(sql, parameters) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,1 @@
+"""The SQLite backend (WAL): the embedded default, one file shared by the processes of one edge."""
