@@ -273,11 +273,23 @@ async def _statuses(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
 
 
 async def remove(db: Database, domain: Domain, clock: Clock) -> Domain:
+    """Detach `domain` from whatever status it is in now; DomainNotFound once it is removed.
+
+    Its status is read again inside the write transaction, where no other writer can move it:
+    one that moved it since `domain` was read (a check, the certificate scan) must not turn
+    the detach into a 404 that leaves the name attached.
+    """
     async with db.write() as conn:
-        if not await transition(
-            conn, domain, Status.REMOVED, reason=None, message="domain detached", now=clock()
-        ):
+        try:
+            current = await get_by_id_in(conn, domain.id)
+        except LookupError:  # removed and purged since
+            raise DomainNotFound(domain.hostname) from None
+        if current.status is Status.REMOVED:
             raise DomainNotFound(domain.hostname)
+        moved = await transition(
+            conn, current, Status.REMOVED, reason=None, message="domain detached", now=clock()
+        )
+        assert moved, "no other writer runs inside this transaction"
         return await get_by_id_in(conn, domain.id)
 
 
