@@ -278,11 +278,23 @@ async def _statuses(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
 
 
 async def remove(db: Database, domain: Domain, clock: Clock) -> Domain:
+    """Detach `domain` from whatever status it is in now; DomainNotFound once it is removed.
+
+    Its status is read again inside the write transaction, where no other writer can move it:
+    one that moved it since `domain` was read (a check, the certificate scan) must not turn
+    the detach into a 404 that leaves the name attached.
+    """
     async with db.write() as conn:
-        if not await transition(
-            conn, domain, Status.REMOVED, reason=None, message="domain detached", now=clock()
-        ):
+        try:
+            current = await get_by_id_in(conn, domain.id)
+        except LookupError:  # removed and purged since
+            raise DomainNotFound(domain.hostname) from None
+        if current.status is Status.REMOVED:
             raise DomainNotFound(domain.hostname)
+        moved = await transition(
+            conn, current, Status.REMOVED, reason=None, message="domain detached", now=clock()
+        )
+        assert moved, "no other writer runs inside this transaction"
         return await get_by_id_in(conn, domain.id)
 
 
@@ -292,19 +304,26 @@ async def consume_verify_allowance(
     """Count one verification request, or raise VerifyRateLimited (nothing counted).
 
     Counting and checking share one write transaction, so concurrent requests cannot all slip
-    under the limit.
+    under the limit. The per-domain limit counts the claim's own requests (this tenant's, on
+    this name): counted by name alone, another tenant claiming it could spend them all.
     """
     async with db.write() as conn:
         now = clock()
         since = now - VERIFY_WINDOW_SECONDS
-        for scope, column, key, limit in (
-            ("domain", "hostname", hostname, VERIFY_LIMIT_PER_DOMAIN),
-            ("tenant", "tenant_id", tenant_id, VERIFY_LIMIT_PER_TENANT),
-        ):
+        scopes: tuple[tuple[str, str, tuple[Any, ...], int], ...] = (
+            (
+                "domain",
+                "tenant_id = ? AND hostname = ?",
+                (tenant_id, hostname),
+                VERIFY_LIMIT_PER_DOMAIN,
+            ),
+            ("tenant", "tenant_id = ?", (tenant_id,), VERIFY_LIMIT_PER_TENANT),
+        )
+        for scope, where, keys, limit in scopes:
             async with conn.execute(
                 f"SELECT count(*), min(at) FROM (SELECT at FROM verify_attempts"
-                f" WHERE {column} = ? AND at > ? ORDER BY at DESC LIMIT ?) AS recent",
-                (key, since, limit),
+                f" WHERE {where} AND at > ? ORDER BY at DESC LIMIT ?) AS recent",
+                (*keys, since, limit),
             ) as cursor:
                 row = await cursor.fetchone()
             assert row is not None

@@ -25,6 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from domaingate.claims import ATTACH_LIMIT_PER_TENANT
 from domaingate.store import tenants
+from domaingate.store.domains import VERIFY_LIMIT_PER_DOMAIN
 from gateway.api.inputs import encode_cursor
 from gateway.app import create_app
 from reconciler.cleanup import clean_removed
@@ -401,6 +402,24 @@ async def test_attack_detaching_imposes_the_cooldown_on_the_owner(db_target: Pat
             assert (await api.call("DELETE", f"/api/v1/domains/{name}", token=a)).status == 204
             claim = await api.attach(b, name, app="vault")
             assert claim["tenant"] == "globex"
+
+
+async def test_attack_spending_the_owners_verify_allowance(db_target: Path | str) -> None:
+    """B is setting up a name; mallory claims it too and spends five verify-nows on it. The
+    per-domain limit counts each claim's own: B's Verify now is still answered, not 429."""
+    async with opened_world(db_target) as world:
+        api, a, b = world.api, world.tokens["a"], world.tokens["b"]
+        name = "new.umbrella.org"
+        await api.attach(b, name, app="vault")
+        await api.attach(a, name)
+        path = f"/api/v1/domains/{name}/verify"
+        for _ in range(VERIFY_LIMIT_PER_DOMAIN):
+            assert (await api.call("POST", path, token=a)).status == 200
+        spent = await api.call("POST", path, token=a)
+        assert (spent.status, spent.code) == (429, "VERIFY_RATE_LIMITED")
+        theirs = await api.call("POST", path, token=b)
+        assert (theirs.status, theirs.code) == (200, None), theirs
+        assert theirs.body["status"] == "pending"
 
 
 async def test_attack_attach_and_detach_of_an_unproven_name_deletes_a_certificate(
