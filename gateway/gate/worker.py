@@ -1,9 +1,12 @@
 """A gate worker process (`GATE_WORKERS` > 1): the internal listener alone, on its own allowlist.
 
-Started by the gateway (`gateway.gate.workers`) as `python -m gateway.gate.worker SETTINGS_JSON`.
-It binds the internal port beside the gateway (SO_REUSEPORT), loads the allowlist from the
-database and follows it as the gateway's own watcher does. No API, no DNS: a few modules and the
-allowlist, so its memory is the allowlist's. It stops on SIGTERM, and when its parent goes away.
+Started by the gateway (`gateway.gate.workers`) as `python -m gateway.gate.worker --settings-fd N`:
+it reads the gateway's own Settings from descriptor N, a pipe it inherited, to its end, so no
+secret of them (the database password, the admin token) is on its command line or in its
+environment for another local user to read. It binds the internal port beside the gateway
+(SO_REUSEPORT), loads the allowlist from the database and follows it as the gateway's own watcher
+does. No API, no DNS: a few modules and the allowlist, so its memory is the allowlist's. It stops
+on SIGTERM, and when its parent goes away.
 """
 
 from __future__ import annotations
@@ -11,18 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass
 
 import uvloop
 
 from domaingate.logs import configure_logging
-from domaingate.settings import fill_upstream
-from domaingate.settings_values import parse_db
+from domaingate.settings import Settings
+from domaingate.settings_json import settings_from_json
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.listener import GateListener
 from gateway.gate.routes import GateRoutes
@@ -32,35 +33,13 @@ from gateway.metrics import Metrics
 log = logging.getLogger(__name__)
 
 PARENT_CHECK = 1.0
+SETTINGS_FD = "--settings-fd"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerSettings:
-    """What a worker needs of the gateway's settings, passed on its command line."""
-
-    db: str
-    host: str
-    port: int
-    upstream_template: str
-    log_level: str
-
-    def upstream(self, app: str, tenant: str) -> str:
-        return fill_upstream(self.upstream_template, app, tenant)
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "db": self.db,
-                "host": self.host,
-                "port": self.port,
-                "upstream_template": self.upstream_template,
-                "log_level": self.log_level,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> WorkerSettings:
-        return cls(**json.loads(text))
+def read_settings(fd: int) -> Settings:
+    """The Settings the gateway wrote to the pipe `fd`, which is closed once read."""
+    with open(fd, "rb") as pipe:
+        return settings_from_json(pipe.read().decode())
 
 
 async def _orphaned(parent: int) -> None:
@@ -69,16 +48,14 @@ async def _orphaned(parent: int) -> None:
         await asyncio.sleep(PARENT_CHECK)
 
 
-async def run(settings: WorkerSettings, parent: int) -> None:
+async def run(settings: Settings, parent: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     allowlist, metrics = Allowlist(), Metrics()
-    # settings.db as the gateway was given it: a SQLite file, or a PostgreSQL URL to follow.
-    sync = sync_for(
-        parse_db(settings.db), allowlist, settings.upstream, on_error=metrics.sync_errors.inc
-    )
+    # settings.db as the gateway has it: a SQLite file, or a PostgreSQL URL to follow.
+    sync = sync_for(settings.db, allowlist, settings.upstream, on_error=metrics.sync_errors.inc)
     await sync.open()
     gc.collect()
     gc.freeze()
@@ -90,7 +67,8 @@ async def run(settings: WorkerSettings, parent: int) -> None:
         asyncio.create_task(stop.wait(), name="stop"),
     ]
     try:
-        await listener.start(settings.host, settings.port, reuse_port=True)
+        listen = settings.internal_listen
+        await listener.start(listen.host, listen.port, reuse_port=True)
         log.info("gate worker %d ready: %d hostnames", os.getpid(), len(allowlist))
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -103,7 +81,10 @@ async def run(settings: WorkerSettings, parent: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    settings = WorkerSettings.from_json(argv[1])
+    if len(argv) != 3 or argv[1] != SETTINGS_FD or not argv[2].isdigit():
+        print(f"usage: python -m gateway.gate.worker {SETTINGS_FD} N", file=sys.stderr)
+        return 2
+    settings = read_settings(int(argv[2]))
     configure_logging(settings.log_level)
     uvloop.run(run(settings, os.getppid()))
     return 0

@@ -2,7 +2,10 @@
 
 Each worker binds the internal port with SO_REUSEPORT, so the kernel spreads new connections over
 the gateway and the workers; a dead worker's socket leaves the group at once and the others
-go on answering. The supervisor restarts a worker that exits, waiting longer each time one
+go on answering. Each worker gets the gateway's own Settings over a pipe it inherits (only the
+descriptor's number is on its command line) and an environment without the DOMAINGATE_*
+variables: the database password and the admin token stay out of what other local users can
+read of its process. The supervisor restarts a worker that exits, waiting longer each time one
 dies soon after starting, so a worker that cannot start does not spin.
 """
 
@@ -15,8 +18,9 @@ import os
 import sys
 import time
 
-from domaingate.settings import Settings
-from gateway.gate.worker import WorkerSettings
+from domaingate.settings import ENV_PREFIX, Settings
+from domaingate.settings_json import settings_to_json
+from gateway.gate.worker import SETTINGS_FD
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +33,9 @@ HEALTHY_AFTER = 30.0
 
 class Workers:
     def __init__(self, settings: Settings) -> None:
-        listen = settings.internal_listen
-        self._config = WorkerSettings(
-            db=str(settings.db),
-            host=listen.host,
-            port=listen.port,
-            upstream_template=settings.upstream_template,
-            log_level=settings.log_level,
-        ).to_json()
+        self._settings = settings_to_json(settings).encode()
+        # The worker's settings are the pipe's alone: none of them from the environment.
+        self._environ = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         self._count = settings.gate_workers - 1
         self._tasks: list[asyncio.Task[None]] = []
         self.processes: list[asyncio.subprocess.Process | None] = [None] * self._count
@@ -47,13 +46,27 @@ class Workers:
             self._tasks.append(asyncio.create_task(self._keep(slot), name=f"gate-worker-{slot}"))
 
     async def _spawn(self) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway.gate.worker",
-            self._config,
-            stdin=asyncio.subprocess.DEVNULL,
-        )
+        # Both ends are close-on-exec (os.pipe): the worker inherits the read end alone, through
+        # pass_fds, so it sees the end of the settings once the write end below is closed.
+        read_end, write_end = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway.gate.worker",
+                SETTINGS_FD,
+                str(read_end),
+                stdin=asyncio.subprocess.DEVNULL,
+                pass_fds=(read_end,),
+                env=self._environ,
+            )
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        await send(write_end, self._settings)
+        return process
 
     async def _keep(self, slot: int) -> None:
         backoff = MIN_BACKOFF
@@ -93,3 +106,20 @@ class Workers:
                 await process.wait()
         self._tasks = []
         log.debug("gate workers stopped (pid %d)", os.getpid())
+
+
+async def send(write_end: int, data: bytes) -> None:
+    """`data` into the pipe `write_end`, then close it, without blocking: the loop writes what
+    the pipe cannot take at once as the reader reads it. A reader that dies first breaks the
+    pipe, which is no error here (a worker's exit is what its supervisor sees)."""
+    # Wrapping a descriptor opens nothing: no blocking call here. The transport closes it.
+    pipe = os.fdopen(write_end, "wb", buffering=0)
+    try:
+        transport, _ = await asyncio.get_running_loop().connect_write_pipe(
+            asyncio.BaseProtocol, pipe
+        )
+    except BaseException:
+        pipe.close()
+        raise
+    transport.write(data)
+    transport.close()
