@@ -13,7 +13,7 @@ import pytest
 
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
-from domaingate.store.database import Database
+from domaingate.store.abc import Database
 from domaingate.store.models import Domain
 from tests.conftest import Api, Client, gate_synced, set_status, sql
 
