@@ -1,6 +1,8 @@
 """Logging for the daemons: one line per record on stderr, no timestamp.
 
 Under systemd, journald adds the time and the unit; a traceback stays in one journal record.
+A record may quote a tenant's DNS (a resolver's error for its name), and `domaingate up` writes
+to the operator's terminal: control characters are shown as escapes (domaingate.terminal).
 """
 
 from __future__ import annotations
@@ -8,10 +10,12 @@ from __future__ import annotations
 import logging
 import sys
 
+from domaingate.terminal import printable
+
 
 class OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return super().format(record).replace("\n", " | ")
+        return printable(super().format(record).replace("\n", " | "))
 
 
 def configure_logging(level: str) -> None:

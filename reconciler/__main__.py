@@ -13,6 +13,7 @@ from pathlib import Path
 
 from domaingate.logs import configure_logging
 from domaingate.settings import SettingsError, load_settings
+from domaingate.terminal import say
 from reconciler.daemon import serve
 
 
@@ -23,13 +24,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(config=args.config)
     except SettingsError as exc:
-        print(f"domaingate reconciler: {exc}", file=sys.stderr)
+        say(f"domaingate reconciler: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
     try:
         asyncio.run(serve(settings))
     except SettingsError as exc:  # found only when starting, e.g. RECONCILER_LISTEN taken
-        print(f"domaingate reconciler: {exc}", file=sys.stderr)
+        say(f"domaingate reconciler: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,11 +1,14 @@
 """Removal clean-up: delete a removed domain's certificates from Caddy's storage, in every issuer.
 
 Caddy serves a certificate it finds in storage after a restart without asking the gate, so a removed
-domain's certificate directories must go. They are kept when the hostname is live again (re-attached
-by its old tenant, or by another after the cool-down): that domain's certificate is then the one in
-storage. Only a name that had been verified is cleaned, never one in the platform zone or a
-reserved suffix. The liveness check, the deletion and `certs_cleaned_at` share one write
-transaction, so an attach cannot slip in between the check and the deletion.
+domain's certificate directories must go. They are kept only when another claim the gate allows
+(verified, active, expiring) holds the hostname: re-attached and proven again by its old tenant,
+or by another after the cool-down, that claim's certificate is then the one in storage. A pending
+or failed claim on the name, of any tenant (another tenant's `hostname_taken` claim among them),
+keeps nothing: the gate refuses it, so Caddy must not serve a certificate for it either. Only a
+name that had been verified is cleaned, never one in the platform zone or a reserved suffix. The
+check of who holds the name, the deletion and `certs_cleaned_at` share one write transaction, so
+a verification cannot slip in between the check and the deletion.
 """
 
 from __future__ import annotations
@@ -118,7 +121,10 @@ async def clean_removed(
             async with db.write() as conn:
                 if domain.verified_at is None or never_deleted(domain.hostname, reserved_zones):
                     result.kept_unproven += 1
-                elif await store.hostname_is_live(conn, domain.hostname):
+                elif await store.hostname_is_held(conn, domain.hostname):
+                    # Marked cleaned all the same, not left to retry: the holder is proven, so its
+                    # own removal cleans the name, and a row left here would be read again at every
+                    # run, fill the batch ahead of newer removals and never be purged.
                     result.kept_live += 1
                 else:
                     result.deleted_dirs += await asyncio.to_thread(

@@ -12,6 +12,7 @@ from domaingate.cli import apps, commands, supervisor
 from domaingate.errors import DomaingateError
 from domaingate.settings import Settings, SettingsError, load_settings
 from domaingate.store.errors import MigrationError, StoreUnreachable
+from domaingate.terminal import say
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,24 +74,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(config=args.config)
     except SettingsError as exc:
-        print(f"domaingate: {exc}", file=sys.stderr)
+        say(f"domaingate: {exc}", file=sys.stderr)
         return 2
     try:
         return _dispatch(args, settings)
     except SettingsError as exc:
         # A setting found wrong only when a daemon starts (a listener address already taken).
-        print(f"domaingate: {exc}", file=sys.stderr)
+        say(f"domaingate: {exc}", file=sys.stderr)
         return 2
     except DomaingateError as exc:
-        print(f"domaingate: {exc.message}", file=sys.stderr)
+        say(f"domaingate: {exc.message}", file=sys.stderr)
         return 1
     except StoreUnreachable as exc:
         # The database server is not there (PostgreSQL): say which and why, not a traceback.
-        print(f"domaingate: {exc}", file=sys.stderr)
+        say(f"domaingate: {exc}", file=sys.stderr)
         return 1
     except MigrationError as exc:
         # The database is left as it was; the message says what to do first.
-        print(f"domaingate: {exc}", file=sys.stderr)
+        say(f"domaingate: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -9,6 +9,7 @@ from domaingate.apps import check_app, check_upstream
 from domaingate.store import apps as app_store
 from domaingate.store import tenants
 from domaingate.store.abc import Database
+from domaingate.terminal import say
 
 
 def add_parser(
@@ -39,7 +40,7 @@ async def run(args: argparse.Namespace, db: Database) -> int:
     if args.action == "list":
         tenant_id = (await tenants.get_by_name(db, args.tenant)).id if args.tenant else None
         for app in await app_store.list_apps(db, tenant_id):
-            print(f"{app.name}\t{app.tenant}\t{app.upstream or '-'}")
+            say(app.name, app.tenant, app.upstream or "-", sep="\t")
         return 0
     tenant = await tenants.get_by_name(db, args.tenant)
     name = check_app(args.app)
@@ -47,10 +48,8 @@ async def run(args: argparse.Namespace, db: Database) -> int:
         upstream = check_upstream(args.upstream) if args.upstream is not None else None
         app, created = await app_store.put(db, tenant, name, upstream, time.time)
         verb = "registered" if created else "updated"
-        print(
-            f"{verb} {app.name} for {app.tenant} (upstream {app.upstream or 'from the template'})"
-        )
+        say(f"{verb} {app.name} for {app.tenant} (upstream {app.upstream or 'from the template'})")
         return 0
     await app_store.remove(db, tenant, name)
-    print(f"removed {name}")
+    say(f"removed {name}")
     return 0

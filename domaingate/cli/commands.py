@@ -22,6 +22,7 @@ from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
 from domaingate.store.models import Domain
 from domaingate.store.targets import described
+from domaingate.terminal import say
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
 from domaingate.wire import domain_json
@@ -48,7 +49,7 @@ def reconcile(settings: Settings) -> int:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     async with await open_database(settings.db) as db:
         if args.command == "migrate":
-            print(f"{described(settings.db)}: schema version {await db.schema_version()}")
+            say(f"{described(settings.db)}: schema version {await db.schema_version()}")
             return 0
         if args.command == "tenant":
             return await _tenant(args, db)
@@ -65,15 +66,15 @@ async def _tenant(args: argparse.Namespace, db: Database) -> int:
     if args.action == "create":
         _, token = await tenants.create(db, args.name, time.time)
         # The token alone on stdout, so `TOKEN=$(domaingate tenant create acme)` works.
-        print(token)
+        say(token)
         return 0
     if args.action == "revoke":
         tenant = await tenants.revoke(db, args.name, time.time)
-        print(f"revoked {tenant.name}")
+        say(f"revoked {tenant.name}")
         return 0
     for tenant in await tenants.list_all(db):
         state = "revoked" if tenant.revoked_at is not None else "active"
-        print(f"{tenant.name}\t{state}\tcreated {rfc3339(tenant.created_at)}")
+        say(tenant.name, state, f"created {rfc3339(tenant.created_at)}", sep="\t")
     return 0
 
 
@@ -90,22 +91,24 @@ async def _domains(args: argparse.Namespace, db: Database, settings: Settings) -
         ):
             for domain in page:
                 error = domain.last_check_code or "-"
-                print(f"{domain.hostname}\t{domain.status}\t{domain.tenant}\t{domain.app}\t{error}")
+                say(domain.hostname, domain.status, domain.tenant, domain.app, error, sep="\t")
             after = page[-1].id
         return 0
     tenant_id = (await tenants.get_by_name(db, args.tenant)).id if args.tenant else None
     domain = await domain_store.get(db, hostnames.normalize(args.hostname), tenant_id)
     if args.action == "show":
-        print(json.dumps(domain_json(domain, settings, time.time()), indent=2))
+        # json.dumps escapes every control character already; each line still goes through say.
+        for line in json.dumps(domain_json(domain, settings, time.time()), indent=2).splitlines():
+            say(line)
         return 0
     if args.action == "remove":
         await domain_store.remove(db, domain, time.time)
-        print(f"removed {domain.hostname}")
+        say(f"removed {domain.hostname}")
         return 0
     checker = DnsChecker.from_settings(settings)
     updated, report = await verify_now(db, checker, settings, domain, time.time)
     _print_report(report)
-    print(f"status: {updated.status}")
+    say(f"status: {updated.status}")
     return 0 if report.ok else 1
 
 
@@ -118,7 +121,7 @@ async def _check(args: argparse.Namespace, db: Database, settings: Settings) -> 
         domain = None
     if domain is not None:
         expectation = expectation_for(domain, settings)
-        print(
+        say(
             f"{host.name}: {host.kind} attached by {domain.tenant} for app {domain.app}, "
             f"status {domain.status}"
         )
@@ -126,7 +129,7 @@ async def _check(args: argparse.Namespace, db: Database, settings: Settings) -> 
         if not args.app:
             raise InvalidRequest(f"{host.name} is not attached: name the app with --app")
         expectation = expectation_unattached(host, args.app, settings)
-        print(
+        say(
             f"{host.name}: {host.kind}, not attached (the ownership TXT record is checked "
             "once it is)"
         )
@@ -139,11 +142,11 @@ def _print_report(report: CheckReport) -> None:
     for finding in report.findings:
         mark = "ok  " if finding.ok else "FAIL"
         code = f" [{finding.code}]" if finding.code else ""
-        print(f"  {mark} {finding.check}{code}: {finding.message}")
-    print(f"  DNS provider: {report.provider or 'unknown'}")
+        say(f"  {mark} {finding.check}{code}: {finding.message}")
+    say(f"  DNS provider: {report.provider or 'unknown'}")
     if report.ok:
-        print("result: DNS is right; the domain can be verified")
+        say("result: DNS is right; the domain can be verified")
     elif report.transient:
-        print("result: the resolvers could not give a definite answer; try again shortly")
+        say("result: the resolvers could not give a definite answer; try again shortly")
     else:
-        print("result: fix the records marked FAIL, then verify again")
+        say("result: fix the records marked FAIL, then verify again")

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 
+from domaingate.states import ALLOWED
 from domaingate.store import in_lists
 from domaingate.store.abc import Connection, Database
 from domaingate.store.models import DOMAIN_SELECT, Domain
+
+# Literals from the one set of statuses the gate allows, never from input.
+_ALLOWED = ", ".join(f"'{status.value}'" for status in sorted(ALLOWED))
 
 
 async def live_domains(db: Database) -> list[Domain]:
@@ -106,9 +110,13 @@ async def uncleaned_removals(db: Database, limit: int = 500) -> list[Domain]:
         return [Domain.from_row(row) async for row in cursor]
 
 
-async def hostname_is_live(conn: Connection, hostname: str) -> bool:
+async def hostname_is_held(conn: Connection, hostname: str) -> bool:
+    """Whether a claim the gate allows (verified, active, expiring) holds `hostname`: the one
+    claim whose certificate the one directory per name in Caddy's storage may be. A pending or
+    failed claim, of any tenant, needs none."""
     async with conn.execute(
-        "SELECT 1 FROM domains WHERE hostname = ? AND status != 'removed'", (hostname,)
+        f"SELECT 1 FROM domains WHERE hostname = ? AND status IN ({_ALLOWED}) LIMIT 1",
+        (hostname,),
     ) as cursor:
         return await cursor.fetchone() is not None
 

@@ -230,8 +230,8 @@ async def test_removed_domain_certificates_are_deleted_in_every_issuer(
 
     await domain_store.remove(db, gone, clock)
     await domain_store.remove(db, back, clock)
-    # Re-attached by its tenant straight away: its certificate is the live domain's now.
-    await attach(db, tenant, "back.acme.test", clock)
+    # Re-attached and proven by its tenant straight away: its certificate is the holder's now.
+    await attach(db, tenant, "back.acme.test", clock, status=Status.VERIFIED)
 
     result = await clean_removed(db, storage, clock)
     assert (result.cleaned, result.kept_live, result.deleted_dirs, result.errors) == (2, 1, 4, 0)
