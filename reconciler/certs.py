@@ -30,7 +30,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import stat as stat_mode
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -40,14 +39,12 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from domaingate.certificates import CertFact, RenewalWindow
+from reconciler.pem import BEGIN as PEM_BEGIN
+from reconciler.pem import first_certificate
 from reconciler.renewal_info import MetadataError, RenewalInfo, ari_cert_id, parse_renewal_info
 
 log = logging.getLogger(__name__)
 
-_PEM_CERT = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
-)
-_PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 WILDCARD_PREFIX = "wildcard_"
 # A certificate chain is a few KiB, and so is the .json Caddy writes beside it: nothing in the
 # storage is read past this, whatever was put there.
@@ -112,14 +109,14 @@ def parse_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> CertFa
 
 def _load_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> tuple[CertFact, str]:
     """parse_leaf, and the leaf's ARI unique identifier."""
-    match = _PEM_CERT.search(data)
-    if match is None:
-        head = data.lstrip()[: len(_PEM_BEGIN)]
-        if _PEM_BEGIN.startswith(head) or head.startswith(_PEM_BEGIN):
+    block = first_certificate(data)
+    if block is None:
+        head = data.lstrip()[: len(PEM_BEGIN)]
+        if PEM_BEGIN.startswith(head) or head.startswith(PEM_BEGIN):
             raise CertIncomplete(f"{path}: the certificate is empty or cut short (being written?)")
         raise CertError(f"{path}: no PEM certificate in the file")
     try:
-        cert = x509.load_pem_x509_certificate(match.group(0))
+        cert = x509.load_pem_x509_certificate(block)
     except ValueError as exc:
         raise CertError(f"{path}: the leaf certificate does not parse: {exc}") from exc
     if not _covers(cert, name):

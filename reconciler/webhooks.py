@@ -36,6 +36,10 @@ ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
 EVENT_ID_HEADER = "X-Domaingate-Event-Id"
+# An answer is judged by its status alone. Its body is read, up to this much, only so that a short
+# one leaves the connection reusable; past it the connection is closed, so a receiver (or a proxy
+# or captive portal at WEBHOOK_URL) answering with a huge or endless body costs no memory.
+MAX_ANSWER_OCTETS = 64 * 1024
 
 
 def payload(item: OutboxItem) -> dict[str, Any]:
@@ -168,9 +172,21 @@ class WebhookSender:
             async with self._client().post(
                 self._url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as response:
-                await response.read()
+                await _discard_answer(response)
                 if 200 <= response.status < 300:
                     return None
                 return f"HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
             return f"transport: {type(exc).__name__}: {exc}"
+
+
+async def _discard_answer(response: aiohttp.ClientResponse) -> None:
+    """Read and drop the body of `response`, at most MAX_ANSWER_OCTETS of it, then close the
+    connection rather than read on."""
+    left = MAX_ANSWER_OCTETS
+    while left > 0:
+        chunk = await response.content.read(left)
+        if not chunk:
+            return  # the whole body: the connection goes back to the pool
+        left -= len(chunk)
+    response.close()

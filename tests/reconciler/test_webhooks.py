@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,65 @@ async def test_the_readme_receiver_accepts_deliveries_and_refuses_forgeries(
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == len(ids)
     assert "domain.verified a.acme.test verified" in printed
+
+
+class HugeAnswer:
+    """A receiver on 127.0.0.1 that answers every delivery with `status` and a chunked body of
+    HUGE octets, written as fast as the client takes it; counts what it managed to send."""
+
+    HUGE = 200 * 1024 * 1024
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.sent = 0
+        self.finished = 0  # answers that ended, written whole or cut off by the client
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=self.status)
+        response.enable_chunked_encoding()
+        chunk = b"x" * (1 << 16)
+        try:
+            await response.prepare(request)
+            while self.sent < self.HUGE:
+                await response.write(chunk)
+                self.sent += len(chunk)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client closed the connection: what it did not read was never sent
+        finally:
+            self.finished += 1
+        return response
+
+
+@pytest.mark.parametrize(("status", "delivered"), [(200, True), (503, False)])
+async def test_a_huge_answer_is_not_read_whole(
+    db: Database, tenant: Tenant, status: int, delivered: bool
+) -> None:
+    """A receiver, or a proxy or captive portal at WEBHOOK_URL, answering with a body of 200 MiB:
+    the status decides the outcome, and the reconciler neither reads nor holds the body."""
+    domain = await attach(db, tenant, "a.acme.test", time.time, status=Status.VERIFIED)
+    assert domain.status is Status.VERIFIED  # one event, domain.verified, in the outbox
+    huge = HugeAnswer(status)
+    app = web.Application()
+    app.router.add_post("/hooks", huge.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    tracemalloc.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            sender = WebhookSender(db, session, url=url, secret=SECRET, clock=time.time)
+            result = await sender.deliver_due()
+        _now, peak = tracemalloc.get_traced_memory()
+        await await_until(lambda: huge.finished == 1, timeout=10, what="the answer to end")
+    finally:
+        tracemalloc.stop()
+        await runner.cleanup()
+    assert (result.delivered, result.failed) == ((1, 0) if delivered else (0, 1))
+    [(attempts, delivered_at)] = (await outbox(db)).values()
+    assert (attempts, delivered_at is not None) == (1, delivered)
+    # What the client did not read stays in the sockets' buffers: a few MiB at most.
+    assert huge.sent < huge.HUGE // 8, f"{huge.sent} octets sent before the client closed"
+    assert peak < 16 * 1024 * 1024, f"{peak} octets allocated at the peak"
