@@ -7,8 +7,8 @@ from typing import Any
 
 from domaingate.dns.checker import Expectation
 from domaingate.hostnames import Hostname, Kind
+from domaingate.models import Domain
 from domaingate.settings import Settings
-from domaingate.store.models import Domain
 
 
 def expectation_for(domain: Domain, settings: Settings) -> Expectation:

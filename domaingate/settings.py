@@ -14,7 +14,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from domaingate.claims import ATTACH_LIMIT_PER_TENANT, COOLDOWN_SECONDS
+from domaingate.lifecycle.claims import COOLDOWN_SECONDS
+from domaingate.lifecycle.limits import ATTACH_LIMIT_PER_TENANT
 from domaingate.settings_values import (
     Listen,
     as_addresses,

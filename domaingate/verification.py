@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from domaingate.claims import HOSTNAME_TAKEN
 from domaingate.dns.checker import DnsChecker
 from domaingate.dns.findings import CheckReport
 from domaingate.errors import InvalidState
 from domaingate.instructions import expectation_for
 from domaingate.lifecycle import Policy, plan_check
+from domaingate.lifecycle.claims import HOSTNAME_TAKEN
+from domaingate.lifecycle.dns import CheckOutcome
+from domaingate.models import Domain
 from domaingate.settings import Settings
 from domaingate.store.abc import Database
-from domaingate.store.checks import CheckOutcome, apply_check
+from domaingate.store.checks import apply_check
 from domaingate.store.domains import get_by_id
-from domaingate.store.models import Domain
 from domaingate.times import Clock
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from domaingate.dns.findings import CheckReport
 from domaingate.instructions import instructions, txt_name
+from domaingate.models import Domain, DomainEvent
 from domaingate.settings import Settings
 from domaingate.states import ALLOWED
-from domaingate.store.models import Domain, DomainEvent
 from domaingate.times import rfc3339, rfc3339_or_none
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from domaingate.lifecycle.certificates import CertChange
 from domaingate.store import certificates as cert_store
-from domaingate.store import domains as domain_store
+from domaingate.store import moves
 from domaingate.store.abc import Connection, Database
 from domaingate.times import Clock
 
@@ -51,23 +51,18 @@ async def apply_cert_changes(
 
 
 async def _write(conn: Connection, changes: Sequence[CertChange], now: float) -> list[CertChange]:
-    written: list[CertChange] = []
-    for change, ok in zip(
-        changes, await domain_store.unchanged(conn, [c.domain for c in changes]), strict=True
-    ):
-        if ok:
-            written.append(change)
-        else:
+    async def write_certs(conn: Connection, chosen: list[CertChange]) -> None:
+        await cert_store.set_certs(
+            conn, [(c.domain, c.expires_at, c.issuer, c.renewal_due_at) for c in chosen], now=now
+        )
+
+    written, chosen = await moves.write_batch(
+        conn, changes, now=lambda _change: now, write=write_certs
+    )
+    for change, ok in zip(changes, written, strict=True):
+        if not ok:
             log.info(
                 "%s changed status during the certificate scan; planned again next scan",
                 change.domain.hostname,
             )
-    await cert_store.set_certs(
-        conn,
-        [(c.domain, c.expires_at, c.issuer, c.renewal_due_at) for c in written],
-        now=now,
-    )
-    await domain_store.move_many(
-        conn, [(change.domain.id, move, now) for change in written for move in change.moves]
-    )
-    return written
+    return chosen

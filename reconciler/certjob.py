@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domaingate.lifecycle.certificates import CertChange, certified, mass_loss, plan_certs
+from domaingate.models import Domain
 from domaingate.store import certificates as store
 from domaingate.store.abc import Database
-from domaingate.store.models import Domain
 from domaingate.times import Clock
 from reconciler.apply import apply_cert_changes
 from reconciler.certs import CertScanner, StorageUnreadable, StoredCerts, certificates_dir

@@ -19,12 +19,11 @@ from typing import Any, Protocol
 from domaingate.dns.checker import Expectation
 from domaingate.dns.findings import CheckReport
 from domaingate.instructions import expectation_for
-from domaingate.lifecycle.dns import Policy, plan_check
+from domaingate.lifecycle.dns import CheckOutcome, Policy, plan_check
+from domaingate.models import Domain
 from domaingate.settings import Settings
 from domaingate.store import checks as store
 from domaingate.store.abc import Database
-from domaingate.store.checks import CheckOutcome
-from domaingate.store.models import Domain
 from domaingate.times import Clock
 from reconciler.writer import CheckWriter
 

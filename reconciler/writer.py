@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from domaingate.lifecycle.dns import CheckOutcome
 from domaingate.store.abc import Database
-from domaingate.store.checks import CheckOutcome, apply_checks
+from domaingate.store.checks import apply_checks
 
 log = logging.getLogger(__name__)
 

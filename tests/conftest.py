@@ -28,10 +28,10 @@ from psycopg.rows import dict_row
 from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
+from domaingate.models import Tenant
 from domaingate.settings import Listen, Settings, load_settings
 from domaingate.store import apps, tenants
 from domaingate.store.abc import Database
-from domaingate.store.models import Tenant
 from domaingate.store.postgres.adapter import translate
 from gateway.app import create_app, create_internal_listener
 from gateway.keys import ALLOWLIST, DB

@@ -14,13 +14,13 @@ from domaingate.dns.findings import CheckReport
 from domaingate.errors import DomainNotFound, InvalidRequest
 from domaingate.instructions import expectation_for, expectation_unattached
 from domaingate.logs import configure_logging
+from domaingate.models import Domain
 from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import tenants
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from domaingate.store.models import Domain
 from domaingate.store.targets import described
 from domaingate.terminal import say
 from domaingate.times import rfc3339

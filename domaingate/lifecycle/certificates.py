@@ -27,9 +27,9 @@ from datetime import UTC, datetime
 
 from domaingate.certificates import CertFact
 from domaingate.lifecycle.moves import Move
+from domaingate.models import Domain
 from domaingate.renewal import renewal_due_at
 from domaingate.states import ALLOWED, Status
-from domaingate.store.models import Domain
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

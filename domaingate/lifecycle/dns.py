@@ -8,12 +8,16 @@ moves by the same rules whoever looked at its DNS.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from domaingate.dns.findings import CheckReport, Code
 from domaingate.lifecycle.moves import Move
-from domaingate.settings import Settings
+from domaingate.models import Domain
 from domaingate.states import ALLOWED, Status
-from domaingate.store.models import Domain
+
+if TYPE_CHECKING:
+    # Only a type here: the settings take their defaults from the lifecycle's rules.
+    from domaingate.settings import Settings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +62,26 @@ class CheckPlan:
     failing_since: float | None
     next_check_at: float
     dns_provider: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckOutcome:
+    """A check of `domain` (as it was read before the check) and the plan made of it at `now`."""
+
+    domain: Domain
+    plan: CheckPlan
+    now: float
+
+    def __post_init__(self) -> None:
+        move = self.plan.move
+        if move is not None and move.source is not self.domain.status:
+            raise ValueError(
+                f"the plan moves from {move.source}, the domain is {self.domain.status}"
+            )
+
+    @property
+    def moves(self) -> tuple[Move, ...]:
+        return () if self.plan.move is None else (self.plan.move,)
 
 
 def plan_check(

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from domaingate.apps import App
 from domaingate.errors import AppInUse, AppNotFound, AppTaken, InvalidApp
+from domaingate.models import Domain, Tenant
 from domaingate.store.abc import Connection, Database, Reader, Row
-from domaingate.store.models import Domain, Tenant
 from domaingate.times import Clock
 
 _SELECT = (

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 
+from domaingate.models import Domain
 from domaingate.states import ALLOWED
-from domaingate.store import in_lists
+from domaingate.store import in_lists, rows
 from domaingate.store.abc import Connection, Database
-from domaingate.store.models import DOMAIN_SELECT, Domain
+from domaingate.store.rows import DOMAIN_SELECT
 
 # Literals from the one set of statuses the gate allows, never from input.
 _ALLOWED = ", ".join(f"'{status.value}'" for status in sorted(ALLOWED))
@@ -32,7 +33,7 @@ async def live_domain_pages(db: Database, size: int = 2000) -> AsyncIterator[lis
             f"{DOMAIN_SELECT} WHERE d.status != 'removed' AND d.id > ? ORDER BY d.id LIMIT ?",
             (after, size),
         ) as cursor:
-            page = [Domain.from_row(row) async for row in cursor]
+            page = [rows.domain(row) async for row in cursor]
         if not page:
             return
         yield page
@@ -49,7 +50,7 @@ async def live_changed_since(db: Database, seq: int) -> list[Domain]:
     async with db.reader.execute(
         f"{DOMAIN_SELECT} WHERE d.seq > ? AND d.status != 'removed' ORDER BY d.id", (seq,)
     ) as cursor:
-        return [Domain.from_row(row) async for row in cursor]
+        return [rows.domain(row) async for row in cursor]
 
 
 async def live_named(db: Database, hostnames: Iterable[str]) -> list[Domain]:
@@ -61,7 +62,7 @@ async def live_named(db: Database, hostnames: Iterable[str]) -> list[Domain]:
             " AND d.status != 'removed'",
             chunk,
         ) as cursor:
-            found += [Domain.from_row(row) async for row in cursor]
+            found += [rows.domain(row) async for row in cursor]
     return found
 
 
@@ -71,7 +72,7 @@ async def active_due_by(db: Database, until: float) -> list[Domain]:
         f"{DOMAIN_SELECT} WHERE d.status = 'active' AND d.cert_renewal_due_at <= ? ORDER BY d.id",
         (until,),
     ) as cursor:
-        return [Domain.from_row(row) async for row in cursor]
+        return [rows.domain(row) async for row in cursor]
 
 
 async def count_certified(db: Database) -> int:
@@ -107,7 +108,7 @@ async def uncleaned_removals(db: Database, limit: int = 500) -> list[Domain]:
         " ORDER BY d.removed_at, d.id LIMIT ?",
         (limit,),
     ) as cursor:
-        return [Domain.from_row(row) async for row in cursor]
+        return [rows.domain(row) async for row in cursor]
 
 
 async def hostname_is_held(conn: Connection, hostname: str) -> bool:

@@ -12,35 +12,20 @@ writer can move a domain between that read and these writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from domaingate.lifecycle.dns import CheckPlan
-from domaingate.store import claims
+from domaingate.lifecycle import claims
+from domaingate.lifecycle.dns import CheckOutcome
+from domaingate.models import Domain
+from domaingate.store import holders, moves, rows
 from domaingate.store.abc import Connection, Database
-from domaingate.store.domains import get_by_id_in, move_many, unchanged
-from domaingate.store.models import DOMAIN_SELECT, Domain
+from domaingate.store.domains import get_by_id_in
+from domaingate.store.rows import DOMAIN_SELECT
 
 _WRITE_CHECK = (
     "UPDATE domains SET last_checked_at = ?, next_check_at = ?, last_check_code = ?,"
     " last_check_message = ?, failure_count = ?, failing_since = ?, dns_provider = ?,"
     " updated_at = ? WHERE id = ? AND status = ?"
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckOutcome:
-    """A check of `domain` (as it was read before the check) and the plan made of it at `now`."""
-
-    domain: Domain
-    plan: CheckPlan
-    now: float
-
-    def __post_init__(self) -> None:
-        move = self.plan.move
-        if move is not None and move.source is not self.domain.status:
-            raise ValueError(
-                f"the plan moves from {move.source}, the domain is {self.domain.status}"
-            )
 
 
 async def apply_checks(db: Database, outcomes: Sequence[CheckOutcome]) -> list[bool]:
@@ -63,10 +48,19 @@ async def apply_check(db: Database, outcome: CheckOutcome) -> Domain | None:
 
 
 async def _write(conn: Connection, outcomes: Sequence[CheckOutcome]) -> list[bool]:
-    written = await unchanged(conn, [o.domain for o in outcomes])
-    # A verification another claim has beaten (or a cool-down holds back) is written as such.
-    outcomes = await claims.settle(conn, outcomes, written)
-    chosen = [o for o, ok in zip(outcomes, written, strict=True) if ok]
+    written, chosen = await moves.write_batch(
+        conn,
+        outcomes,
+        now=lambda outcome: outcome.now,
+        write=_write_fields,
+        # A verification another claim has beaten (or a cool-down holds back) is written as such.
+        settle=holders.settle,
+    )
+    await holders.fail_rivals(conn, [o for o in chosen if claims.verifies(o.plan)])
+    return written
+
+
+async def _write_fields(conn: Connection, chosen: list[CheckOutcome]) -> None:
     await conn.executemany(
         _WRITE_CHECK,
         [
@@ -85,11 +79,6 @@ async def _write(conn: Connection, outcomes: Sequence[CheckOutcome]) -> list[boo
             for o in chosen
         ],
     )
-    await move_many(
-        conn, [(o.domain.id, o.plan.move, o.now) for o in chosen if o.plan.move is not None]
-    )
-    await claims.fail_rivals(conn, [o for o in chosen if claims.verifies(o.plan)])
-    return written
 
 
 async def due_domains(
@@ -103,7 +92,7 @@ async def due_domains(
         f" AND d.next_check_at <= ?{not_in} ORDER BY d.next_check_at, d.id LIMIT ?",
         (now, *sorted(exclude), limit),
     ) as cursor:
-        return [Domain.from_row(row) async for row in cursor]
+        return [rows.domain(row) async for row in cursor]
 
 
 async def postpone_check(db: Database, domain: Domain, next_check_at: float) -> None:

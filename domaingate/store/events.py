@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from domaingate.models import DomainEvent
 from domaingate.states import WEBHOOK_STATUSES, Status, event_type
+from domaingate.store import rows
 from domaingate.store.abc import Connection, Database
-from domaingate.store.models import DomainEvent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,4 +66,4 @@ async def for_domain(db: Database, domain_id: int) -> list[DomainEvent]:
     async with db.reader.execute(
         "SELECT * FROM domain_events WHERE domain_id = ? ORDER BY id", (domain_id,)
     ) as cursor:
-        return [DomainEvent.from_row(row) async for row in cursor]
+        return [rows.event(row) async for row in cursor]

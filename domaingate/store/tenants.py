@@ -7,8 +7,9 @@ import re
 import secrets
 
 from domaingate.errors import InvalidRequest, TenantExists, TenantNotFound
+from domaingate.models import Tenant
+from domaingate.store import rows
 from domaingate.store.abc import Database
-from domaingate.store.models import Tenant
 from domaingate.times import Clock
 
 TOKEN_PREFIX = "dgt_"  # noqa: S105 (a prefix, not a secret)
@@ -55,7 +56,7 @@ async def create(db: Database, name: str, clock: Clock) -> tuple[Tenant, str]:
 
 async def list_all(db: Database) -> list[Tenant]:
     async with db.reader.execute("SELECT * FROM tenants ORDER BY id") as cursor:
-        return [Tenant.from_row(row) async for row in cursor]
+        return [rows.tenant(row) async for row in cursor]
 
 
 async def get_by_name(db: Database, name: str) -> Tenant:
@@ -63,7 +64,7 @@ async def get_by_name(db: Database, name: str) -> Tenant:
         row = await cursor.fetchone()
     if row is None:
         raise TenantNotFound(name)
-    return Tenant.from_row(row)
+    return rows.tenant(row)
 
 
 async def revoke(db: Database, name: str, clock: Clock) -> Tenant:
@@ -82,4 +83,4 @@ async def authenticate(db: Database, token: str) -> Tenant | None:
         "SELECT * FROM tenants WHERE token_hash = ? AND revoked_at IS NULL", (token_hash(token),)
     ) as cursor:
         row = await cursor.fetchone()
-    return Tenant.from_row(row) if row else None
+    return rows.tenant(row) if row else None

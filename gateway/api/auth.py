@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from domaingate.errors import Forbidden, InvalidRequest, TenantNotFound, Unauthorized
+from domaingate.models import Tenant
 from domaingate.store import tenants
-from domaingate.store.models import Tenant
 from gateway.keys import DB, SETTINGS
 
 TENANT_HEADER = "X-Domaingate-Tenant"

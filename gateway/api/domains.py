@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from domaingate import hostnames, wire
+from domaingate.models import Domain
 from domaingate.states import ALLOWED
-from domaingate.store import apps, events
+from domaingate.store import apps, events, limits
 from domaingate.store import domains as store
-from domaingate.store.models import Domain
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
 from gateway.api import inputs
@@ -87,7 +87,7 @@ async def verify(request: web.Request) -> web.Response:
     db = request.app[DB]
     clock = request.app[CLOCK]
     settings = request.app[SETTINGS]
-    await store.consume_verify_allowance(db, domain.tenant_id, domain.hostname, clock)
+    await limits.consume_verify_allowance(db, domain.tenant_id, domain.hostname, clock)
     updated, report = await verify_now(db, request.app[CHECKER], settings, domain, clock)
     now = clock()
     await _reflect(request, updated)

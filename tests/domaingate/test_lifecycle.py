@@ -25,8 +25,8 @@ from domaingate.lifecycle import (
     plan_check,
 )
 from domaingate.lifecycle.certificates import MASS_LOSS_MIN
+from domaingate.models import Domain
 from domaingate.states import TRANSITIONS, IllegalTransition, Status
-from domaingate.store.models import Domain
 from tests.conftest import T0
 from tests.support.domains import make_domain
 

@@ -18,8 +18,8 @@ from domaingate.apps import check_app
 from domaingate.errors import DomaingateError, InvalidRequest, PayloadTooLarge
 from domaingate.hostnames import Kind, parse
 from domaingate.instructions import expectation_for, expectation_unattached, instructions
+from domaingate.models import Domain
 from domaingate.settings import SettingsError, load_settings
-from domaingate.store.models import Domain
 from domaingate.store.tenants import check_tenant_name
 from gateway.api.inputs import MAX_BODY
 from gateway.api.openapi import DOCUMENT

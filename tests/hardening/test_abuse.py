@@ -21,14 +21,14 @@ from typing import Any, Protocol
 
 import pytest
 
-from domaingate.claims import COOLDOWN_SECONDS
-from domaingate.store import apps, tenants
-from domaingate.store.backends import open_database
-from domaingate.store.domains import (
+from domaingate.lifecycle.claims import COOLDOWN_SECONDS
+from domaingate.lifecycle.limits import (
     VERIFY_LIMIT_PER_DOMAIN,
     VERIFY_LIMIT_PER_TENANT,
     VERIFY_WINDOW_SECONDS,
 )
+from domaingate.store import apps, tenants
+from domaingate.store.backends import open_database
 from tests.conftest import Api, ApiFactory, Reply, both_backends, sql
 from tests.support.domaingate import Domaingate
 from tests.support.postgres import Cluster

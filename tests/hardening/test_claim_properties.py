@@ -17,17 +17,18 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from domaingate import hostnames
-from domaingate.claims import COOLDOWN_SECONDS, HOSTNAME_COOLDOWN, HOSTNAME_TAKEN
 from domaingate.dns.findings import CheckReport, Finding
 from domaingate.errors import HostnameAlreadyRegistered, HostnameCooldownActive
 from domaingate.lifecycle import Policy, plan_check
+from domaingate.lifecycle.claims import COOLDOWN_SECONDS, HOSTNAME_COOLDOWN, HOSTNAME_TAKEN
+from domaingate.lifecycle.dns import CheckOutcome
+from domaingate.models import Domain, Tenant
 from domaingate.states import ALLOWED, Status
 from domaingate.store import apps, tenants
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from domaingate.store.checks import CheckOutcome, apply_check
-from domaingate.store.models import Domain, Tenant
+from domaingate.store.checks import apply_check
 from gateway.api.inputs import MAX_LIMIT, MAX_ROW_ID
 from tests.conftest import Api, FakeClock, sql
 

@@ -18,19 +18,20 @@ from typing import cast
 import pytest
 
 from domaingate import hostnames
-from domaingate.claims import HOSTNAME_COOLDOWN, HOSTNAME_TAKEN
 from domaingate.dns.checker import DnsChecker, Expectation
 from domaingate.dns.findings import CheckReport, Finding
 from domaingate.instructions import expectation_for
 from domaingate.lifecycle import Policy, plan_check
+from domaingate.lifecycle.claims import HOSTNAME_COOLDOWN, HOSTNAME_TAKEN
+from domaingate.lifecycle.dns import CheckOutcome
+from domaingate.models import Domain, Tenant
 from domaingate.settings import Settings
 from domaingate.states import Status
-from domaingate.store import apps, tenants
+from domaingate.store import apps, moves, tenants
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from domaingate.store.checks import CheckOutcome, apply_checks
-from domaingate.store.models import Domain, Tenant
+from domaingate.store.checks import apply_checks
 from domaingate.verification import verify_now
 from tests.conftest import FakeClock, both_backends, make_settings, sql
 
@@ -200,7 +201,7 @@ async def test_one_batch_over_many_names_settles_each_as_alone(
     await claim(db, globex, "rivals.example.org", "store", clock)
     failing = await claim(db, initech, "rivals.example.org", "desk", clock)
     async with db.write() as conn:
-        await domain_store.transition(
+        await moves.transition(
             conn, failing, Status.FAILED, reason="dns_cname_wrong", message="no", now=clock()
         )
     # Globex holds held.example.org; it held cool.example.org and let it go a moment ago.

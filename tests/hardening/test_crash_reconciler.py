@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from domaingate.models import Tenant
 from domaingate.states import Status
 from domaingate.store import tenants
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from domaingate.store.models import Tenant
 from tests.conftest import sql
 from tests.hardening.crashes import WEBHOOK_INTERVAL, Move, audit, daemons, kill
 from tests.reconciler.conftest import (

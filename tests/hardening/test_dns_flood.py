@@ -25,7 +25,7 @@ import pytest
 
 from domaingate.dns.inflight import MAX_QUERIES_IN_FLIGHT
 from domaingate.hostnames import MAX_LABELS
-from domaingate.store.domains import VERIFY_LIMIT_PER_TENANT
+from domaingate.lifecycle.limits import VERIFY_LIMIT_PER_TENANT
 from tests.domaingate.dns.distant import Distant
 from tests.hardening.test_abuse import race, request
 from tests.support.domaingate import Domaingate

@@ -23,9 +23,8 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from domaingate.claims import ATTACH_LIMIT_PER_TENANT
+from domaingate.lifecycle.limits import ATTACH_LIMIT_PER_TENANT, VERIFY_LIMIT_PER_DOMAIN
 from domaingate.store import tenants
-from domaingate.store.domains import VERIFY_LIMIT_PER_DOMAIN
 from gateway.api.inputs import encode_cursor
 from gateway.app import create_app
 from reconciler.cleanup import clean_removed

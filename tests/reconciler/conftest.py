@@ -24,13 +24,13 @@ from cryptography.x509.oid import NameOID
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from domaingate import hostnames
+from domaingate.models import Domain, Tenant
 from domaingate.settings import Settings
 from domaingate.states import Status
-from domaingate.store import apps, tenants
+from domaingate.store import apps, moves, tenants
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from domaingate.store.models import Domain, Tenant
 from reconciler.daemon import Tuning, run
 from tests.conftest import T0 as T0
 from tests.conftest import FakeClock as FakeClock
@@ -96,7 +96,7 @@ async def walk(
 ) -> Domain:
     for target in path:
         async with db.write() as conn:
-            assert await domain_store.transition(
+            assert await moves.transition(
                 conn, domain, target, reason="test", message="set up by the test", now=clock()
             )
         if target is Status.VERIFIED:

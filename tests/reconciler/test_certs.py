@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from domaingate.lifecycle import plan_certs
+from domaingate.models import Domain, Tenant
 from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import events
 from domaingate.store.abc import Database
-from domaingate.store.models import Domain, Tenant
 from reconciler.apply import apply_cert_changes
 from reconciler.certjob import ScanScope
 from reconciler.certs import CertScanner

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import cast
 
 from domaingate import hostnames
-from domaingate.claims import HOSTNAME_TAKEN
 from domaingate.dns.checker import DnsChecker, Expectation
 from domaingate.dns.findings import CheckReport, Finding
+from domaingate.lifecycle.claims import HOSTNAME_TAKEN
+from domaingate.models import Domain, Tenant
 from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import apps, tenants
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
-from domaingate.store.models import Domain, Tenant
 from domaingate.verification import verify_now
 from reconciler.cleanup import clean_removed
 

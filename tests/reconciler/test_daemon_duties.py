@@ -8,12 +8,12 @@ import time
 
 import pytest
 
+from domaingate.models import Tenant
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import leases
 from domaingate.store.abc import Database
 from domaingate.store.errors import StoreBusy
-from domaingate.store.models import Tenant
 from reconciler.daemon import Reconciler
 from reconciler.lease import Lease
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
+from domaingate.models import Domain, DomainEvent, Tenant
 from domaingate.settings import Listen, Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import events, tenants
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from domaingate.store.models import Domain, DomainEvent, Tenant
 from reconciler.daemon import Reconciler, Tuning
 from tests.support.knot import Knot
 from tests.support.net import HOST, free_port

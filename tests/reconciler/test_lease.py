@@ -9,12 +9,12 @@ import time
 import aiohttp
 import pytest
 
+from domaingate.models import Tenant
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import leases as store
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from domaingate.store.models import Tenant
 from reconciler.daemon import Reconciler, Tuning
 from reconciler.lease import Lease, died_here, new_holder_id
 from reconciler.webhooks import Backoff

@@ -13,11 +13,11 @@ import pytest
 from domaingate.dns.checker import Expectation
 from domaingate.dns.findings import CheckReport, Code, Finding
 from domaingate.hostnames import Kind
+from domaingate.models import Tenant
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import leases as store
 from domaingate.store.abc import Database
-from domaingate.store.models import Tenant
 from reconciler.daemon import Reconciler, Tuning
 from reconciler.metrics import CountedChecker, ReconcilerMetrics
 from reconciler.webhooks import Backoff

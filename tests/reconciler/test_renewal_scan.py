@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from domaingate.models import Tenant
 from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
@@ -23,7 +24,6 @@ from domaingate.store import tenants
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
 from domaingate.store.migrations import migrations
-from domaingate.store.models import Tenant
 from domaingate.wire import domain_json
 from reconciler.certjob import ScanScope
 from reconciler.daemon import Reconciler

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from domaingate.claims import COOLDOWN_SECONDS
+from domaingate.lifecycle.claims import COOLDOWN_SECONDS
+from domaingate.models import Tenant
 from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
-from domaingate.store.models import Tenant
 from domaingate.store.retention import purge_removed
 from reconciler.daemon import Reconciler
 from tests.conftest import FakeClock, sql

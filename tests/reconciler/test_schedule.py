@@ -10,6 +10,7 @@ import pytest
 from domaingate.dns.checker import Expectation
 from domaingate.dns.findings import CheckReport, Code, Finding
 from domaingate.instructions import expectation_for
+from domaingate.models import Tenant
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import certificates as cert_store
@@ -17,7 +18,6 @@ from domaingate.store import checks as check_store
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
 from domaingate.store.errors import StoreFull
-from domaingate.store.models import Tenant
 from reconciler import schedule as schedule_module
 from reconciler.schedule import DnsSchedule
 

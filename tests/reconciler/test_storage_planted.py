@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from domaingate.certificates import CertFact
+from domaingate.models import Tenant
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
-from domaingate.store.models import Tenant
 from reconciler import certs, cleanup
 from reconciler.certs import MAX_FILE_OCTETS, CertScanner, StoredCerts
 from reconciler.cleanup import clean_removed

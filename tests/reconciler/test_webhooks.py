@@ -15,11 +15,11 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from domaingate.models import Tenant
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
-from domaingate.store.models import Tenant
 from domaingate.times import rfc3339
 from reconciler.daemon import Tuning, run
 from reconciler.webhooks import Backoff, WebhookSender

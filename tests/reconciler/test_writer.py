@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from domaingate.lifecycle import CheckPlan, Move
+from domaingate.lifecycle.dns import CheckOutcome
+from domaingate.models import Domain, Tenant
 from domaingate.states import IllegalTransition, Status
 from domaingate.store import events
 from domaingate.store.abc import Database
-from domaingate.store.checks import CheckOutcome, apply_checks
-from domaingate.store.models import Domain, Tenant
+from domaingate.store.checks import apply_checks
 from reconciler.writer import CheckWriter
 from tests.conftest import sql, sql_rows
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 from domaingate.hostnames import Kind
+from domaingate.models import Domain
 from domaingate.states import Status
-from domaingate.store.models import Domain
 
 
 def make_domain(*, now: float, **fields: Any) -> Domain:

@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from domaingate.models import Domain
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
+from domaingate.store import moves
 from domaingate.store.abc import Database
-from domaingate.store.models import Domain
 from tests.conftest import Api, Client, gate_synced, set_status, sql
 
 NAME = "shop.acme.com"
@@ -73,7 +74,7 @@ async def test_delete_removes_a_domain_moved_meanwhile(
     async def other_writer(domain: Domain) -> None:
         assert domain.status is before
         async with api.db.write() as conn:
-            moved = await domain_store.transition(
+            moved = await moves.transition(
                 conn, domain, after, reason=None, message="moved meanwhile", now=api.clock()
             )
         assert moved

@@ -1,13 +1,12 @@
-"""Value objects read from the store: tenants, domains and domain events."""
+"""The domain model: tenants, their domains and the domains' events, as the store reads them
+and the planners, the API and the command line use them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from domaingate.hostnames import Kind
 from domaingate.states import Status
-from domaingate.store.abc import Row
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -16,15 +15,6 @@ class Tenant:
     name: str
     created_at: float
     revoked_at: float | None
-
-    @classmethod
-    def from_row(cls, row: Row) -> Tenant:
-        return cls(
-            id=row["id"],
-            name=row["name"],
-            created_at=row["created_at"],
-            revoked_at=row["revoked_at"],
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,15 +49,6 @@ class Domain:
         if self.method not in {"cname", "txt"}:
             raise ValueError(f"unknown verification method {self.method!r}")
 
-    @classmethod
-    def from_row(cls, row: Row) -> Domain:
-        """A row of DOMAIN_SELECT, read by position: the reconciler reads every live domain
-        each certificate scan, where a lookup by name per column was most of the cost."""
-        values: dict[str, Any] = dict(zip(_SELECT_ORDER, row, strict=True))
-        values["status"] = Status(values["status"])
-        values["kind"] = Kind(values["kind"])
-        return cls(**values)
-
 
 _DOMAIN_COLUMNS = tuple(Domain.__dataclass_fields__)
 _SELECT_ORDER = (*(name for name in _DOMAIN_COLUMNS if name != "tenant"), "tenant")
@@ -91,17 +72,3 @@ class DomainEvent:
     reason: str | None
     message: str | None
     created_at: float
-
-    @classmethod
-    def from_row(cls, row: Row) -> DomainEvent:
-        return cls(
-            id=row["id"],
-            event_id=row["event_id"],
-            domain_id=row["domain_id"],
-            type=row["type"],
-            from_status=Status(row["from_status"]) if row["from_status"] else None,
-            to_status=Status(row["to_status"]),
-            reason=row["reason"],
-            message=row["message"],
-            created_at=row["created_at"],
-        )
