@@ -23,6 +23,7 @@ from domaingate.dns.findings import CheckReport, Finding
 from domaingate.settings import Settings
 from domaingate.store.database import Clock, Database
 from domaingate.store.models import Domain
+from domaingate.verification import verify_now
 from gateway.api import domains as domain_routes
 from gateway.app import create_app
 from gateway.keys import ALLOWLIST
@@ -77,12 +78,11 @@ def hold_after_commit(
     """Hold every verify-now of the API right after its write has committed, until `release` is
     set; `committed` is set once the write is in."""
     committed, release = asyncio.Event(), asyncio.Event()
-    real = domain_routes.verify_now
 
     async def held(
         db: Database, checker: DnsChecker, settings: Settings, domain: Domain, clock: Clock
     ) -> tuple[Domain, CheckReport]:
-        result = await real(db, checker, settings, domain, clock)
+        result = await verify_now(db, checker, settings, domain, clock)
         committed.set()
         await release.wait()
         return result
