@@ -1,6 +1,6 @@
 """The benchmark database: N domains (90% in allowed statuses) built fast.
 
-Schema from the project's own migrations (`Database.open`), then one executemany in one
+Schema from the project's own migrations (`open_database`), then one executemany in one
 transaction. The two `seq` triggers run `SELECT max(seq)` and an UPDATE per row, so they are
 dropped for the bulk load and recreated as the migration defines them; `seq` is set to the row id
 directly, which is what the triggers would have produced (a strictly increasing sequence).

@@ -7,11 +7,9 @@ attaches domains with them. App names are unique across tenants, so the CNAME ta
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from domaingate.apps import App
 from domaingate.errors import AppInUse, AppNotFound, AppTaken, InvalidApp
-from domaingate.models import Domain, Tenant
+from domaingate.models import Tenant
 from domaingate.store.abc import Connection, Database, Reader, Row
 from domaingate.times import Clock
 
@@ -116,18 +114,3 @@ GATE_SELECT = (
     " FROM domains d JOIN tenants t ON t.id = d.tenant_id"
     " LEFT JOIN apps a ON a.name = d.app AND a.tenant_id = d.tenant_id"
 )
-
-
-async def gate_upstream(
-    db: Database, domain: Domain, template: Callable[[str, str], str]
-) -> str | None:
-    """The upstream the gate names for `domain` (its app's own, else `template(app, tenant)`),
-    or None when its app is not its tenant's: such a domain is never routed."""
-    async with db.reader.execute(
-        "SELECT upstream FROM apps WHERE name = ? AND tenant_id = ?",
-        (domain.app, domain.tenant_id),
-    ) as cursor:
-        row = await cursor.fetchone()
-    if row is None:
-        return None
-    return str(row[0]) if row[0] else template(domain.app, domain.tenant)

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from domaingate import hostnames, wire
 from domaingate.models import Domain
-from domaingate.states import ALLOWED
-from domaingate.store import apps, events, limits
 from domaingate.store import domains as store
+from domaingate.store import events, limits
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
 from gateway.api import inputs
 from gateway.api.auth import PRINCIPAL
-from gateway.keys import ALLOWLIST, CHECKER, CLOCK, DB, SETTINGS
+from gateway.keys import CHECKER, CLOCK, DB, SETTINGS, SYNC
 
 PREFIX = "/api/v1"
 
+log = logging.getLogger(__name__)
+
 
 async def _reflect(request: web.Request, domain: Domain) -> None:
-    # A change made here holds at this process's gate at once, before the watcher sees it.
-    upstream = None
-    if domain.status in ALLOWED:
-        upstream = await apps.gate_upstream(request.app[DB], domain, request.app[SETTINGS].upstream)
-    request.app[ALLOWLIST].apply(
-        domain.id, domain.hostname, domain.app, domain.status.value, upstream
-    )
+    """A change made here holds at this process's gate once the API answers: the gate's follower
+    reads the feed past this committed write first. Never the row as this request saw it: a
+    change committed meanwhile elsewhere (a detach at another edge, a take-down) would be
+    undone at this gate (`gateway.gate.feed`)."""
+    if not await request.app[SYNC].caught_up():
+        log.warning(
+            "the gate has not applied the change to %s yet; it will as its follower catches up",
+            domain.hostname,
+        )
 
 
 async def _lookup(request: web.Request) -> Domain:

@@ -1,7 +1,8 @@
 """The gate's in-memory view of allowed hostnames.
 
 The gate answers from this dict alone: no DNS, no disk, no lock on the request path. The watcher
-(`gateway.gate.watcher`) keeps it current from the database.
+(`gateway.gate.watcher`) keeps it current from the database, and nothing else writes to it: its
+reads apply committed rows in order, one read at a time (`gateway.gate.feed`).
 """
 
 from __future__ import annotations

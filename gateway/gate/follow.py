@@ -24,6 +24,7 @@ from domaingate.store.postgres import changes
 from domaingate.store.postgres.database import connect
 from domaingate.store.targets import described
 from gateway.gate.allowlist import Allowlist, Loading, Upstream
+from gateway.gate.feed import FeedReads
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class PostgresAllowlistSync:
         self._on_error = on_error
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._cursor: changes.ChangeCursor | None = None
+        self._reads = FeedReads()
+        self._writer_conn: psycopg.AsyncConnection[Any] | None = None
         # /metrics counts on a connection of its own: the follower's is mostly waiting for a
         # notification, and holds psycopg's connection lock meanwhile.
         self._counts_conn: psycopg.AsyncConnection[Any] | None = None
@@ -83,6 +86,9 @@ class PostgresAllowlistSync:
         if self._counts_conn is not None:
             await self._counts_conn.close()
             self._counts_conn = None
+        if self._writer_conn is not None:
+            await self._writer_conn.close()
+            self._writer_conn = None
 
     async def count_by_status(self) -> dict[str, int]:
         """Domains by status, for /metrics."""
@@ -97,11 +103,35 @@ class PostgresAllowlistSync:
 
     async def poll(self) -> int:
         """Apply changes committed since the last read; returns how many rows were read."""
+        return await self._reads.read(self._follow)
+
+    async def caught_up(self) -> bool:
+        """Wait (bounded) until every change committed before the call holds in the allowlist;
+        False if it does not yet (`gateway.gate.feed`)."""
+        return await self._reads.since_now(self._read_for_writer)
+
+    async def _follow(self) -> int:
         if self._conn is None or self._conn.closed:
             await self._drop()
             await self._connect()
-        assert self._conn is not None and self._cursor is not None
-        rows, self._cursor = await changes.read_since(self._conn, self._cursor)
+        assert self._conn is not None
+        return await self._read_on(self._conn)
+
+    async def _read_for_writer(self) -> int:
+        # On a connection of its own, opened on the first write: the follower's holds psycopg's
+        # lock while it listens, up to the safety interval after the notification it woke for.
+        if self._writer_conn is None or self._writer_conn.closed:
+            self._writer_conn = await connect(self._url)
+        try:
+            return await self._read_on(self._writer_conn)
+        except psycopg.Error:
+            await self._writer_conn.close()
+            self._writer_conn = None
+            raise
+
+    async def _read_on(self, conn: psycopg.AsyncConnection[Any]) -> int:
+        assert self._cursor is not None
+        rows, self._cursor = await changes.read_since(conn, self._cursor)
         for row in rows:
             self._allowlist.take(row, self._upstream)
         self._allowlist.last_seq = self._cursor.seq

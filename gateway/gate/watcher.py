@@ -21,6 +21,7 @@ import aiosqlite
 from domaingate.store import allowlist as store
 from domaingate.store.sqlite.database import open_connection
 from gateway.gate.allowlist import Allowlist, Loading, Upstream
+from gateway.gate.feed import FeedReads
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class Sync(Protocol):
     async def close(self) -> None: ...
 
     async def poll(self) -> int: ...
+
+    async def caught_up(self) -> bool: ...
 
     async def count_by_status(self) -> dict[str, int]: ...
 
@@ -79,6 +82,7 @@ class AllowlistSync:
         self._poll_interval = poll_interval
         self._conn: aiosqlite.Connection | None = None
         self._data_version: int | None = None
+        self._reads = FeedReads()
         self.errors = 0
 
     async def open(self) -> None:
@@ -106,6 +110,14 @@ class AllowlistSync:
 
     async def poll(self) -> int:
         """Apply changes committed since the last poll; returns how many rows were read."""
+        return await self._reads.read(self._read_changes)
+
+    async def caught_up(self) -> bool:
+        """Wait (bounded) until every change committed before the call holds in the allowlist;
+        False if it does not yet (`gateway.gate.feed`)."""
+        return await self._reads.since_now(self._read_changes)
+
+    async def _read_changes(self) -> int:
         conn = self._require_conn()
         version = await store.data_version(conn)
         if version == self._data_version:
