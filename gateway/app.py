@@ -16,19 +16,20 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from domaingate.dns.checker import DnsChecker
-from domaingate.settings import Settings
+from domaingate.settings import Settings, SettingsError
 from domaingate.store.database import Clock, Database
-from gateway import ui
+from gateway import api_site, ui
 from gateway.api import apps, domains, openapi
 from gateway.api import status as api_status
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
 from gateway.api.inputs import MAX_BODY
+from gateway.caps import Caps, caps_for, descriptor_limit
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.listener import GateListener
 from gateway.gate.routes import GateRoutes
 from gateway.gate.watcher import sync_for
-from gateway.keys import ALLOWLIST, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
+from gateway.keys import ALLOWLIST, CAPS, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
 from gateway.metrics import Metrics
 from gateway.timing import timing_middleware
 
@@ -56,17 +57,38 @@ async def _gate_sync(app: web.Application) -> AsyncIterator[None]:
         await sync.close()
 
 
+def connection_caps(settings: Settings) -> Caps:
+    """Both listeners' connection caps under this process's descriptor limit."""
+    try:
+        return caps_for(
+            descriptor_limit(),
+            api=settings.api_max_connections,
+            internal=settings.internal_max_connections,
+        )
+    except ValueError as exc:
+        raise SettingsError("API_MAX_CONNECTIONS", str(exc)) from exc
+
+
 def create_app(
     settings: Settings, *, clock: Clock = time.time, checker: DnsChecker | None = None
 ) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[timing_middleware("api"), error_middleware, auth_middleware],
+        middlewares=[
+            api_site.middleware,
+            timing_middleware("api"),
+            error_middleware,
+            auth_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[ALLOWLIST] = Allowlist()
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics = Metrics()
+    app[CAPS] = caps = connection_caps(settings)
+    app[api_site.CONNECTIONS] = api_site.ApiConnections(
+        metrics.shedder("api", caps.api), header_timeout=settings.api_header_timeout
+    )
     app[CHECKER] = checker if checker is not None else DnsChecker.from_settings(settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_gate_sync)
@@ -85,5 +107,7 @@ def create_internal_listener(api_app: web.Application) -> GateListener:
     async def domain_counts() -> dict[str, int]:
         return await api_app[SYNC].count_by_status()
 
-    routes = GateRoutes(api_app[ALLOWLIST], api_app[METRICS], domain_counts)
-    return GateListener(routes.table(), routes.refusals())
+    metrics = api_app[METRICS]
+    routes = GateRoutes(api_app[ALLOWLIST], metrics, domain_counts)
+    shedder = metrics.shedder("internal", api_app[CAPS].internal)
+    return GateListener(routes.table(), routes.refusals(), shedder=shedder)

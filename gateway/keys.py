@@ -7,6 +7,7 @@ from aiohttp import web
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store.database import Clock, Database
+from gateway.caps import Caps
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.watcher import Sync
 from gateway.metrics import Metrics
@@ -18,3 +19,4 @@ ALLOWLIST = web.AppKey("allowlist", Allowlist)
 SYNC: web.AppKey[Sync] = web.AppKey("sync")
 CHECKER = web.AppKey("checker", DnsChecker)
 METRICS = web.AppKey("metrics", Metrics)
+CAPS = web.AppKey("caps", Caps)

@@ -43,6 +43,8 @@ class WorkerSettings:
     port: int
     upstream_template: str
     log_level: str
+    # The internal listener's connection cap, as the gateway sized it (gateway.caps).
+    max_connections: int
 
     def upstream(self, app: str, tenant: str) -> str:
         return fill_upstream(self.upstream_template, app, tenant)
@@ -55,6 +57,7 @@ class WorkerSettings:
                 "port": self.port,
                 "upstream_template": self.upstream_template,
                 "log_level": self.log_level,
+                "max_connections": self.max_connections,
             }
         )
 
@@ -83,7 +86,8 @@ async def run(settings: WorkerSettings, parent: int) -> None:
     gc.collect()
     gc.freeze()
     routes = GateRoutes(allowlist, metrics, sync.count_by_status)
-    listener = GateListener(routes.table(), routes.refusals())
+    shedder = metrics.shedder("internal", settings.max_connections)
+    listener = GateListener(routes.table(), routes.refusals(), shedder=shedder)
     tasks = [
         asyncio.create_task(sync.run(), name="allowlist-sync"),
         asyncio.create_task(_orphaned(parent), name="parent-watch"),

@@ -28,7 +28,7 @@ HEALTHY_AFTER = 30.0
 
 
 class Workers:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, max_connections: int) -> None:
         listen = settings.internal_listen
         self._config = WorkerSettings(
             db=str(settings.db),
@@ -36,6 +36,7 @@ class Workers:
             port=listen.port,
             upstream_template=settings.upstream_template,
             log_level=settings.log_level,
+            max_connections=max_connections,
         ).to_json()
         self._count = settings.gate_workers - 1
         self._tasks: list[asyncio.Task[None]] = []
