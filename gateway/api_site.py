@@ -176,6 +176,13 @@ class ApiSite(web.BaseSite):
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self._port}"
 
+    @property
+    def port(self) -> int:
+        """The bound port (`port` 0 asks the kernel for a free one)."""
+        if self._server is None:
+            raise RuntimeError("the site is not started")
+        return int(cast(asyncio.Server, self._server).sockets[0].getsockname()[1])
+
     async def start(self) -> None:
         await super().start()
         server = self._runner.server

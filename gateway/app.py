@@ -66,7 +66,8 @@ def connection_caps(settings: Settings) -> Caps:
             internal=settings.internal_max_connections,
         )
     except ValueError as exc:
-        raise SettingsError("API_MAX_CONNECTIONS", str(exc)) from exc
+        given = settings.internal_max_connections is not None
+        raise SettingsError(f"{'INTERNAL' if given else 'API'}_MAX_CONNECTIONS", str(exc)) from exc
 
 
 def create_app(
