@@ -14,8 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from domaingate.lifecycle.claims import COOLDOWN_SECONDS
-from domaingate.lifecycle.limits import ATTACH_LIMIT_PER_TENANT
+from domaingate.lifecycle.limits import ATTACH_LIMIT_PER_TENANT, COOLDOWN_SECONDS
 from domaingate.settings_values import (
     Listen,
     as_addresses,
@@ -106,6 +105,13 @@ class Settings:
     # Processes answering the internal listener; above 1, the extra ones are gate-only workers
     # sharing its port (SO_REUSEPORT), each following the database itself.
     gate_workers: int = 1
+    # Connections each listener holds open at most; None: sized from RLIMIT_NOFILE at start
+    # (gateway.caps), so that together they never take the descriptors the gate needs.
+    api_max_connections: int | None = None
+    internal_max_connections: int | None = None
+    # Seconds a request head may take on the API listener, from the connection's accept (or a
+    # later request's first byte): a client sending nothing, or a byte at a time, is let go.
+    api_header_timeout: float = 10.0
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -169,6 +175,9 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "dns_timeout": as_positive,
     "check_concurrency": as_count,
     "gate_workers": as_count,
+    "api_max_connections": lambda v: None if str(v).strip() == "" else as_count(v),
+    "internal_max_connections": lambda v: None if str(v).strip() == "" else as_count(v),
+    "api_header_timeout": as_positive,
     "log_level": as_log_level,
 }
 

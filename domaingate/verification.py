@@ -6,9 +6,8 @@ from domaingate.dns.checker import DnsChecker
 from domaingate.dns.findings import CheckReport
 from domaingate.errors import InvalidState
 from domaingate.instructions import expectation_for
-from domaingate.lifecycle import Policy, plan_check
 from domaingate.lifecycle.claims import HOSTNAME_TAKEN
-from domaingate.lifecycle.dns import CheckOutcome
+from domaingate.lifecycle.dns import CheckOutcome, Policy, plan_check
 from domaingate.models import Domain
 from domaingate.settings import Settings
 from domaingate.store.abc import Database

@@ -19,17 +19,18 @@ from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store.backends import open_database
 from domaingate.times import Clock
-from gateway import ui
+from gateway import api_site, ui
 from gateway.api import apps, domains, openapi
 from gateway.api import status as api_status
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
 from gateway.api.inputs import MAX_BODY
+from gateway.caps import connection_caps
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.listener import GateListener
 from gateway.gate.routes import GateRoutes
 from gateway.gate.watcher import sync_for
-from gateway.keys import ALLOWLIST, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
+from gateway.keys import ALLOWLIST, CAPS, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
 from gateway.metrics import Metrics
 from gateway.timing import timing_middleware
 
@@ -62,12 +63,21 @@ def create_app(
 ) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[timing_middleware("api"), error_middleware, auth_middleware],
+        middlewares=[
+            api_site.middleware,
+            timing_middleware("api"),
+            error_middleware,
+            auth_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[ALLOWLIST] = Allowlist()
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics = Metrics()
+    app[CAPS] = caps = connection_caps(settings)
+    app[api_site.CONNECTIONS] = api_site.ApiConnections(
+        metrics.shedder("api", caps.api), header_timeout=settings.api_header_timeout
+    )
     app[CHECKER] = checker if checker is not None else DnsChecker.from_settings(settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_gate_sync)
@@ -86,5 +96,7 @@ def create_internal_listener(api_app: web.Application) -> GateListener:
     async def domain_counts() -> dict[str, int]:
         return await api_app[SYNC].count_by_status()
 
-    routes = GateRoutes(api_app[ALLOWLIST], api_app[METRICS], domain_counts)
-    return GateListener(routes.table(), routes.refusals())
+    metrics = api_app[METRICS]
+    routes = GateRoutes(api_app[ALLOWLIST], metrics, domain_counts)
+    shedder = metrics.shedder("internal", api_app[CAPS].internal)
+    return GateListener(routes.table(), routes.refusals(), shedder=shedder)

@@ -8,6 +8,7 @@ from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
 from domaingate.store.abc import Database
 from domaingate.times import Clock
+from gateway.caps import Caps
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.watcher import Sync
 from gateway.metrics import Metrics
@@ -19,3 +20,4 @@ ALLOWLIST = web.AppKey("allowlist", Allowlist)
 SYNC: web.AppKey[Sync] = web.AppKey("sync")
 CHECKER = web.AppKey("checker", DnsChecker)
 METRICS = web.AppKey("metrics", Metrics)
+CAPS = web.AppKey("caps", Caps)

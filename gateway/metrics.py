@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from domaingate.states import Status
 from domaingate.store.errors import FAILURE_CAUSES
+from gateway.caps import Shedder
 
 # The gate answers in microseconds; the API in milliseconds. Buckets cover both.
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
@@ -74,6 +75,16 @@ class _LoopCollector(Collector):
             family.add_metric(["allowed"], allowed.value)
             family.add_metric(["denied"], denied.value)
             yield family
+        for action, doc in (
+            ("refused", "New connections closed at once: the listener was at its cap"),
+            ("evicted", "Waiting connections closed to make room for a new one at the cap"),
+        ):
+            family = CounterMetricFamily(
+                f"domaingate_connections_{action}", doc, labels=["listener"]
+            )
+            for listener, shedder in sorted(m.shedders.items()):
+                family.add_metric([listener], getattr(shedder, action))
+            yield family
         latency = HistogramMetricFamily(
             "domaingate_request_duration_seconds",
             "Request latency by listener and route",
@@ -91,6 +102,8 @@ class Metrics:
         self.ask_denied = LoopCounter()
         self.route_allowed = LoopCounter()
         self.route_denied = LoopCounter()
+        # Listener ("api", "internal") → its connection cap, which counts what it sheds.
+        self.shedders: dict[str, Shedder] = {}
         # (listener, route template) → series; route templates only, never raw paths.
         self.latencies: dict[tuple[str, str], LoopHistogram] = {}
         self.ask_latency = self.latency("internal", "/tls-ask")
@@ -129,6 +142,11 @@ class Metrics:
         if series is None:
             series = self.latencies[(listener, route)] = LoopHistogram()
         return series
+
+    def shedder(self, listener: str, limit: int) -> Shedder:
+        """The cap of `listener` at `limit` connections, its counts exported here."""
+        shedder = self.shedders[listener] = Shedder(limit)
+        return shedder
 
     def set_domain_counts(self, counts: dict[str, int]) -> None:
         for status in Status:

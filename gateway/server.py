@@ -13,8 +13,10 @@ from aiohttp import web
 from domaingate.settings import Settings
 from domaingate.store.targets import described
 from gateway import sd_notify
+from gateway.api_site import CONNECTIONS, ApiSite
 from gateway.app import create_app, create_internal_listener
 from gateway.gate.workers import Workers
+from gateway.keys import CAPS
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +37,25 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     listen = settings.internal_listen
     # With gate workers, every process binds the port itself (SO_REUSEPORT) and the kernel
     # spreads new connections over them.
+    caps = api[CAPS]
     workers = Workers(settings) if settings.gate_workers > 1 else None
     try:
         await internal.start(listen.host, listen.port, reuse_port=workers is not None)
         try:
             if workers is not None:
                 await workers.start()
-            await web.TCPSite(
-                api_runner, settings.api_listen.host, settings.api_listen.port
-            ).start()
+            api_listen = settings.api_listen
+            await ApiSite(api_runner, api_listen.host, api_listen.port, api[CONNECTIONS]).start()
             log.info(
-                "gateway ready: internal %s (%d gate process(es)), API %s, database %s",
+                "gateway ready: internal %s (%d gate process(es)), API %s, database %s; "
+                "connections at most %d internal (each process), %d API, of RLIMIT_NOFILE %d",
                 settings.internal_listen,
                 settings.gate_workers,
                 settings.api_listen,
                 described(settings.db),
+                caps.internal,
+                caps.api,
+                caps.nofile,
             )
             # Under systemd (Type=notify), Caddy's unit waits for this: the allowlist is loaded
             # and both listeners are open, so no handshake meets a gate that is not there yet.

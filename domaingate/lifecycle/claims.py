@@ -16,11 +16,10 @@ from collections.abc import Sequence
 
 from domaingate.errors import DomaingateError, HostnameAlreadyRegistered, HostnameCooldownActive
 from domaingate.lifecycle.dns import CheckOutcome, CheckPlan
+from domaingate.lifecycle.limits import COOLDOWN_SECONDS
 from domaingate.lifecycle.moves import Move
 from domaingate.models import Domain
 from domaingate.states import Status
-
-COOLDOWN_SECONDS = 48 * 3600
 
 # Why a claim could not be verified although its DNS was right (`last_check_error.code`, and the
 # reason of its move to failed).

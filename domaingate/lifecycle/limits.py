@@ -1,4 +1,5 @@
-"""The API's rate limits: their numbers, and the one sliding-window rule they share.
+"""The API's rate limits and the claims' cool-down: their numbers, and the one sliding-window
+rule the limits share.
 
 The store counts the requests of the window (at most `limit` of them, newest first) inside the
 write transaction that records the new one; the rule here decides from that count.
@@ -7,6 +8,10 @@ write transaction that records the new one; the rule here decides from that coun
 from __future__ import annotations
 
 import math
+
+# How long the removal of a proven claim keeps the name from other tenants (the claim rules,
+# `domaingate.lifecycle.claims`; REMOVED_RETENTION must keep removed rows at least this long).
+COOLDOWN_SECONDS = 48 * 3600
 
 # Attaches per tenant in a sliding hour (ATTACH_RATE_LIMIT overrides the number).
 ATTACH_WINDOW_SECONDS = 3600

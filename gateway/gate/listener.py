@@ -11,7 +11,9 @@ elsewhere the HTTP error) and followed by closing the connection: a request targ
 (431), a body over `MAX_BODY` (413), anything llhttp refuses (400). A new connection's first
 request, and every later one from its first byte, must arrive whole within `REQUEST_TIMEOUT`; an
 idle kept-alive connection lasts `IDLE_TIMEOUT`. Slow clients are disconnected (by a sweep, at
-most `SWEEP_INTERVAL` late). Pipelined requests are answered in order.
+most `SWEEP_INTERVAL` late). Pipelined requests are answered in order. At most the shedder's
+limit of connections are open at once (gateway.caps): at it, the oldest one not being answered
+makes room, or the new one is closed at once.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import cast
 
 import httptools
 
+from gateway.caps import Refused, Shedder, caps_for, descriptor_limit
 from gateway.gate.replies import Reply, error_reply
 from gateway.gate.routes import Handler, Request
 
@@ -80,30 +83,40 @@ class GateListener:
         *,
         request_timeout: float = REQUEST_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
+        shedder: Shedder | None = None,
     ) -> None:
         self.routes = routes
         self.refusals = refusals
         self.request_timeout = request_timeout
         self.idle_timeout = idle_timeout
         self.clock = _Clock()
-        # Each open connection → the loop time by which it must have made progress.
-        self.connections: dict[GateProtocol, float] = {}
+        # Each open connection, oldest first → the loop time by which it must have made progress.
+        self.connections: OrderedDict[GateProtocol, float] = OrderedDict()
+        self.shedder = shedder or Shedder(caps_for(descriptor_limit()).internal)
         # Connections that ended cleanly between requests, kept for the next ones: a new
         # llhttp parser per connection was the largest Python cost of a new-connection ask.
         self.spare: list[GateProtocol] = []
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._protocol, host, port, backlog=BACKLOG, reuse_port=reuse_port
         )
         self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
 
-    def _protocol(self) -> GateProtocol:
+    def _protocol(self) -> asyncio.Protocol:
+        # Counted here, not in connection_made: the loop may accept many before making any.
+        if not self.shedder.admit(self.connections, GateProtocol.waiting):
+            return Refused()
         spare = self.spare
-        return spare.pop() if spare else GateProtocol(self)
+        protocol = spare.pop() if spare else GateProtocol(self)
+        protocol._closing = False
+        assert self._loop is not None
+        self.connections[protocol] = self._loop.time() + self.request_timeout
+        return protocol
 
     def _sweep(self) -> None:
         """Close the connections past their deadline. One timer for all of them, rather than
@@ -112,6 +125,7 @@ class GateListener:
         loop = asyncio.get_running_loop()
         now = loop.time()
         for connection in [c for c, deadline in self.connections.items() if deadline < now]:
+            del self.connections[connection]  # even one whose connection was never made
             connection.close()
         self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
 
@@ -182,11 +196,11 @@ class GateProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self._transport = cast(asyncio.Transport, transport)
-        self._closing = False
+        if self._closing:  # evicted (gateway.caps) between its accept and now
+            transport.close()
+            return
         self._reading = True
         self._write_paused = False
-        listener = self._listener
-        listener.connections[self] = self._loop.time() + listener.request_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         listener = self._listener
@@ -201,6 +215,10 @@ class GateProtocol(asyncio.Protocol):
             self._reusable = False
         if self._reusable and len(listener.spare) < SPARE:
             listener.spare.append(self)
+
+    def waiting(self) -> bool:
+        """Whether it waits on its client (no answer under way): the cap may close it."""
+        return self._pending is None
 
     def close(self) -> None:
         self._closing = True

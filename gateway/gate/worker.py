@@ -24,6 +24,7 @@ import uvloop
 from domaingate.logs import configure_logging
 from domaingate.settings import Settings
 from domaingate.settings_json import settings_from_json
+from gateway.caps import connection_caps
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.listener import GateListener
 from gateway.gate.routes import GateRoutes
@@ -60,7 +61,8 @@ async def run(settings: Settings, parent: int) -> None:
     gc.collect()
     gc.freeze()
     routes = GateRoutes(allowlist, metrics, sync.count_by_status)
-    listener = GateListener(routes.table(), routes.refusals())
+    shedder = metrics.shedder("internal", connection_caps(settings).internal)
+    listener = GateListener(routes.table(), routes.refusals(), shedder=shedder)
     tasks = [
         asyncio.create_task(sync.run(), name="allowlist-sync"),
         asyncio.create_task(_orphaned(parent), name="parent-watch"),

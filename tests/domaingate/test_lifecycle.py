@@ -15,16 +15,15 @@ import pytest
 
 from domaingate.certificates import CertFact
 from domaingate.dns.findings import CheckReport, Code, Finding
-from domaingate.lifecycle import (
+from domaingate.lifecycle.certificates import (
+    MASS_LOSS_MIN,
     CertChange,
-    Move,
-    Policy,
     certified,
     mass_loss,
     plan_certs,
-    plan_check,
 )
-from domaingate.lifecycle.certificates import MASS_LOSS_MIN
+from domaingate.lifecycle.dns import Policy, plan_check
+from domaingate.lifecycle.moves import Move
 from domaingate.models import Domain
 from domaingate.states import TRANSITIONS, IllegalTransition, Status
 from tests.conftest import T0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from domaingate.certificates import CertFact, RenewalWindow
-from domaingate.lifecycle import plan_certs
+from domaingate.lifecycle.certificates import plan_certs
 from domaingate.renewal import renewal_due_at
 from domaingate.states import Status
 from tests.conftest import T0

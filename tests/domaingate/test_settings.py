@@ -74,6 +74,9 @@ KEYS: dict[str, tuple[str, Any, Any]] = {
     "DNS_TIMEOUT": ("2.5", 2.5, 2.5),
     "CHECK_CONCURRENCY": ("8", 8, 8),
     "GATE_WORKERS": ("4", 4, 4),
+    "API_MAX_CONNECTIONS": ("500", 500, 500),
+    "INTERNAL_MAX_CONNECTIONS": ("2000", 2000, 2000),
+    "API_HEADER_TIMEOUT": ("2.5", 2.5, 2.5),
     "LOG_LEVEL": ("debug", "DEBUG", "DEBUG"),
 }
 SPEC_KEYS = {
@@ -155,6 +158,9 @@ def test_defaults_are_the_specs() -> None:
     assert (settings.pending_fast_interval, settings.pending_fast_window) == (60, 900)
     assert (settings.pending_slow_interval, settings.retry_budget) == (300, 259200)
     assert (settings.drift_interval, settings.drift_grace) == (3600, 259200)
+    # Unset caps: sized from RLIMIT_NOFILE when the gateway starts (gateway.caps).
+    assert settings.api_max_connections is None and settings.internal_max_connections is None
+    assert settings.api_header_timeout == 10
 
 
 @pytest.mark.parametrize("key", sorted(KEYS))
@@ -240,6 +246,9 @@ def test_other_environment_variables_are_ignored() -> None:
         ("UPSTREAM_TEMPLATE", "backend:80"),
         ("REMOVED_RETENTION", "0"),
         ("ATTACH_RATE_LIMIT", "0"),
+        ("API_MAX_CONNECTIONS", "0"),
+        ("INTERNAL_MAX_CONNECTIONS", "many"),
+        ("API_HEADER_TIMEOUT", "0"),
         ("REMOVED_RETENTION", "never"),
         ("EDGE_IPV4", "2001:db8::1"),
         ("EDGE_IPV4", "192.0.2.300"),

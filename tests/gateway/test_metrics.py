@@ -40,3 +40,15 @@ def test_gate_counters_export_both_results_from_zero() -> None:
     assert sample(text, "domaingate_tls_ask_total", result="denied") == 2
     assert sample(text, "domaingate_route_total", result="allowed") == 1
     assert sample(text, "domaingate_route_total", result="denied") == 0
+
+
+def test_connection_caps_export_what_they_shed_by_listener_from_zero() -> None:
+    metrics = Metrics()
+    api, internal = metrics.shedder("api", 10), metrics.shedder("internal", 20)
+    api.refused += 2
+    internal.evicted += 3
+    text = metrics.render().decode()
+    assert sample(text, "domaingate_connections_refused_total", listener="api") == 2
+    assert sample(text, "domaingate_connections_evicted_total", listener="api") == 0
+    assert sample(text, "domaingate_connections_refused_total", listener="internal") == 0
+    assert sample(text, "domaingate_connections_evicted_total", listener="internal") == 3

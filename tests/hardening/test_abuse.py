@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 import pytest
 
-from domaingate.lifecycle.claims import COOLDOWN_SECONDS
 from domaingate.lifecycle.limits import (
+    COOLDOWN_SECONDS,
     VERIFY_LIMIT_PER_DOMAIN,
     VERIFY_LIMIT_PER_TENANT,
     VERIFY_WINDOW_SECONDS,

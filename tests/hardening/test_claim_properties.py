@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from domaingate import hostnames
 from domaingate.dns.findings import CheckReport, Finding
 from domaingate.errors import HostnameAlreadyRegistered, HostnameCooldownActive
-from domaingate.lifecycle import Policy, plan_check
-from domaingate.lifecycle.claims import COOLDOWN_SECONDS, HOSTNAME_COOLDOWN, HOSTNAME_TAKEN
-from domaingate.lifecycle.dns import CheckOutcome
+from domaingate.lifecycle.claims import HOSTNAME_COOLDOWN, HOSTNAME_TAKEN
+from domaingate.lifecycle.dns import CheckOutcome, Policy, plan_check
+from domaingate.lifecycle.limits import COOLDOWN_SECONDS
 from domaingate.models import Domain, Tenant
 from domaingate.states import ALLOWED, Status
 from domaingate.store import apps, tenants

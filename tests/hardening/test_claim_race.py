@@ -21,9 +21,8 @@ from domaingate import hostnames
 from domaingate.dns.checker import DnsChecker, Expectation
 from domaingate.dns.findings import CheckReport, Finding
 from domaingate.instructions import expectation_for
-from domaingate.lifecycle import Policy, plan_check
 from domaingate.lifecycle.claims import HOSTNAME_COOLDOWN, HOSTNAME_TAKEN
-from domaingate.lifecycle.dns import CheckOutcome
+from domaingate.lifecycle.dns import CheckOutcome, Policy, plan_check
 from domaingate.models import Domain, Tenant
 from domaingate.settings import Settings
 from domaingate.states import Status

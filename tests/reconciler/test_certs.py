@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from domaingate.lifecycle import plan_certs
+from domaingate.lifecycle.certificates import plan_certs
 from domaingate.models import Domain, Tenant
 from domaingate.settings import Settings
 from domaingate.states import Status

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from domaingate.lifecycle.claims import COOLDOWN_SECONDS
+from domaingate.lifecycle.limits import COOLDOWN_SECONDS
 from domaingate.models import Tenant
 from domaingate.settings import Settings
 from domaingate.states import Status

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from domaingate.lifecycle import CheckPlan, Move
-from domaingate.lifecycle.dns import CheckOutcome
+from domaingate.lifecycle.dns import CheckOutcome, CheckPlan
+from domaingate.lifecycle.moves import Move
 from domaingate.models import Domain, Tenant
 from domaingate.states import IllegalTransition, Status
 from domaingate.store import events

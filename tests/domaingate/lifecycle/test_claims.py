@@ -7,7 +7,6 @@ import pytest
 
 from domaingate.errors import HostnameAlreadyRegistered, HostnameCooldownActive
 from domaingate.lifecycle.claims import (
-    COOLDOWN_SECONDS,
     HOSTNAME_COOLDOWN,
     HOSTNAME_TAKEN,
     Holders,
@@ -16,6 +15,7 @@ from domaingate.lifecycle.claims import (
     settle,
 )
 from domaingate.lifecycle.dns import CheckOutcome, CheckPlan
+from domaingate.lifecycle.limits import COOLDOWN_SECONDS
 from domaingate.lifecycle.moves import Move
 from domaingate.models import Domain
 from domaingate.states import Status
