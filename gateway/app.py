@@ -1,15 +1,13 @@
 """The gateway's application factories: they wire, and do nothing else.
 
-`create_app()` builds the API application, which owns the shared resources (database, gate
-watcher, DNS checker) in its cleanup context; `create_internal_listener()` builds the internal
-listener (not aiohttp: see gateway.gate.listener) on the same resources. The two are served on
+`create_app()` builds the API application, which owns the shared resources (database, the gate
+and its follower, DNS checker) in its cleanup context; `create_internal_listener()` builds the
+internal listener (not aiohttp: see gateway.gate.listener) on the same gate. The two are served on
 different sockets, so the API listener never answers /tls-ask.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -26,11 +24,9 @@ from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
 from gateway.api.inputs import MAX_BODY
 from gateway.caps import connection_caps
-from gateway.gate.allowlist import Allowlist
+from gateway.gate.context import Gate
 from gateway.gate.listener import GateListener
-from gateway.gate.routes import GateRoutes
-from gateway.gate.watcher import sync_for
-from gateway.keys import ALLOWLIST, CAPS, CHECKER, CLOCK, DB, METRICS, SETTINGS, SYNC
+from gateway.keys import ALLOWLIST, CAPS, CHECKER, CLOCK, DB, GATE, METRICS, SETTINGS
 from gateway.metrics import Metrics
 from gateway.timing import timing_middleware
 
@@ -41,21 +37,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _gate_sync(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    sync = sync_for(
-        settings.db, app[ALLOWLIST], settings.upstream, on_error=app[METRICS].sync_errors.inc
-    )
-    await sync.open()
-    app[SYNC] = sync
-    task = asyncio.create_task(sync.run(), name="allowlist-sync")
-    try:
+async def _gate(app: web.Application) -> AsyncIterator[None]:
+    async with app[GATE].running():
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await sync.close()
 
 
 def create_app(
@@ -72,15 +56,16 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[ALLOWLIST] = Allowlist()
     app[METRICS] = metrics = Metrics()
+    app[GATE] = gate = Gate.of(settings, metrics)
+    app[ALLOWLIST] = gate.allowlist
     app[CAPS] = caps = connection_caps(settings)
     app[api_site.CONNECTIONS] = api_site.ApiConnections(
         metrics.shedder("api", caps.api), header_timeout=settings.api_header_timeout
     )
     app[CHECKER] = checker if checker is not None else DnsChecker.from_settings(settings)
     app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_gate_sync)
+    app.cleanup_ctx.append(_gate)
     domains.setup(app)
     apps.setup(app)
     openapi.setup(app)
@@ -90,13 +75,7 @@ def create_app(
 
 
 def create_internal_listener(api_app: web.Application) -> GateListener:
-    """The internal listener (gate, route, health, metrics) on the API app's resources: the same
-    allowlist object, so a change made through the API holds at the gate at once."""
-
-    async def domain_counts() -> dict[str, int]:
-        return await api_app[SYNC].count_by_status()
-
-    metrics = api_app[METRICS]
-    routes = GateRoutes(api_app[ALLOWLIST], metrics, domain_counts)
-    shedder = metrics.shedder("internal", api_app[CAPS].internal)
-    return GateListener(routes.table(), routes.refusals(), shedder=shedder)
+    """The internal listener (gate, route, health, metrics) on the API app's gate: the same
+    allowlist object, so a change made through the API holds at the gate
+    when the API answers."""
+    return api_app[GATE].listener(api_app[CAPS].internal)

@@ -10,14 +10,14 @@ from domaingate.store.abc import Database
 from domaingate.times import Clock
 from gateway.caps import Caps
 from gateway.gate.allowlist import Allowlist
-from gateway.gate.watcher import Sync
+from gateway.gate.context import Gate
 from gateway.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 DB = web.AppKey("db", Database)
 ALLOWLIST = web.AppKey("allowlist", Allowlist)
-SYNC: web.AppKey[Sync] = web.AppKey("sync")
+GATE = web.AppKey("gate", Gate)
 CHECKER = web.AppKey("checker", DnsChecker)
 METRICS = web.AppKey("metrics", Metrics)
 CAPS = web.AppKey("caps", Caps)

@@ -113,3 +113,59 @@ class Database(ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+# One domain as the gate takes it in: (id, hostname, app, status, the app's own upstream, the
+# tenant's name, whether the app is the tenant's, change sequence); `apps.GATE_SELECT` reads it.
+GateRow = tuple[int, str, str, str, str | None, str, int, int]
+# One app as the gate's load takes it in: (app, tenant id, the app's own upstream, the tenant's
+# name); and one allowed domain: (id, hostname, app, tenant id).
+AppOwner = tuple[str, int, str | None, str]
+LoadRow = tuple[int, str, str, int]
+
+
+class ChangeFeed(ABC):
+    """The gate's view of the domains, for one follower (`gateway.gate.follow`): every allowed
+    domain loaded once, then the rows changed since, in the order of change, none skipped.
+
+    A feed has connections of its own, never the database's shared ones, so a load of a
+    million rows never holds up the API's reads. Rows come back as plain tuples: a million row
+    objects held at once cost a second and leave ~200 MB of freed-but-kept memory behind.
+    """
+
+    @property
+    @abstractmethod
+    def seq(self) -> int:
+        """The change sequence the rows read so far are as of."""
+
+    @abstractmethod
+    async def load(
+        self,
+        take_apps: Callable[[list[AppOwner]], object],
+        take_chunk: Callable[[list[LoadRow]], object],
+    ) -> None:
+        """Hand every app with its owner to `take_apps`, then every allowed domain, a chunk at
+        a time, to `take_chunk`, all of one snapshot; changes are read from there on."""
+
+    @abstractmethod
+    async def changes(self, *, aside: bool = False) -> list[GateRow]:
+        """The rows changed since the last read (their current state, oldest change first).
+        `aside`: read at once, even while `wait()` is under way (a writer waiting for its own
+        commit to hold at the gate)."""
+
+    @abstractmethod
+    async def wait(self) -> None:
+        """Until something may have changed, or a while has passed: reading then finds it."""
+
+    @abstractmethod
+    async def reset(self) -> None:
+        """Drop the connections after a failure; the next read makes them again and reads on
+        from where the feed was."""
+
+    @abstractmethod
+    async def count_by_status(self) -> dict[str, int]:
+        """Domains by status, for the gate's /metrics (a gate worker has no other
+        connection)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...

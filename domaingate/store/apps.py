@@ -114,3 +114,8 @@ GATE_SELECT = (
     " FROM domains d JOIN tenants t ON t.id = d.tenant_id"
     " LEFT JOIN apps a ON a.name = d.app AND a.tenant_id = d.tenant_id"
 )
+# Every app with its owner, for the gate's load (`AppOwner` rows).
+OWNERS = (
+    "SELECT a.name, a.tenant_id, a.upstream, t.name"
+    " FROM apps a JOIN tenants t ON t.id = a.tenant_id"
+)

@@ -14,7 +14,7 @@ from domaingate.times import rfc3339
 from domaingate.verification import verify_now
 from gateway.api import inputs
 from gateway.api.auth import PRINCIPAL
-from gateway.keys import CHECKER, CLOCK, DB, SETTINGS, SYNC
+from gateway.keys import CHECKER, CLOCK, DB, GATE, SETTINGS
 
 PREFIX = "/api/v1"
 
@@ -26,7 +26,7 @@ async def _reflect(request: web.Request, domain: Domain) -> None:
     reads the feed past this committed write first. Never the row as this request saw it: a
     change committed meanwhile elsewhere (a detach at another edge, a take-down) would be
     undone at this gate (`gateway.gate.feed`)."""
-    if not await request.app[SYNC].caught_up():
+    if not await request.app[GATE].follower.caught_up():
         log.warning(
             "the gate has not applied the change to %s yet; it will as its follower catches up",
             domain.hostname,

@@ -4,9 +4,9 @@ Started by the gateway (`gateway.gate.workers`) as `python -m gateway.gate.worke
 it reads the gateway's own Settings from descriptor N, a pipe it inherited, to its end, so no
 secret of them (the database password, the admin token) is on its command line or in its
 environment for another local user to read. It binds the internal port beside the gateway
-(SO_REUSEPORT), loads the allowlist from the database and follows it as the gateway's own watcher
-does. No API, no DNS: a few modules and the allowlist, so its memory is the allowlist's. It stops
-on SIGTERM, and when its parent goes away.
+(SO_REUSEPORT), loads the allowlist from the database and follows it through the same
+`gate_context` as the gateway. No API, no DNS: a few modules and the allowlist, so its memory is
+the allowlist's. It stops on SIGTERM, and when its parent goes away.
 """
 
 from __future__ import annotations
@@ -25,10 +25,7 @@ from domaingate.logs import configure_logging
 from domaingate.settings import Settings
 from domaingate.settings_json import settings_from_json
 from gateway.caps import connection_caps
-from gateway.gate.allowlist import Allowlist
-from gateway.gate.listener import GateListener
-from gateway.gate.routes import GateRoutes
-from gateway.gate.watcher import sync_for
+from gateway.gate.context import gate_context
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -54,32 +51,26 @@ async def run(settings: Settings, parent: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    allowlist, metrics = Allowlist(), Metrics()
-    # settings.db as the gateway has it: a SQLite file, or a PostgreSQL URL to follow.
-    sync = sync_for(settings.db, allowlist, settings.upstream, on_error=metrics.sync_errors.inc)
-    await sync.open()
-    gc.collect()
-    gc.freeze()
-    routes = GateRoutes(allowlist, metrics, sync.count_by_status)
-    shedder = metrics.shedder("internal", connection_caps(settings).internal)
-    listener = GateListener(routes.table(), routes.refusals(), shedder=shedder)
-    tasks = [
-        asyncio.create_task(sync.run(), name="allowlist-sync"),
-        asyncio.create_task(_orphaned(parent), name="parent-watch"),
-        asyncio.create_task(stop.wait(), name="stop"),
-    ]
-    try:
-        listen = settings.internal_listen
-        await listener.start(listen.host, listen.port, reuse_port=True)
-        log.info("gate worker %d ready: %d hostnames", os.getpid(), len(allowlist))
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        await listener.close()
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await sync.close()
+    metrics = Metrics()
+    async with gate_context(settings, metrics) as gate:
+        gc.collect()
+        gc.freeze()
+        listener = gate.listener(connection_caps(settings).internal)
+        tasks = [
+            asyncio.create_task(_orphaned(parent), name="parent-watch"),
+            asyncio.create_task(stop.wait(), name="stop"),
+        ]
+        try:
+            listen = settings.internal_listen
+            await listener.start(listen.host, listen.port, reuse_port=True)
+            log.info("gate worker %d ready: %d hostnames", os.getpid(), len(gate.allowlist))
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await listener.close()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 def main(argv: list[str]) -> int:

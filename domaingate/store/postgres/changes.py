@@ -18,8 +18,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from domaingate.store.allowlist import OWNERS, AppOwner, GateRow, LoadRow
-from domaingate.store.apps import GATE_SELECT
+from domaingate.store.abc import AppOwner, GateRow, LoadRow
+from domaingate.store.apps import GATE_SELECT, OWNERS
 
 CHANNEL = "domaingate_domains"
 _LOAD_CHUNK = 20_000
@@ -48,8 +48,8 @@ async def load(
     take_chunk: Callable[[list[LoadRow]], object],
 ) -> ChangeCursor:
     """Hand every app with its owner to `take_apps`, then every domain in `statuses`, a chunk
-    at a time, to `take_chunk` (the shapes `domaingate.store.allowlist.load_allowed` gives on
-    SQLite); all in one snapshot together with the cursor to follow changes from."""
+    at a time, to `take_chunk` (`ChangeFeed.load`); all in one snapshot together with the
+    cursor to follow changes from."""
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         in_flight = await _snapshot(conn)

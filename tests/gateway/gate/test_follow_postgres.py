@@ -19,8 +19,9 @@ import pytest
 
 from domaingate.store.apps import GATE_SELECT
 from domaingate.store.postgres import changes
+from domaingate.store.postgres.feed import PostgresFeed
 from gateway.gate.allowlist import Allowlist, Loading
-from gateway.gate.follow import PostgresAllowlistSync
+from gateway.gate.follow import Follower
 from tests.conftest import sql
 
 pytestmark = pytest.mark.postgres
@@ -56,6 +57,11 @@ async def until(check: Callable[[], bool], timeout: float) -> float:
     return time.monotonic() - started
 
 
+def feed_of(sync: Follower) -> PostgresFeed:
+    assert isinstance(sync.feed, PostgresFeed)
+    return sync.feed
+
+
 @contextlib.asynccontextmanager
 async def following(
     db: str,
@@ -63,10 +69,9 @@ async def following(
     *,
     safety_interval: float,
     on_error: Callable[[], object] | None = None,
-) -> AsyncIterator[PostgresAllowlistSync]:
-    sync = PostgresAllowlistSync(
-        db, allowlist, upstream, safety_interval=safety_interval, on_error=on_error
-    )
+) -> AsyncIterator[Follower]:
+    feed = PostgresFeed(db, safety_interval=safety_interval)
+    sync = Follower(feed, allowlist, upstream, on_error=on_error)
     await sync.open()
     task = asyncio.create_task(sync.run())
     try:
@@ -89,14 +94,14 @@ async def test_loads_what_is_allowed_and_is_woken_by_a_commit(db: str) -> None:
         sql(db, INSERT.replace("%s", "?"), ("new.acme.com", "verified"))
         took = await until(lambda: "new.acme.com" in allowlist, timeout=2)
         assert took < 1.0
-        assert sync.wakeups >= 1
+        assert feed_of(sync).wakeups >= 1
         sql(db, "UPDATE domains SET status = 'removed' WHERE hostname = 'old.acme.com'")
         await until(lambda: "old.acme.com" not in allowlist, timeout=2)
 
 
 async def test_a_change_committed_out_of_sequence_order_is_not_skipped(db: str) -> None:
     allowlist = Allowlist()
-    sync = PostgresAllowlistSync(db, allowlist, upstream, safety_interval=3600)
+    sync = Follower(PostgresFeed(db, safety_interval=3600), allowlist, upstream)
     await sync.open()
     try:
         async with (
@@ -167,14 +172,15 @@ async def test_changes_made_while_the_listener_was_down_are_read_on_reconnect(db
 async def test_a_wakeup_that_never_comes_is_covered_by_the_slow_poll(db: str) -> None:
     allowlist = Allowlist()
     async with following(db, allowlist, safety_interval=0.5) as sync:
-        assert sync._conn is not None
+        listening = feed_of(sync)._conn
+        assert listening is not None
         # The follower stops hearing notifications (as if one were lost on the way).
-        await sync._conn.execute("UNLISTEN *")
-        wakeups = sync.wakeups
+        await listening.execute("UNLISTEN *")
+        wakeups = feed_of(sync).wakeups
         sql(db, INSERT.replace("%s", "?"), ("quiet.acme.com", "active"))
         took = await until(lambda: "quiet.acme.com" in allowlist, timeout=3)
         assert took < 1.5
-        assert sync.wakeups == wakeups
+        assert feed_of(sync).wakeups == wakeups
 
 
 async def test_an_apps_new_upstream_reaches_the_gate_by_notification(db: str) -> None:

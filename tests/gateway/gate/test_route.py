@@ -8,8 +8,7 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from gateway.gate.allowlist import Allowlist
-from gateway.gate.follow import PostgresAllowlistSync
-from gateway.gate.watcher import AllowlistSync, sync_for
+from gateway.gate.follow import Follower
 from gateway.keys import SETTINGS
 from tests.conftest import (
     Api,
@@ -168,7 +167,7 @@ async def test_a_domain_on_an_app_not_its_tenants_is_never_routed(
         assert response.status == 403
     # A restart loads the same view.
     loaded = Allowlist()
-    sync = sync_for(api.db_target, loaded, api.app[SETTINGS].upstream)
+    sync = Follower.of(api.db_target, loaded, api.app[SETTINGS].upstream)
     await sync.open()
     try:
         assert loaded.loaded
@@ -197,9 +196,7 @@ async def test_delete_holds_at_once_even_with_the_watcher_stopped(
     async def blind_poll(self: object) -> int:
         return 0
 
-    # Either backend's watcher.
-    monkeypatch.setattr(AllowlistSync, "poll", blind_poll)
-    monkeypatch.setattr(PostgresAllowlistSync, "poll", blind_poll)
+    monkeypatch.setattr(Follower, "poll", blind_poll)
     api = await api_factory()
     internal: Client = await gate_client(aiohttp_client, api.app)
     token = await api.tenant("acme")

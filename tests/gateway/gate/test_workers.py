@@ -159,15 +159,22 @@ async def test_every_worker_follows_the_database(running: Gateway) -> None:
 
 
 async def test_a_killed_worker_is_restarted_and_no_answer_is_wrong(running: Gateway) -> None:
+    """Only connections the killed worker held, or that the kernel had queued on its socket
+    before the socket closed, are lost: the socket stays in the port's group while the dying
+    process's memory is freed, so a client that retries at once may lose a second one. Once
+    the gateway has seen the worker exit (its socket is closed by then), none is lost, and no
+    answer is ever wrong."""
     answers: Counter[str] = Counter()
     stop = asyncio.Event()
+    reaped = asyncio.Event()
 
     async def client() -> None:
         while not stop.is_set():
+            after_exit = reaped.is_set()
             try:
                 status = await ask(running.port, "x.example.org")
             except OSError:
-                answers["connection error"] += 1
+                answers["connection error after the exit" if after_exit else "lost"] += 1
                 continue
             answers["right" if status == 403 else f"wrong {status}"] += 1
 
@@ -177,6 +184,12 @@ async def test_a_killed_worker_is_restarted_and_no_answer_is_wrong(running: Gate
     os.kill(victim, signal.SIGKILL)
     before = running.ready_lines()
 
+    async def exited() -> bool:
+        return "exited with -9; restarting" in running.log.read_text()
+
+    await await_until(exited, timeout=30, interval=0.01)
+    reaped.set()
+
     async def restarted() -> bool:
         workers = running.workers()
         return running.ready_lines() > before and len(workers) == 2 and victim not in workers
@@ -185,11 +198,9 @@ async def test_a_killed_worker_is_restarted_and_no_answer_is_wrong(running: Gate
     await asyncio.sleep(0.5)
     stop.set()
     await asyncio.gather(*clients)
-    # Only the asks the dead worker had accepted can be lost: one per client at most.
-    assert answers["right"] > 0 and answers["connection error"] <= len(clients), answers
-    assert set(answers) <= {"right", "connection error"}, answers
+    assert answers["right"] > 0, answers
+    assert set(answers) <= {"right", "lost"}, answers
     assert running.process.poll() is None
-    assert "exited with -9; restarting" in running.log.read_text()
 
 
 async def test_workers_stop_with_the_gateway(running: Gateway) -> None:
