@@ -2,6 +2,6 @@
 
 import sys
 
-from domaingate.cli import main
+from domaingate.cli.main import main
 
 sys.exit(main())

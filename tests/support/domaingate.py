@@ -301,7 +301,7 @@ def main(argv: list[str]) -> int:
     successor takes it over at once because the holder's process is gone (reconciler.lease), as
     in production. Everything else (the command, settings, signals, jobs) is the real thing.
     """
-    from domaingate import cli
+    from domaingate.cli import main as cli
     from reconciler import daemon
 
     tuning = daemon.Tuning(webhook_interval=float(argv[0]))
