@@ -104,7 +104,7 @@ def cached(work: Path, n: int) -> tuple[Path, float | None]:
 
 
 def scan(storage: Path, rescans: int) -> dict[str, Any]:
-    from reconciler.certs import CertScanner
+    from reconciler.certificates.storage import CertScanner
 
     scanner = CertScanner(storage)
     started = time.perf_counter()

@@ -41,8 +41,8 @@ class Domain:
     cert_expires_at: float | None
     cert_issuer: str | None
     removed_at: float | None
-    # When the certificate's renewal becomes overdue (domaingate.renewal); last, with a default,
-    # so values built in code without it stay valid.
+    # When the certificate's renewal becomes overdue (domaingate.lifecycle.renewal); last, with
+    # a default, so values built in code without it stay valid.
     cert_renewal_due_at: float | None = None
 
     def __post_init__(self) -> None:

@@ -80,7 +80,7 @@ class Settings:
     require_txt: bool = False
     caddy_storage: Path = Path("/var/lib/caddy/.local/share/caddy")
     allowed_cas: tuple[str, ...] = ("letsencrypt.org",)
-    # Unset: each certificate's own renewal window decides (domaingate.renewal).
+    # Unset: each certificate's own renewal window decides (domaingate.lifecycle.renewal).
     expiring_days: float | None = None
     admin_token: str | None = None
     max_domains_per_tenant: int = 10

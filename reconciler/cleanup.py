@@ -25,7 +25,7 @@ from pathlib import Path
 from domaingate.store import certificates as store
 from domaingate.store.abc import Database
 from domaingate.times import Clock
-from reconciler.certs import certificates_dir, issuer_dirs
+from reconciler.certificates.storage import certificates_dir, issuer_dirs
 
 log = logging.getLogger(__name__)
 

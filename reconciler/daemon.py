@@ -2,7 +2,7 @@
 
 Jobs: the lease (renewed every third of its ttl), due DNS checks (polled every second or the
 shortest check interval, whichever is smaller; `reconciler.schedule`), the certificate job
-(`CERT_SCAN_INTERVAL`; `reconciler.certjob`), removal clean-up (with the purge of removals past
+(`CERT_SCAN_INTERVAL`; `reconciler.certificates`), removal clean-up (with the purge of removals past
 `REMOVED_RETENTION`), and webhook delivery, which runs whenever `WEBHOOK_URL` is set. Each job's
 work lives in its own module; this one schedules them.
 Every job but the lease does nothing unless this process holds the lease. The metrics listener
@@ -38,7 +38,8 @@ from domaingate.store.retention import purge_removed
 from domaingate.store.runs import RECORD_EVERY, RunRecorder, short_error
 from domaingate.store.targets import described
 from domaingate.times import Clock
-from reconciler.certjob import CertJob
+from reconciler.certificates.job import CertJob
+from reconciler.certificates.scope import FULL_EVERY
 from reconciler.cleanup import clean_removed
 from reconciler.lease import Lease
 from reconciler.metrics import (
@@ -49,7 +50,6 @@ from reconciler.metrics import (
     start_listener,
 )
 from reconciler.schedule import Checker, DnsSchedule
-from reconciler.scope import FULL_EVERY
 from reconciler.webhooks import Backoff, WebhookSender
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Tuning:
     webhook_backoff: Backoff = field(default_factory=Backoff)
     # How long running jobs and DNS checks may take to write their results at shutdown.
     shutdown_grace: float = 10.0
-    # Between full certificate plans, scans plan only what changed (reconciler.scope).
+    # Between full certificate plans, scans plan only what changed (reconciler.certificates.scope).
     cert_full_every: float = FULL_EVERY
 
     def __post_init__(self) -> None:

@@ -1,13 +1,14 @@
 """The certificate half of the lifecycle: stored certificates and the clock in, typed changes out.
 
-No I/O: the reconciler's certificate job (`reconciler.certjob`) scans, plans here, then applies.
+No I/O: the reconciler's certificate job (`reconciler.certificates.job`) scans, plans here,
+then applies.
 
 For each live domain the plan compares what the store says (status, cert_expires_at, cert_issuer,
 cert_renewal_due_at) with the certificate Caddy holds for the name, and yields one `CertChange` when
 they differ:
 
 - verified → active: a certificate that is valid now is stored;
-- active → expiring: its renewal is overdue (`domaingate.renewal`), or it has ended;
+- active → expiring: its renewal is overdue (`domaingate.lifecycle.renewal`), or it has ended;
 - expiring → active: a renewed certificate whose renewal is not due yet;
 - active/expiring → verified: no certificate is stored any more.
 
@@ -25,10 +26,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from domaingate.certificates import CertFact
 from domaingate.lifecycle.moves import Move
+from domaingate.lifecycle.renewal import CertFact, renewal_due_at
 from domaingate.models import Domain
-from domaingate.renewal import renewal_due_at
 from domaingate.states import ALLOWED, Status
 
 

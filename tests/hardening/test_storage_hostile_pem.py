@@ -19,7 +19,7 @@ from types import FrameType
 
 import pytest
 
-from reconciler.certs import MAX_FILE_OCTETS, CertError, parse_leaf
+from reconciler.certificates.storage import MAX_FILE_OCTETS, CertError, parse_leaf
 
 BEGIN = b"-----BEGIN CERTIFICATE-----"
 END = b"-----END CERTIFICATE-----"

@@ -101,7 +101,7 @@ async def test_only_due_domains_are_checked_and_the_outcome_written(
 
 
 def test_expectation_follows_the_domain_and_settings() -> None:
-    from tests.domaingate.test_lifecycle import domain
+    from tests.domaingate.lifecycle.test_planners import domain
 
     settings = load_settings(
         env={}, platform_zone="apps.example.net", edge_ipv4=("192.0.2.1",), txt_prefix="_dg"

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from reconciler.certs import CertError, CertIncomplete, parse_leaf
-from reconciler.pem import first_certificate
+from reconciler.certificates.pem import first_certificate
+from reconciler.certificates.storage import CertError, CertIncomplete, parse_leaf
 
-from .conftest import DAY, make_issuer, make_leaf_pem
+from ..conftest import DAY, make_issuer, make_leaf_pem
 
 FAST = settings(max_examples=400, deadline=None, database=None)
 # The reference: right, but quadratic in the number of BEGIN lines without an END.

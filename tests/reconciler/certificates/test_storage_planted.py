@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from domaingate.certificates import CertFact
+from domaingate.lifecycle.renewal import CertFact
 from domaingate.models import Tenant
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
-from reconciler import certs, cleanup
-from reconciler.certs import MAX_FILE_OCTETS, CertScanner, StoredCerts
+from reconciler import cleanup
+from reconciler.certificates import storage as certs
+from reconciler.certificates.storage import MAX_FILE_OCTETS, CertScanner, StoredCerts
 from reconciler.cleanup import clean_removed
 
-from .conftest import DAY, Issuer, attach, make_issuer, make_leaf_pem, store_cert
+from ..conftest import DAY, Issuer, attach, make_issuer, make_leaf_pem, store_cert
 
 LOCAL = "local"
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC).timestamp()

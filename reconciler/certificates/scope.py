@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from domaingate.certificates import CertFact
+from domaingate.lifecycle.renewal import CertFact
 
 FULL_EVERY = 3600.0
 

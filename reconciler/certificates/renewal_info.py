@@ -7,7 +7,7 @@ certificate holds the ACME Renewal Information (ARI) the CA last gave for it:
         "suggestedWindow": {"start": RFC 3339, "end": RFC 3339},
         "_uniqueIdentifier": "<AKI>.<serial>", "_retryAfter": ..., "_selectedTime": ...}}}
 
-Only the suggested window counts (`domaingate.renewal`); `_uniqueIdentifier` says which
+Only the suggested window counts (`domaingate.lifecycle.renewal`); `_uniqueIdentifier` says which
 certificate the window belongs to, so a `.json` not yet rewritten after a renewal (the `.crt` and
 the `.json` are stored one after the other) is not taken for the new certificate's.
 
@@ -25,7 +25,7 @@ from datetime import datetime
 
 from cryptography import x509
 
-from domaingate.certificates import RenewalWindow
+from domaingate.lifecycle.renewal import RenewalWindow
 
 
 class MetadataError(ValueError):

@@ -16,14 +16,14 @@ from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import events
 from domaingate.store.abc import Database
-from reconciler.apply import apply_cert_changes
-from reconciler.certjob import ScanScope
-from reconciler.certs import CertScanner
+from reconciler.certificates.apply import apply_cert_changes
+from reconciler.certificates.job import ScanScope
+from reconciler.certificates.storage import CertScanner
 from reconciler.cleanup import clean_removed
 from reconciler.daemon import Reconciler
 from tests.conftest import sample
 
-from .conftest import (
+from ..conftest import (
     DAY,
     FakeClock,
     Issuer,
@@ -107,7 +107,7 @@ async def test_scan_moves_states_and_records_certificates(
     put(LE, "wildcard_", 60, san="*.acme.test")
 
     reconciler = Reconciler(settings, db, clock=clock)
-    with caplog.at_level(logging.WARNING, logger="reconciler.certs"):
+    with caplog.at_level(logging.WARNING, logger="reconciler.certificates.storage"):
         await reconciler.scan_certs()
     assert reconciler.certs.scanner.parsed == 11
 
@@ -149,7 +149,7 @@ async def test_scan_moves_states_and_records_certificates(
 
     # Nothing changed on disk: nothing is parsed, and nothing is written.
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="reconciler.certs"):
+    with caplog.at_level(logging.WARNING, logger="reconciler.certificates.storage"):
         assert await reconciler.scan_certs() == 0
     assert reconciler.certs.scanner.parsed == 11
     assert caplog.records == []
@@ -286,7 +286,7 @@ async def test_a_scan_that_finds_most_certificates_gone_demotes_nobody(
     for name in names:
         await attach(db, tenant, name, clock, status=Status.ACTIVE)
     reconciler = Reconciler(settings, db, clock=clock)
-    with caplog.at_level(logging.ERROR, logger="reconciler.certjob"):
+    with caplog.at_level(logging.ERROR, logger="reconciler.certificates.job"):
         assert await reconciler.scan_certs() == 0
     assert "demoting none of them (is CADDY_STORAGE right, and mounted?)" in caplog.text
     assert {(await domain_store.get(db, n, None)).status for n in names} == {Status.ACTIVE}

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from domaingate.certificates import CertFact
 from domaingate.dns.findings import CheckReport, Code, Finding
 from domaingate.lifecycle.certificates import (
     MASS_LOSS_MIN,
@@ -24,6 +23,7 @@ from domaingate.lifecycle.certificates import (
 )
 from domaingate.lifecycle.dns import Policy, plan_check
 from domaingate.lifecycle.moves import Move
+from domaingate.lifecycle.renewal import CertFact
 from domaingate.models import Domain
 from domaingate.states import TRANSITIONS, IllegalTransition, Status
 from tests.conftest import T0

@@ -1,4 +1,4 @@
-"""The renewal window by each certificate's own clock (`domaingate.renewal`), and what the
+"""The renewal window by each certificate's own clock (`domaingate.lifecycle.renewal`), and what the
 certificate planner makes of it: 6-, 45- and 90-day certificates at several ages, ACME Renewal
 Information windows, and the EXPIRING_DAYS override. Pure: no I/O."""
 
@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from domaingate.certificates import CertFact, RenewalWindow
 from domaingate.lifecycle.certificates import plan_certs
-from domaingate.renewal import renewal_due_at
+from domaingate.lifecycle.renewal import CertFact, RenewalWindow, renewal_due_at
 from domaingate.states import Status
 from tests.conftest import T0
-from tests.domaingate.test_lifecycle import domain
+from tests.domaingate.lifecycle.test_planners import domain
 
 NOW = T0
 DAY = 86400.0

@@ -2,7 +2,7 @@
 
 Caddy keeps a certificate at `{root}/certificates/{issuer-key}/{name}/{name}.crt`, the leaf first
 and the chain after it, and its metadata beside it in `{name}.json`, where Caddy 2.8+ keeps the
-renewal window the CA suggests (`reconciler.renewal_info`). The scan reads every issuer directory,
+renewal window the CA suggests (`renewal_info`). The scan reads every issuer directory,
 keeps the certificate that ends latest for each name, and parses a file again only when its
 (mtime_ns, size) changed, so a `.json` rewritten alone (an ARI refresh) is seen too; it reads no
 other file (Caddy 2.9+ writes through temporary files beside these). A `.crt` that does not hold a
@@ -38,10 +38,15 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from domaingate.certificates import CertFact, RenewalWindow
-from reconciler.pem import BEGIN as PEM_BEGIN
-from reconciler.pem import first_certificate
-from reconciler.renewal_info import MetadataError, RenewalInfo, ari_cert_id, parse_renewal_info
+from domaingate.lifecycle.renewal import CertFact, RenewalWindow
+from reconciler.certificates.pem import BEGIN as PEM_BEGIN
+from reconciler.certificates.pem import first_certificate
+from reconciler.certificates.renewal_info import (
+    MetadataError,
+    RenewalInfo,
+    ari_cert_id,
+    parse_renewal_info,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,8 @@
 """The certificate job: scan Caddy's storage, plan every affected domain, guard, apply.
 
-One run reads the storage (`reconciler.certs`), plans with `domaingate.lifecycle.plan_certs`
-either every live domain or only those whose plan can have changed since the last scan
-(`reconciler.scope`), holds back the demotions of a mass loss (`lifecycle.mass_loss`), and writes
-what is left (`reconciler.apply`).
+One run reads the storage (`storage`), plans with `domaingate.lifecycle.certificates.plan_certs`
+either every live domain or only those whose plan can have changed since the last scan (`scope`),
+holds back the demotions of a mass loss (`mass_loss`), and writes what is left (`apply`).
 """
 
 from __future__ import annotations
@@ -19,9 +18,14 @@ from domaingate.models import Domain
 from domaingate.store import certificates as store
 from domaingate.store.abc import Database
 from domaingate.times import Clock
-from reconciler.apply import apply_cert_changes
-from reconciler.certs import CertScanner, StorageUnreadable, StoredCerts, certificates_dir
-from reconciler.scope import FULL_EVERY, CertScope
+from reconciler.certificates.apply import apply_cert_changes
+from reconciler.certificates.scope import FULL_EVERY, CertScope
+from reconciler.certificates.storage import (
+    CertScanner,
+    StorageUnreadable,
+    StoredCerts,
+    certificates_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +111,7 @@ class CertJob:
 
     async def _plan_changed(self, found: StoredCerts, now: float) -> tuple[int, list[CertChange]]:
         """(active and expiring domains, changes) over the domains whose plan can have changed
-        since the last scan (reconciler.scope)."""
+        since the last scan (reconciler.certificates.scope)."""
         affected: dict[int, Domain] = {}
         for domains in (
             await store.live_named(self.db, self.scope.changed_names(found.certs, found.unknown)),

@@ -25,12 +25,12 @@ from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
 from domaingate.store.migrations import migrations
 from domaingate.wire import domain_json
-from reconciler.certjob import ScanScope
+from reconciler.certificates.job import ScanScope
+from reconciler.certificates.renewal_info import ari_cert_id
 from reconciler.daemon import Reconciler
-from reconciler.renewal_info import ari_cert_id
 from tests.conftest import sample, sql
 
-from .conftest import DAY, FakeClock, Issuer, attach, make_issuer, make_leaf_pem, store_cert
+from ..conftest import DAY, FakeClock, Issuer, attach, make_issuer, make_leaf_pem, store_cert
 
 LE = "acme-v02.api.letsencrypt.org-directory"
 HOUR = 3600.0
@@ -228,7 +228,7 @@ async def test_a_corrupt_or_missing_json_changes_nothing_and_is_counted_once(
     rewrite(files.json_path("corrupt.acme.test"), b'{"sans": ["corrupt.acme.test"], "issuer_da\x00')
     files.json_path("missing.acme.test").unlink()
     reconciler = Reconciler(settings, db, clock=clock)
-    with caplog.at_level(logging.WARNING, logger="reconciler.certs"):
+    with caplog.at_level(logging.WARNING, logger="reconciler.certificates.storage"):
         for _ in range(3):
             await reconciler.scan_certs()
     # The lifetime alone decides: 10 of 90 days left is overdue, 80 is not.
@@ -295,7 +295,7 @@ async def test_a_json_that_cannot_be_stat_ed_keeps_the_window_and_is_logged_once
     path = files.json_path(name)
     path.unlink()
     path.symlink_to(path.name)
-    with caplog.at_level(logging.INFO, logger="reconciler.certs"):
+    with caplog.at_level(logging.INFO, logger="reconciler.certificates.storage"):
         for _ in range(3):
             assert await reconciler.scan_certs() == 0
         assert await status_of(db, name) is Status.EXPIRING

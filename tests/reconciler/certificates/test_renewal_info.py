@@ -1,4 +1,5 @@
-"""Reading what Caddy keeps beside a certificate (`reconciler.renewal_info`): the ARI window in
+"""Reading what Caddy keeps beside a certificate (`reconciler.certificates.renewal_info`): the
+ARI window in
 `{name}.json` as Caddy writes it, the files that cannot be used, and the ARI identifier that ties a
 window to its certificate. Pure: no files."""
 
@@ -11,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from reconciler.renewal_info import MetadataError, ari_cert_id, parse_renewal_info
+from reconciler.certificates.renewal_info import MetadataError, ari_cert_id, parse_renewal_info
 
 
 def test_the_ari_identifier_is_the_one_in_the_ari_specification() -> None:
