@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 
 from domaingate.errors import InvalidApp, InvalidRequest
-from domaingate.hostnames import LDH_LABEL
+from domaingate.hostnames import LDH_LABEL, NAME_LABEL
 
 # An app name becomes a DNS label of the CNAME target `{app}.{PLATFORM_ZONE}`.
 _APP = re.compile(LDH_LABEL)
-_HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_HOST_LABEL = re.compile(NAME_LABEL)
 MAX_UPSTREAM = 261  # a 253-octet name, ':' and a five-digit port
 
 

@@ -38,6 +38,10 @@ _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp
 # rule, which settings (zones), the API (app names) and its OpenAPI document also use.
 LDH_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _LDH_LABEL = re.compile(LDH_LABEL)
+# A label of a name that is no hostname a tenant attaches: underscores allowed, as in record
+# names (`_domaingate`) and internal service hosts. Settings (the TXT prefix) and app upstreams
+# use it.
+NAME_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 # A final label that is a number makes the whole name an IPv4 literal to URL parsers (WHATWG):
 # 127.1, 0x7f.1, 2130706433. No top-level domain looks like that.
 _NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)")
@@ -175,6 +179,8 @@ def classify(name: str) -> Hostname:
 
 
 def is_reserved(name: str, suffixes: Iterable[str]) -> bool:
+    """`name` is one of `suffixes` or under one: the platform zone and RESERVED, which no tenant
+    may attach and whose certificates clean-up never deletes (they are the operator's)."""
     return any(name == zone or name.endswith("." + zone) for zone in suffixes)
 
 

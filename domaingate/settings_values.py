@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from domaingate.hostnames import LDH_LABEL
+from domaingate.hostnames import LDH_LABEL, NAME_LABEL
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,7 @@ def as_count(value: Any) -> int:
 
 
 _ZONE_LABEL = re.compile(LDH_LABEL)
-_PREFIX_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_PREFIX_LABEL = re.compile(NAME_LABEL)
 
 
 def as_zone(value: Any) -> str:

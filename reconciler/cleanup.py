@@ -22,6 +22,7 @@ import stat as stat_mode
 from dataclasses import dataclass
 from pathlib import Path
 
+from domaingate import hostnames
 from domaingate.store import certificates as store
 from domaingate.store.abc import Database
 from domaingate.times import Clock
@@ -104,11 +105,6 @@ def _delete_in(issuer_fd: int, hostname: str, shown: Path) -> int:
     return 1
 
 
-def never_deleted(hostname: str, reserved_zones: tuple[str, ...]) -> bool:
-    """A name in the platform zone or a reserved suffix: its certificates are the operator's."""
-    return any(hostname == zone or hostname.endswith(f".{zone}") for zone in reserved_zones)
-
-
 async def clean_removed(
     db: Database, storage: Path, clock: Clock, *, reserved_zones: tuple[str, ...] = ()
 ) -> CleanupResult:
@@ -119,7 +115,9 @@ async def clean_removed(
     for domain in await store.uncleaned_removals(db):
         try:
             async with db.write() as conn:
-                if domain.verified_at is None or never_deleted(domain.hostname, reserved_zones):
+                if domain.verified_at is None or hostnames.is_reserved(
+                    domain.hostname, reserved_zones
+                ):
                     result.kept_unproven += 1
                 elif await store.hostname_is_held(conn, domain.hostname):
                     # Marked cleaned all the same, not left to retry: the holder is proven, so its

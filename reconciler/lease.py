@@ -17,12 +17,11 @@ import uuid
 
 from domaingate.store import leases as store
 from domaingate.store.abc import Database
+from domaingate.store.leases import RECONCILER_LEASE
 from domaingate.store.runs import short_error
 from domaingate.times import Clock
 
 log = logging.getLogger(__name__)
-
-LEASE_NAME = "reconciler"
 
 
 def _pid_namespace() -> str:
@@ -66,7 +65,7 @@ class Lease:
         *,
         ttl: float = 30.0,
         holder: str | None = None,
-        name: str = LEASE_NAME,
+        name: str = RECONCILER_LEASE,
     ) -> None:
         if not ttl > 0:
             raise ValueError("the lease ttl must be positive")

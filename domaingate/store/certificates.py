@@ -7,13 +7,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from domaingate.models import Domain
-from domaingate.states import ALLOWED
 from domaingate.store import in_lists, rows
 from domaingate.store.abc import Connection, Database
 from domaingate.store.rows import DOMAIN_SELECT
+from domaingate.store.statuses import CERTIFIED, HELD
 
 # Literals from the one set of statuses the gate allows, never from input.
-_ALLOWED = ", ".join(f"'{status.value}'" for status in sorted(ALLOWED))
 
 
 async def live_domains(db: Database) -> list[Domain]:
@@ -77,9 +76,7 @@ async def active_due_by(db: Database, until: float) -> list[Domain]:
 
 async def count_certified(db: Database) -> int:
     """Active and expiring domains: what the certificate scan's mass-loss guard compares with."""
-    return await db.read_number(
-        "SELECT count(*) FROM domains WHERE status IN ('active', 'expiring')"
-    )
+    return await db.read_number(f"SELECT count(*) FROM domains WHERE status IN {CERTIFIED}")
 
 
 async def set_certs(
@@ -116,7 +113,7 @@ async def hostname_is_held(conn: Connection, hostname: str) -> bool:
     claim whose certificate the one directory per name in Caddy's storage may be. A pending or
     failed claim, of any tenant, needs none."""
     async with conn.execute(
-        f"SELECT 1 FROM domains WHERE hostname = ? AND status IN ({_ALLOWED}) LIMIT 1",
+        f"SELECT 1 FROM domains WHERE hostname = ? AND status IN {HELD} LIMIT 1",
         (hostname,),
     ) as cursor:
         return await cursor.fetchone() is not None

@@ -20,6 +20,7 @@ from domaingate.store import apps, events, holders, limits, moves, rows
 from domaingate.store.abc import Connection, Database, Reader
 from domaingate.store.errors import StoreConflict
 from domaingate.store.rows import DOMAIN_SELECT
+from domaingate.store.statuses import HELD
 from domaingate.times import Clock
 
 
@@ -128,7 +129,7 @@ async def get(db: Database, hostname: str, tenant_id: int | None) -> Domain:
     if tenant_id is not None:
         sql += " AND d.tenant_id = ?"
         params += (tenant_id,)
-    sql += " ORDER BY d.status IN ('verified', 'active', 'expiring') DESC, d.id LIMIT 1"
+    sql += f" ORDER BY d.status IN {HELD} DESC, d.id LIMIT 1"
     async with db.reader.execute(sql, params) as cursor:
         row = await cursor.fetchone()
     if row is None:

@@ -18,8 +18,7 @@ from domaingate.models import Domain, Tenant
 from domaingate.store import in_lists, moves, rows
 from domaingate.store.abc import Connection
 from domaingate.store.rows import DOMAIN_SELECT
-
-_HELD = "('verified', 'active', 'expiring')"
+from domaingate.store.statuses import HELD, UNPROVEN
 
 
 async def check_claimable(conn: Connection, tenant: Tenant, hostname: str, now: float) -> None:
@@ -45,7 +44,7 @@ async def holders(conn: Connection, hostnames: Iterable[str]) -> dict[str, Holde
     for chunk in in_lists.chunks(hostnames):
         async with conn.execute(
             "SELECT hostname, id, tenant_id, status, removed_at FROM domains"
-            f" WHERE hostname IN ({in_lists.marks(chunk)}) AND (status IN {_HELD}"
+            f" WHERE hostname IN ({in_lists.marks(chunk)}) AND (status IN {HELD}"
             " OR (status = 'removed' AND verified_at IS NOT NULL))",
             chunk,
         ) as cursor:
@@ -77,7 +76,7 @@ async def fail_rivals(conn: Connection, winners: Sequence[CheckOutcome]) -> None
     for chunk in in_lists.chunks(winner.domain.hostname for winner in winners):
         async with conn.execute(
             f"{DOMAIN_SELECT} WHERE d.hostname IN ({in_lists.marks(chunk)})"
-            " AND d.status IN ('pending', 'failed') ORDER BY d.id",
+            f" AND d.status IN {UNPROVEN} ORDER BY d.id",
             chunk,
         ) as cursor:
             async for row in cursor:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from domaingate.store.abc import Database
 
+# The reconciler's lease: one reconciler of a fleet works at a time (`reconciler.lease`), and
+# the operator's status page shows who holds it (`domaingate.store.overview`).
+RECONCILER_LEASE = "reconciler"
+
 
 async def take_lease(db: Database, name: str, holder: str, now: float, ttl: float) -> float | None:
     """Take or renew lease `name` for `holder`; its expiry if held now, None if someone else has it.

@@ -9,9 +9,7 @@ from dataclasses import dataclass
 
 from domaingate.states import Status
 from domaingate.store.abc import Database
-
-# The reconciler's lease row (reconciler.lease.LEASE_NAME; the core cannot import the process).
-RECONCILER_LEASE = "reconciler"
+from domaingate.store.leases import RECONCILER_LEASE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

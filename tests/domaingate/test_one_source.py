@@ -20,6 +20,9 @@ from domaingate.hostnames import Kind, parse
 from domaingate.instructions import expectation_for, expectation_unattached, instructions
 from domaingate.models import Domain
 from domaingate.settings import SettingsError, load_settings
+from domaingate.states import ALLOWED, Status
+from domaingate.store import statuses
+from domaingate.store.migrations import Dialect, migrations
 from domaingate.store.tenants import check_tenant_name
 from gateway.api.inputs import MAX_BODY
 from gateway.api.openapi import DOCUMENT
@@ -151,3 +154,27 @@ async def test_a_body_over_the_cap_is_refused_with_the_cap(api: Api) -> None:
     assert reply.status == 413
     assert isinstance(reply.body, dict)
     assert reply.body == PayloadTooLarge(MAX_BODY).body()
+
+
+def test_the_sql_status_sets_are_the_states_sets() -> None:
+    assert statuses.HELD == "('verified', 'active', 'expiring')"
+    assert {Status(value) for value in re.findall(r"'(\w+)'", statuses.HELD)} == ALLOWED
+    assert statuses.CERTIFIED == "('active', 'expiring')"
+    assert statuses.UNPROVEN == "('pending', 'failed')"
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_schemas_status_lists_are_the_states(dialect: Dialect) -> None:
+    """The schema's CHECK names every status, and its partial unique index of held claims the
+    gate's allowed statuses: written once in sql/, tied to `states` here."""
+    schema = "\n".join(sql for _, _, sql in migrations(dialect))
+    lists = {
+        frozenset(re.findall(r"'(\w+)'", found))
+        for found in re.findall(r"status IN \(([^)]*)\)", schema)
+    }
+    assert frozenset(status.value for status in Status) in lists
+    assert frozenset(status.value for status in ALLOWED) in lists
+    assert lists <= {
+        frozenset(status.value for status in Status),
+        frozenset(status.value for status in ALLOWED),
+    }
