@@ -146,7 +146,7 @@ CONNECTIONS = web.AppKey("api_connections", ApiConnections)
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Marks the connection busy while the application handles its request (outermost)."""
-    connection = request.app[CONNECTIONS].by_transport.get(
+    connection = request.config_dict[CONNECTIONS].by_transport.get(
         cast(asyncio.BaseTransport, request.transport)
     )
     if connection is None:  # served by another site (aiohttp's test server)

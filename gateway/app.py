@@ -18,7 +18,7 @@ from domaingate.settings import Settings
 from domaingate.store.backends import open_database
 from domaingate.times import Clock
 from gateway import api_site, ui
-from gateway.api import apps, domains, openapi
+from gateway.api import PREFIX, apps, domains, openapi
 from gateway.api import status as api_status
 from gateway.api.auth import auth_middleware
 from gateway.api.errors import error_middleware
@@ -40,6 +40,17 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _gate(app: web.Application) -> AsyncIterator[None]:
     async with app[GATE].running():
         yield
+
+
+def create_api() -> web.Application:
+    """The tenant REST API's routes, as the sub-application the API application mounts at
+    PREFIX."""
+    api = web.Application()
+    domains.setup(api)
+    apps.setup(api)
+    openapi.setup(api)
+    api_status.setup(api)
+    return api
 
 
 def create_app(
@@ -66,10 +77,7 @@ def create_app(
     app[CHECKER] = checker if checker is not None else DnsChecker.from_settings(settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_gate)
-    domains.setup(app)
-    apps.setup(app)
-    openapi.setup(app)
-    api_status.setup(app)
+    app.add_subapp(PREFIX, create_api())
     ui.setup(app)
     return app
 

@@ -20,6 +20,8 @@ def timing_middleware(listener: str) -> Middleware:
             resource = request.match_info.route.resource
             # The route template, never the raw path: hostnames must not become label values.
             name = resource.canonical if resource is not None else "unmatched"
-            request.app[METRICS].latency(listener, name).observe(time.perf_counter() - started)
+            request.config_dict[METRICS].latency(listener, name).observe(
+                time.perf_counter() - started
+            )
 
     return timing

@@ -18,8 +18,6 @@ from gateway.api import inputs
 from gateway.api.auth import PRINCIPAL, Principal
 from gateway.keys import CLOCK, DB
 
-PREFIX = "/api/v1"
-
 
 def app_json(app: App, *, with_tenant: bool) -> dict[str, Any]:
     """`upstream` is the app's own (null: /route names UPSTREAM_TEMPLATE's)."""
@@ -35,11 +33,11 @@ def _platform(request: web.Request) -> Principal:
 
 async def list_apps(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
-    found = await store.list_apps(request.app[DB], principal.tenant_id)
+    found = await store.list_apps(request.config_dict[DB], principal.tenant_id)
     return web.json_response(
         {
             "apps": [app_json(app, with_tenant=principal.tenant is None) for app in found],
-            "now": rfc3339(request.app[CLOCK]()),
+            "now": rfc3339(request.config_dict[CLOCK]()),
         }
     )
 
@@ -53,20 +51,22 @@ async def put_app(request: web.Request) -> web.Response:
         raise InvalidRequest(f"unknown fields: {', '.join(unknown)[:200]}", fields=unknown[:20])
     raw = data.get("upstream")
     upstream = None if raw is None else check_upstream(raw)
-    app, created = await store.put(request.app[DB], tenant, name, upstream, request.app[CLOCK])
+    app, created = await store.put(
+        request.config_dict[DB], tenant, name, upstream, request.config_dict[CLOCK]
+    )
     body = app_json(app, with_tenant=False)
-    body["now"] = rfc3339(request.app[CLOCK]())
+    body["now"] = rfc3339(request.config_dict[CLOCK]())
     return web.json_response(body, status=201 if created else 200)
 
 
 async def delete_app(request: web.Request) -> web.Response:
     tenant = _platform(request).require_tenant()
     name = check_app(request.match_info["app"])
-    await store.remove(request.app[DB], tenant, name)
+    await store.remove(request.config_dict[DB], tenant, name)
     return web.Response(status=204)
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get(f"{PREFIX}/apps", list_apps)
-    app.router.add_put(f"{PREFIX}/apps/{{app}}", put_app)
-    app.router.add_delete(f"{PREFIX}/apps/{{app}}", delete_app)
+    app.router.add_get("/apps", list_apps)
+    app.router.add_put("/apps/{app}", put_app)
+    app.router.add_delete("/apps/{app}", delete_app)

@@ -16,11 +16,12 @@ from aiohttp.typedefs import Handler
 from domaingate.errors import Forbidden, InvalidRequest, TenantNotFound, Unauthorized
 from domaingate.models import Tenant
 from domaingate.store import tenants
+from gateway.api import PREFIX
 from gateway.keys import DB, SETTINGS
 
 TENANT_HEADER = "X-Domaingate-Tenant"
 MAX_TOKEN_LENGTH = 512
-PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+PUBLIC_PATHS = frozenset({f"{PREFIX}/openapi.json"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,8 +71,8 @@ def _named_tenant(request: web.Request) -> str | None:
 
 async def authenticate(request: web.Request) -> Principal:
     token = _bearer(request)
-    settings = request.app[SETTINGS]
-    db = request.app[DB]
+    settings = request.config_dict[SETTINGS]
+    db = request.config_dict[DB]
     admin = settings.admin_token
     # surrogateescape: header bytes that are not UTF-8 arrive as lone surrogates.
     if admin is not None and hmac.compare_digest(

@@ -12,11 +12,9 @@ from domaingate.store import domains as store
 from domaingate.store import events, limits
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
-from gateway.api import inputs
+from gateway.api import PREFIX, inputs
 from gateway.api.auth import PRINCIPAL
 from gateway.keys import CHECKER, CLOCK, DB, GATE, SETTINGS
-
-PREFIX = "/api/v1"
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +24,7 @@ async def _reflect(request: web.Request, domain: Domain) -> None:
     reads the feed past this committed write first. Never the row as this request saw it: a
     change committed meanwhile elsewhere (a detach at another edge, a take-down) would be
     undone at this gate (`gateway.gate.feed`)."""
-    if not await request.app[GATE].follower.caught_up():
+    if not await request.config_dict[GATE].follower.caught_up():
         log.warning(
             "the gate has not applied the change to %s yet; it will as its follower catches up",
             domain.hostname,
@@ -35,14 +33,14 @@ async def _reflect(request: web.Request, domain: Domain) -> None:
 
 async def _lookup(request: web.Request) -> Domain:
     name = inputs.path_hostname(request)
-    return await store.get(request.app[DB], name, request[PRINCIPAL].tenant_id)
+    return await store.get(request.config_dict[DB], name, request[PRINCIPAL].tenant_id)
 
 
 async def attach(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     tenant = principal.require_tenant()
     attach_request = inputs.parse_attach(await inputs.read_json_object(request))
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     host = hostnames.parse(attach_request.domain, settings.reserved_zones)
     policy = store.AttachPolicy(
         require_txt=settings.require_txt,
@@ -51,8 +49,10 @@ async def attach(request: web.Request) -> web.Response:
         first_check_in=settings.pending_fast_interval,
         hourly_attaches=settings.attach_rate_limit,
     )
-    clock = request.app[CLOCK]
-    domain = await store.attach(request.app[DB], tenant, host, attach_request.app, policy, clock)
+    clock = request.config_dict[CLOCK]
+    domain = await store.attach(
+        request.config_dict[DB], tenant, host, attach_request.app, policy, clock
+    )
     body = wire.domain_json(domain, settings, clock())
     return web.json_response(
         body, status=201, headers={"Location": f"{PREFIX}/domains/{domain.hostname}"}
@@ -62,7 +62,7 @@ async def attach(request: web.Request) -> web.Response:
 async def list_domains(request: web.Request) -> web.Response:
     query = inputs.parse_list_query(request.query)
     page = await store.list_page(
-        request.app[DB],
+        request.config_dict[DB],
         tenant_id=request[PRINCIPAL].tenant_id,
         app=query.app,
         status=query.status,
@@ -71,8 +71,8 @@ async def list_domains(request: web.Request) -> web.Response:
     )
     more = len(page) > query.limit
     page = page[: query.limit]
-    settings = request.app[SETTINGS]
-    now = request.app[CLOCK]()
+    settings = request.config_dict[SETTINGS]
+    now = request.config_dict[CLOCK]()
     return web.json_response(
         {
             "domains": [wire.domain_json(domain, settings, now) for domain in page],
@@ -84,16 +84,18 @@ async def list_domains(request: web.Request) -> web.Response:
 
 async def show(request: web.Request) -> web.Response:
     domain = await _lookup(request)
-    return web.json_response(wire.domain_json(domain, request.app[SETTINGS], request.app[CLOCK]()))
+    return web.json_response(
+        wire.domain_json(domain, request.config_dict[SETTINGS], request.config_dict[CLOCK]())
+    )
 
 
 async def verify(request: web.Request) -> web.Response:
     domain = await _lookup(request)
-    db = request.app[DB]
-    clock = request.app[CLOCK]
-    settings = request.app[SETTINGS]
+    db = request.config_dict[DB]
+    clock = request.config_dict[CLOCK]
+    settings = request.config_dict[SETTINGS]
     await limits.consume_verify_allowance(db, domain.tenant_id, domain.hostname, clock)
-    updated, report = await verify_now(db, request.app[CHECKER], settings, domain, clock)
+    updated, report = await verify_now(db, request.config_dict[CHECKER], settings, domain, clock)
     now = clock()
     await _reflect(request, updated)
     return web.json_response(wire.verify_json(updated, report, now))
@@ -101,27 +103,27 @@ async def verify(request: web.Request) -> web.Response:
 
 async def list_events(request: web.Request) -> web.Response:
     domain = await _lookup(request)
-    found = await events.for_domain(request.app[DB], domain.id)
+    found = await events.for_domain(request.config_dict[DB], domain.id)
     return web.json_response(
         {
             "domain": domain.hostname,
             "events": [wire.event_json(event) for event in found],
-            "now": rfc3339(request.app[CLOCK]()),
+            "now": rfc3339(request.config_dict[CLOCK]()),
         }
     )
 
 
 async def detach(request: web.Request) -> web.Response:
     domain = await _lookup(request)
-    removed = await store.remove(request.app[DB], domain, request.app[CLOCK])
+    removed = await store.remove(request.config_dict[DB], domain, request.config_dict[CLOCK])
     await _reflect(request, removed)
     return web.Response(status=204)
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post(f"{PREFIX}/domains", attach)
-    app.router.add_get(f"{PREFIX}/domains", list_domains)
-    app.router.add_get(f"{PREFIX}/domains/{{domain}}", show)
-    app.router.add_delete(f"{PREFIX}/domains/{{domain}}", detach)
-    app.router.add_post(f"{PREFIX}/domains/{{domain}}/verify", verify)
-    app.router.add_get(f"{PREFIX}/domains/{{domain}}/events", list_events)
+    app.router.add_post("/domains", attach)
+    app.router.add_get("/domains", list_domains)
+    app.router.add_get("/domains/{domain}", show)
+    app.router.add_delete("/domains/{domain}", detach)
+    app.router.add_post("/domains/{domain}/verify", verify)
+    app.router.add_get("/domains/{domain}/events", list_events)

@@ -71,7 +71,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # not happen, and saying so lets the client retry. An operating condition, not a bug:
         # one line without a traceback, and a count by cause.
         cause = exc.cause
-        request.app[METRICS].store_errors.labels(cause).inc()
+        request.config_dict[METRICS].store_errors.labels(cause).inc()
         log.warning(
             "database unavailable (%s) while serving %s %s: %s",
             cause,

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from domaingate.store.tenants import TENANT_NAME
+from gateway.api import PREFIX
 from gateway.api.inputs import MAX_LIMIT
 from gateway.api.schemas import APP, LIVE_STATUS, SCHEMAS, ref
 
@@ -106,7 +107,7 @@ DOCUMENT: dict[str, Any] = {
         },
     },
     "paths": {
-        "/api/v1/domains": {
+        PREFIX + "/domains": {
             "post": {
                 "operationId": "attachDomain",
                 "summary": "Attach a domain and get its DNS instructions",
@@ -158,7 +159,7 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
-        "/api/v1/domains/{domain}": {
+        PREFIX + "/domains/{domain}": {
             "get": {
                 "operationId": "getDomain",
                 "parameters": _DOMAIN_OPS,
@@ -170,7 +171,7 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {"204": {"description": "Detached"}, **_errors(400, 404)},
             },
         },
-        "/api/v1/domains/{domain}/verify": {
+        PREFIX + "/domains/{domain}/verify": {
             "post": {
                 "operationId": "verifyDomain",
                 "summary": "Check DNS now",
@@ -181,7 +182,7 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
-        "/api/v1/domains/{domain}/events": {
+        PREFIX + "/domains/{domain}/events": {
             "get": {
                 "operationId": "domainEvents",
                 "parameters": _DOMAIN_OPS,
@@ -191,7 +192,7 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
-        "/api/v1/account": {
+        PREFIX + "/account": {
             "get": {
                 "operationId": "account",
                 "summary": "Who the token is, the quotas, and the tenant's use of them",
@@ -199,7 +200,7 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {"200": _json(ref("Account"), "The caller"), **_errors(400)},
             }
         },
-        "/api/v1/status": {
+        PREFIX + "/status": {
             "get": {
                 "operationId": "status",
                 "summary": "The reconciler's health as the store shows it (admin token only)",
@@ -207,7 +208,7 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {"200": _json(ref("Status"), "Health"), **_admin_errors(400)},
             }
         },
-        "/api/v1/apps": {
+        PREFIX + "/apps": {
             "get": {
                 "operationId": "listApps",
                 "summary": "The tenant's apps (with the admin token and no tenant: every app)",
@@ -215,7 +216,7 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {"200": _json(ref("AppList"), "Apps by name"), **_errors(400)},
             }
         },
-        "/api/v1/apps/{app}": {
+        PREFIX + "/apps/{app}": {
             "put": {
                 "operationId": "putApp",
                 "summary": "Register an app for the tenant, or change its upstream (admin token)",
@@ -237,7 +238,7 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {"204": {"description": "Removed"}, **_admin_errors(400, 404, 409)},
             },
         },
-        "/api/v1/openapi.json": {
+        PREFIX + "/openapi.json": {
             "get": {
                 "operationId": "openapi",
                 "security": [],
@@ -253,4 +254,4 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/openapi.json", openapi)

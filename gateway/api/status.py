@@ -13,18 +13,17 @@ from domaingate.times import rfc3339, rfc3339_or_none
 from gateway.api.auth import PRINCIPAL
 from gateway.keys import CLOCK, DB, SETTINGS
 
-PREFIX = "/api/v1"
 # A live domain whose next check is this late means the reconciler is not keeping up (or is down).
 CHECK_LATE_AFTER = 300.0
 
 
 async def account(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     tenant = principal.tenant
     usage: dict[str, Any] | None = None
     if tenant is not None:
-        found = await overview.usage(request.app[DB], tenant.id)
+        found = await overview.usage(request.config_dict[DB], tenant.id)
         usage = {
             "domains": found.domains,
             "apps": [{"app": app, "domains": n} for app, n in found.per_app.items()],
@@ -38,17 +37,17 @@ async def account(request: web.Request) -> web.Response:
                 "max_domains_per_app": settings.max_domains_per_app,
             },
             "usage": usage,
-            "now": rfc3339(request.app[CLOCK]()),
+            "now": rfc3339(request.config_dict[CLOCK]()),
         }
     )
 
 
 async def status(request: web.Request) -> web.Response:
     request[PRINCIPAL].require_admin("the reconciler's status")
-    now = request.app[CLOCK]()
-    health = await overview.health(request.app[DB], now, CHECK_LATE_AFTER)
+    now = request.config_dict[CLOCK]()
+    health = await overview.health(request.config_dict[DB], now, CHECK_LATE_AFTER)
     lease = health.lease
-    scan_every = request.app[SETTINGS].cert_scan_interval
+    scan_every = request.config_dict[SETTINGS].cert_scan_interval
     last_runs = [
         {
             "job": run.job,
@@ -57,7 +56,7 @@ async def status(request: web.Request) -> web.Response:
             "last_error": run.last_error,
             "late": runs.is_late(run, now, scan_every),
         }
-        for run in await runs.last_runs(request.app[DB])
+        for run in await runs.last_runs(request.config_dict[DB])
     ]
     return web.json_response(
         {
@@ -80,5 +79,5 @@ async def status(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get(f"{PREFIX}/account", account)
-    app.router.add_get(f"{PREFIX}/status", status)
+    app.router.add_get("/account", account)
+    app.router.add_get("/status", status)
