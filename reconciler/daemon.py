@@ -339,7 +339,7 @@ async def run(
 
 
 async def serve(settings: Settings) -> None:
-    """`run()` with SIGTERM and SIGINT wired to a graceful stop (`python -m reconciler`)."""
+    """`run()` with SIGTERM and SIGINT wired to a graceful stop (`domaingate reconcile`)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -13,22 +13,18 @@ descriptors (listeners, clients, the database); the systemd units raise that lim
 (LimitNOFILE). A resolver that answers takes well under a slot-second per query, so the cap
 costs nothing until hundreds of queries are asked at once.
 
-The cap counts across every event loop and thread of the process (a server may run more than
-one loop): a lock guards the count, and a slot handed to a waiter on another loop reaches it
-through that loop's `call_soon_threadsafe`.
+Every process of domaingate runs one event loop, where the count needs no lock: a slot freed
+goes straight to the first waiter.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 MAX_QUERIES_IN_FLIGHT = 256
-
-_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 
 class QueryLimit:
@@ -38,27 +34,23 @@ class QueryLimit:
         if limit < 1:
             raise ValueError("the limit must be at least 1")
         self.limit = limit
-        self._lock = threading.Lock()
         self._in_flight = 0
         self._peak = 0
-        self._waiters: deque[_Waiter] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
     def in_flight(self) -> int:
-        """Slots held right now (a slot being handed to a waiter counts as held)."""
-        with self._lock:
-            return self._in_flight
+        """Slots held right now (a slot handed to a waiter counts as held)."""
+        return self._in_flight
 
     @property
     def waiting(self) -> int:
-        with self._lock:
-            return len(self._waiters)
+        return len(self._waiters)
 
     @property
     def peak(self) -> int:
         """The most slots ever held at once."""
-        with self._lock:
-            return self._peak
+        return self._peak
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -90,59 +82,39 @@ class QueryLimit:
         asyncio.get_running_loop().call_soon(self._release)
 
     def _take(self) -> bool:
-        with self._lock:
-            # Never ahead of a waiter: a steady stream of new queries must not starve it.
-            if self._in_flight < self.limit and not self._waiters:
-                self._in_flight += 1
-                self._peak = max(self._peak, self._in_flight)
-                return True
-            return False
+        # Never ahead of a waiter: a steady stream of new queries must not starve it.
+        if self._in_flight < self.limit and not self._waiters:
+            self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
+            return True
+        return False
 
     async def _acquire(self) -> None:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            # Never ahead of a waiter: a steady stream of new queries must not starve it.
-            if self._in_flight < self.limit and not self._waiters:
-                self._in_flight += 1
-                self._peak = max(self._peak, self._in_flight)
-                return
-            waiter: asyncio.Future[None] = loop.create_future()
-            entry = (loop, waiter)
-            self._waiters.append(entry)
+        if self._take():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         try:
             await waiter
         except BaseException:
             # Cancelled (a timeout, or the check was abandoned). Still queued: leave the queue.
             # Already handed a slot: pass it on, since no one else will release it.
-            with self._lock:
-                try:
-                    self._waiters.remove(entry)
-                    queued = True
-                except ValueError:
-                    queued = False
-            if not queued and waiter.done() and not waiter.cancelled():
-                self._release()
-            # Handed over but not yet delivered: `_deliver` finds the future cancelled and
-            # releases the slot itself.
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()
             raise
 
     def _release(self) -> None:
-        with self._lock:
-            while self._waiters:
-                loop, waiter = self._waiters.popleft()
-                try:
-                    loop.call_soon_threadsafe(self._deliver, waiter)
-                except RuntimeError:
-                    continue  # its loop is closed: nobody is waiting there any more
-                return  # the slot passes to the waiter: the count stays as it is
-            self._in_flight -= 1
-
-    def _deliver(self, waiter: asyncio.Future[None]) -> None:
-        # Runs on the waiter's own loop.
-        if waiter.done():
-            self._release()
-        else:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            # A waiter whose loop has ended (a finished test's) waits for nothing any more.
+            if waiter.done() or waiter.get_loop().is_closed():
+                continue
             waiter.set_result(None)
+            return  # the slot passes to the waiter: the count stays as it is
+        self._in_flight -= 1
 
 
 QUERIES = QueryLimit(MAX_QUERIES_IN_FLIGHT)

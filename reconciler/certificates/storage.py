@@ -107,13 +107,9 @@ def read_file(path: str) -> bytes:
         return file.read(MAX_FILE_OCTETS + 1)
 
 
-def parse_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> CertFact:
-    """The first PEM block of a `.crt` file as a CertFact, or CertError."""
-    return _load_leaf(data, name=name, issuer_key=issuer_key, path=path)[0]
-
-
-def _load_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> tuple[CertFact, str]:
-    """parse_leaf, and the leaf's ARI unique identifier."""
+def load_leaf(data: bytes, *, name: str, issuer_key: str, path: Path) -> tuple[CertFact, str]:
+    """The first PEM block of a `.crt` file as a CertFact, and the leaf's ARI unique
+    identifier; or CertError."""
     block = first_certificate(data)
     if block is None:
         head = data.lstrip()[: len(PEM_BEGIN)]
@@ -297,7 +293,7 @@ class CertScanner:
         try:
             if len(data) > MAX_FILE_OCTETS:
                 raise CertError(f"{path}: larger than {MAX_FILE_OCTETS} octets, unlike any chain")
-            leaf.fact, leaf.cert_id = _load_leaf(
+            leaf.fact, leaf.cert_id = load_leaf(
                 data, name=name, issuer_key=issuer_key, path=Path(path)
             )
         except CertError as exc:

@@ -1,5 +1,5 @@
-"""The process-wide cap on DNS queries in flight: the limit itself (order, cancellation, several
-event loops), then many checks of long names at once against knot, in a process whose file
+"""The process-wide cap on DNS queries in flight: the limit itself (order, cancellation, one
+event loop after another), then many checks of long names at once against knot, in a process whose file
 descriptors are too few for all their queries at once."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -56,21 +55,13 @@ async def test_a_waiter_given_up_takes_no_slot_and_loses_none() -> None:
 async def test_a_slot_handed_to_a_waiter_cancelled_meanwhile_goes_to_the_next() -> None:
     limit = QueryLimit(1)
     log: list[str] = []
-    release = asyncio.Event()
-
-    async def holder() -> None:
-        async with limit.slot():
-            await release.wait()
-
-    first = asyncio.create_task(holder())
-    await asyncio.sleep(0)
+    await limit.acquire(asyncio.get_running_loop().time() + 1)
     second = asyncio.create_task(hold(limit, 0, log, "second"))
     third = asyncio.create_task(hold(limit, 0, log, "third"))
     await asyncio.sleep(0)
     assert limit.waiting == 2
-    release.set()
-    await first  # the slot is now on its way to `second`...
-    second.cancel()  # ...which gives up before it arrives
+    limit.release()  # the slot is now handed to `second`...
+    second.cancel()  # ...which gives up before it runs again
     await asyncio.gather(second, third, return_exceptions=True)
     assert second.cancelled()
     assert log == ["third"]
@@ -109,27 +100,31 @@ async def test_release_soon_frees_the_slot_after_the_callbacks_already_queued() 
     assert limit.in_flight == 0
 
 
-def test_one_limit_across_event_loops_in_threads() -> None:
+def test_one_limit_serves_one_event_loop_after_another() -> None:
+    """The process-wide limit outlives a loop: one whose run ended with waiters queued (they
+    are cancelled then) leaves the next loop every slot."""
     limit = QueryLimit(4)
     log: list[str] = []
-    errors: list[BaseException] = []
 
-    def loop_in_thread(prefix: str) -> None:
-        async def many() -> None:
-            await asyncio.gather(*(hold(limit, 0.002, log, f"{prefix}{i}") for i in range(50)))
+    async def many(prefix: str, count: int) -> None:
+        await asyncio.gather(*(hold(limit, 0.002, log, f"{prefix}{i}") for i in range(count)))
 
-        try:
-            asyncio.run(many())
-        except BaseException as exc:
-            errors.append(exc)
+    async def abandoned() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(limit.limit):
+            await limit.acquire(loop.time() + 5)
+        # All held, with more queued behind them, when this loop's run ends.
+        queued = [loop.create_task(limit._acquire()) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert limit.waiting == len(queued)
 
-    threads = [threading.Thread(target=loop_in_thread, args=(p,)) for p in "abc"]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == []
-    assert len(log) == 150
+    asyncio.run(many("a", 50))
+    asyncio.run(abandoned())
+    assert limit.waiting == 0  # cancelled as their run ended
+    for _ in range(limit.limit):
+        limit.release()  # the abandoned run's own slots
+    asyncio.run(many("b", 50))
+    assert len(log) == 100
     assert limit.peak <= 4
     assert (limit.in_flight, limit.waiting) == (0, 0)
 

@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reconciler.certificates.pem import first_certificate
-from reconciler.certificates.storage import CertError, CertIncomplete, parse_leaf
+from reconciler.certificates.storage import CertError, CertIncomplete, load_leaf
 
 from ..conftest import DAY, make_issuer, make_leaf_pem
 
@@ -44,7 +44,7 @@ def test_the_block_found_is_the_one_the_regex_found(data: bytes) -> None:
 
 
 def parse(data: bytes) -> tuple[float, float, str]:
-    fact = parse_leaf(data, name="a.test", issuer_key="local", path=Path("a.test.crt"))
+    fact = load_leaf(data, name="a.test", issuer_key="local", path=Path("a.test.crt"))[0]
     return fact.not_before, fact.not_after, fact.issuer
 
 

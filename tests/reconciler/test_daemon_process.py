@@ -1,4 +1,5 @@
-"""`python -m reconciler`: settings errors, logging, and a graceful stop on SIGTERM."""
+"""The reconciler as its unit runs it (`domaingate reconcile`): settings errors, logging, a
+graceful stop on SIGTERM, and a restart after a kill."""
 
 from __future__ import annotations
 
@@ -11,26 +12,25 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.__main__ import main
+from domaingate.cli.main import main
 from tests.support.net import HOST, free_port
 
 # Real reconciler processes.
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-PRELUDE = "import sys; "
 
 
 def test_a_bad_setting_stops_the_start_naming_the_key(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DOMAINGATE_CERT_SCAN_INTERVAL", "-5")
-    assert main([]) == 2
+    assert main(["reconcile"]) == 2
     assert "DOMAINGATE_CERT_SCAN_INTERVAL" in capsys.readouterr().err
 
 
 def reconciler(tmp_path: Path) -> subprocess.Popen[str]:
-    """`python -m reconciler` on a database in `tmp_path`, logging at INFO to a pipe."""
+    """`domaingate reconcile` on a database in `tmp_path`, logging at INFO to a pipe."""
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT),
@@ -40,9 +40,12 @@ def reconciler(tmp_path: Path) -> subprocess.Popen[str]:
         "DOMAINGATE_RECONCILER_LISTEN": f"{HOST}:{free_port()}",
         "DOMAINGATE_LOG_LEVEL": "INFO",
     }
-    code = f"{PRELUDE}from reconciler.__main__ import main; sys.exit(main([]))"
     return subprocess.Popen(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "domaingate", "reconcile"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
