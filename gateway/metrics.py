@@ -124,7 +124,8 @@ class Metrics:
         )
         self.store_errors = Counter(
             "domaingate_store_errors",
-            "API requests answered 503 STORE_UNAVAILABLE, by cause (locked, full, other)",
+            "API requests answered 503 STORE_UNAVAILABLE, by cause"
+            " (locked, full, unreachable, other)",
             ["cause"],
             registry=self.registry,
         )

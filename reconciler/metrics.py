@@ -66,7 +66,7 @@ class ReconcilerMetrics:
         )
         self.database_errors = Counter(
             "domaingate_reconciler_database_errors",
-            "Failed database writes by cause (locked, full, other)",
+            "Failed database writes by cause (locked, full, unreachable, other)",
             ["cause"],
             registry=registry,
         )

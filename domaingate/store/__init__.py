@@ -1,1 +1,2 @@
-"""The store: SQLite connection, migrations and the repository of tenants, domains and events."""
+"""The store: the repository of tenants, apps, domains and their events, over either backend
+(`abc` the interfaces, `sqlite/` and `postgres/` the backends, `backends` the choice)."""

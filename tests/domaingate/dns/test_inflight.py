@@ -1,6 +1,6 @@
 """The process-wide cap on DNS queries in flight: the limit itself (order, cancellation, one
-event loop after another), then many checks of long names at once against knot, in a process whose file
-descriptors are too few for all their queries at once."""
+event loop after another), then many checks of long names at once against knot, in a process
+whose file descriptors are too few for all their queries at once."""
 
 from __future__ import annotations
 
