@@ -1,7 +1,11 @@
-"""Run every benchmark and write bench/RESULTS.md.
+"""Run every benchmark and write the run's report to a file of its own.
 
     python -m bench.run [--quick] [--only gate,dns,gate-pass,certs,caddy-flood,postgres]
-                        [--candidate /path/to/patched/repo] [--output FILE]
+                        [--candidate /path/to/patched/repo] [--output FILE] [--record]
+
+The report goes to `--output` (by default a file named for the run's start in the work folder),
+never over `bench/RESULTS.md`, the curated history of runs with their readings. `--record` also
+puts the run at the head of that history, above the earlier runs, for a run worth keeping.
 
 `--candidate` also measures the gate's start-up and memory, its throughput ratio and the
 certificate scan with another checkout (for example a private copy with an optimisation applied),
@@ -401,7 +405,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer domains")
     parser.add_argument("--only", default="gate,dns,gate-pass,certs,caddy-flood,postgres")
     parser.add_argument("--candidate", type=Path, help="a patched checkout to compare")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the report")
+    parser.add_argument("--output", type=Path, help="where to write the report")
+    parser.add_argument(
+        "--record", action="store_true", help=f"also put the run at the head of {RESULTS.name}"
+    )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     only = set(args.only.split(","))
@@ -451,8 +458,24 @@ def main() -> None:
         + "\n"
         + "\n".join(report.sections)
     )
-    args.output.write_text(body, encoding="utf-8")
-    print(f"wrote {args.output}")
+    output = args.output or WORK / f"results-{started:%Y%m%d-%H%M%S}.md"
+    output.write_text(body, encoding="utf-8")
+    print(f"wrote {output}")
+    if args.record:
+        record(body)
+        print(f"recorded at the head of {RESULTS}")
+
+
+def record(run: str) -> None:
+    """Put `run` at the head of the history in RESULTS, below its title: newest first, the
+    earlier runs and their readings kept as they are."""
+    history = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    title, _, earlier = history.partition("\n")
+    # The run's own report starts with the same title: it is the history's, said once.
+    entry = run.partition("\n")[2].lstrip("\n") if run.startswith(title) else run
+    RESULTS.write_text(
+        f"{title}\n\n{entry.rstrip()}\n\n---\n{earlier}" if title else run, encoding="utf-8"
+    )
 
 
 if __name__ == "__main__":
