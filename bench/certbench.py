@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from domaingate.store.backends import open_database
+from domaingate.targets import SqliteFile
 
 ISSUER_KEY = "acme-v02.api.letsencrypt.org-directory"
 _KEY_PEM = b""
@@ -144,8 +145,8 @@ async def job(storage: Path, db_path: Path, n: int) -> dict[str, Any]:
     from reconciler.daemon import Reconciler
 
     runs = []
-    async with await open_database(db_path) as db:
-        reconciler = Reconciler(Settings(db=db_path, caddy_storage=storage), db)
+    async with await open_database(SqliteFile(db_path)) as db:
+        reconciler = Reconciler(Settings(db=SqliteFile(db_path), caddy_storage=storage), db)
         for label in ("first", "after the moves", "steady", "steady, full plan"):
             if label.endswith("full plan"):
                 reconciler.certs.scope.full_every = 0.0

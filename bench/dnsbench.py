@@ -33,6 +33,7 @@ from domaingate.dns.findings import CheckReport
 from domaingate.hostnames import Kind
 from domaingate.settings import Listen, Settings
 from domaingate.store.backends import open_database
+from domaingate.targets import SqliteFile
 from reconciler.schedule import Checker, DnsSchedule
 
 HOST = "127.0.0.1"
@@ -144,10 +145,10 @@ class _Canned:
 async def schedule(
     port: int, n: int, db_path: Path, poll: float, limit: float, *, canned: bool = False
 ) -> dict[str, Any]:
-    settings = Settings(db=db_path, resolvers=(Listen(HOST, port),))
+    settings = Settings(db=SqliteFile(db_path), resolvers=(Listen(HOST, port),))
     real = DnsChecker.from_settings(settings)
     checker: Checker = _Canned(await real.check(expectation(1))) if canned else real
-    db = await open_database(db_path)
+    db = await open_database(SqliteFile(db_path))
     try:
         sched = DnsSchedule(db, settings, checker, time.time)
         started = time.perf_counter()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from domaingate.store.backends import open_database
 from domaingate.store.migrations import migrations
+from domaingate.targets import SqliteFile
 
 ALLOWED = ("verified", "active", "expiring")
 # Domains the reconciler benchmark checks: names in the knot zone, due, pending.
@@ -94,7 +95,7 @@ def build(path: Path, count: int, dns_due: int) -> float:
 
 
 async def _migrate(path: Path) -> None:
-    db = await open_database(path)
+    db = await open_database(SqliteFile(path))
     await db.close()
 
 

@@ -35,6 +35,7 @@ from domaingate.settings_values import (
     parse_listen,
     webhook_key,
 )
+from domaingate.targets import DatabaseTarget, PostgresServer, SqliteFile
 
 # Listen and webhook_key live with the value parsers and are used through this module too.
 __all__ = [
@@ -61,8 +62,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    # A SQLite file, or a PostgreSQL URL (kept as the string it was given).
-    db: Path | str = Path("./domaingate.db")
+    # A SQLite file, or a PostgreSQL server by its URL (domaingate.targets).
+    db: DatabaseTarget = SqliteFile(Path("./domaingate.db"))
     api_listen: Listen = Listen("127.0.0.1", 8080)
     internal_listen: Listen = Listen("127.0.0.1", 9123)
     # The internal listener answers /tls-ask without authentication: binding it anywhere but
@@ -118,6 +119,8 @@ class Settings:
         # Here rather than in load_settings() alone: a Settings built or copied in code
         # (dataclasses.replace, bench/) reaches server.run() too, and must not bind the
         # unauthenticated gate to a public address without consent either.
+        if not isinstance(self.db, SqliteFile | PostgresServer):
+            raise TypeError(f"db must be a typed database target, not {type(self.db).__name__}")
         _check_consistency(self)
 
     @property

@@ -2,8 +2,8 @@
 
 The gate workers take their parent's Settings this way (over an inherited pipe, never argv or
 the environment, which would show the database password and the admin token to other local
-users). Each value keeps its type: a Path is not a str (DB tells a SQLite file from a PostgreSQL
-URL by it), a Listen is not a string to parse again, a tuple is not a list.
+users). Each value keeps its type: a Path is not a str, DB's target stays a SQLite file or a
+PostgreSQL server, a Listen is not a string to parse again, a tuple is not a list.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from domaingate.settings import Listen, Settings
+from domaingate.targets import PostgresServer, SqliteFile
 
-_PATH, _LISTEN, _TUPLE = "path", "listen", "tuple"
+_PATH, _LISTEN, _TUPLE, _SQLITE, _POSTGRES = "path", "listen", "tuple", "sqlite", "postgresql"
 
 
 def settings_to_json(settings: Settings) -> str:
@@ -36,6 +37,10 @@ def _encode(value: Any) -> Any:
         return {_PATH: str(value)}
     if isinstance(value, Listen):
         return {_LISTEN: [value.host, value.port]}
+    if isinstance(value, SqliteFile):
+        return {_SQLITE: str(value.path)}
+    if isinstance(value, PostgresServer):
+        return {_POSTGRES: value.url}
     if isinstance(value, tuple):
         return {_TUPLE: [_encode(item) for item in value]}
     # A new kind of setting must be given its encoding here, not be passed on approximately.
@@ -51,6 +56,10 @@ def _decode(value: Any) -> Any:
     if kind == _LISTEN:
         host, port = inner
         return Listen(host, port)
+    if kind == _SQLITE:
+        return SqliteFile(Path(inner))
+    if kind == _POSTGRES:
+        return PostgresServer(inner)
     if kind == _TUPLE:
         return tuple(_decode(item) for item in inner)
     raise ValueError(f"unknown settings JSON value {kind!r}")

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from domaingate.hostnames import LDH_LABEL, NAME_LABEL
+from domaingate.targets import DatabaseTarget, PostgresServer, SqliteFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,19 +208,23 @@ _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
-def parse_db(value: Any) -> Path | str:
-    """DB as given: a SQLite file path, or a PostgreSQL URL kept as its string."""
+def parse_db(value: Any) -> DatabaseTarget:
+    """DB as given: a SQLite file path, or a PostgreSQL URL (a target already typed stays)."""
+    if isinstance(value, SqliteFile | PostgresServer):
+        return value
+    if isinstance(value, Path):
+        return SqliteFile(value)
     text = str(value).strip()
     match = _URL_SCHEME.match(text)
     if match is None:
-        return as_path(text)
+        return SqliteFile(as_path(text))
     # A URL is never taken for a file name: `postgresql:/…` would otherwise become a SQLite file.
     if match.group(1).lower() not in POSTGRES_SCHEMES:
         raise ValueError(
             f"unsupported database URL scheme {match.group(1)!r}: give a SQLite file path or a "
             "postgresql://user:password@host:port/database URL"
         )
-    return text
+    return PostgresServer(text)
 
 
 def as_path(value: Any) -> Path:

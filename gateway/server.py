@@ -11,7 +11,7 @@ import uvloop
 from aiohttp import web
 
 from domaingate.settings import Settings
-from domaingate.store.targets import described
+from domaingate.targets import described
 from gateway import sd_notify
 from gateway.api_site import CONNECTIONS, ApiSite
 from gateway.app import create_app, create_internal_listener

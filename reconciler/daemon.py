@@ -36,7 +36,7 @@ from domaingate.store.backends import open_database
 from domaingate.store.errors import StoreError
 from domaingate.store.retention import purge_removed
 from domaingate.store.runs import RECORD_EVERY, RunRecorder, short_error
-from domaingate.store.targets import described
+from domaingate.targets import described
 from domaingate.times import Clock
 from reconciler.certificates.job import CertJob
 from reconciler.certificates.scope import FULL_EVERY

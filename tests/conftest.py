@@ -30,9 +30,11 @@ from yarl import URL
 
 from domaingate.models import Tenant
 from domaingate.settings import Listen, Settings, load_settings
+from domaingate.settings_values import parse_db
 from domaingate.store import apps, tenants
 from domaingate.store.abc import Database
 from domaingate.store.postgres.adapter import translate
+from domaingate.targets import DatabaseTarget, PostgresServer, SqliteFile
 from gateway.app import create_app, create_internal_listener
 from gateway.keys import ALLOWLIST, DB
 from tests.support.net import HOST, free_port
@@ -69,10 +71,25 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def make_settings(db: Path | str, **overrides: Any) -> Settings:
+# Where a test's database is: what DOMAINGATE_DB says (a SQLite file, a PostgreSQL URL), or the
+# typed target settings.db holds.
+Where = Path | str | DatabaseTarget
+
+
+def target(where: Where) -> DatabaseTarget:
+    """The typed target of `where`, as settings parse DB."""
+    return parse_db(where)
+
+
+def location(where: Where) -> Path | str:
+    """What DOMAINGATE_DB says for `where`."""
+    return where.location if isinstance(where, SqliteFile | PostgresServer) else where
+
+
+def make_settings(db: Where, **overrides: Any) -> Settings:
     """Test settings: SQLite at `db`, the admin token, edge addresses, and `overrides`."""
     values: dict[str, Any] = {
-        "db": db,
+        "db": target(db),
         "platform_zone": PLATFORM_ZONE,
         "admin_token": ADMIN_TOKEN,
         "edge_ipv4": (EDGE_IPV4,),
@@ -177,13 +194,14 @@ class Api:
     def db_path(self) -> Path:
         """The SQLite file (for tests that run on SQLite only)."""
         target = self.db.target
-        assert isinstance(target, Path), "a SQLite-only test ran on PostgreSQL"
-        return target
+        assert isinstance(target, SqliteFile), "a SQLite-only test ran on PostgreSQL"
+        return target.path
 
     @property
     def db_target(self) -> Path | str:
-        """The database, whichever backend: what `sql()` and `set_status()` take."""
-        return self.db.target
+        """The database, whichever backend: what DOMAINGATE_DB says, and what `sql()` and
+        `set_status()` take."""
+        return self.db.target.location
 
     async def tenant(self, name: str) -> str:
         """Create a tenant in the app's database; returns its API token."""
@@ -315,7 +333,7 @@ async def internal(aiohttp_client: AiohttpClient, api: Api) -> Client:
     return await gate_client(aiohttp_client, api.app)
 
 
-def set_status(db: Path | str, hostname: str, status: str) -> None:
+def set_status(db: Where, hostname: str, status: str) -> None:
     """Change a live domain's status through a second, independent connection (as the
     reconciler process would); the schema's triggers bump its change sequence."""
     changed = sql(
@@ -326,9 +344,10 @@ def set_status(db: Path | str, hostname: str, status: str) -> None:
     assert len(changed) == 1, f"no live domain {hostname}"
 
 
-def sql(db: Path | str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Run one statement (`?` placeholders) on its own connection to `db`, a SQLite file or a
+def sql(where: Where, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement (`?` placeholders) on its own connection to `where`, a SQLite file or a
     PostgreSQL URL; returns the rows (committed)."""
+    db = location(where)
     if isinstance(db, str):
         with psycopg.connect(db, autocommit=True) as pg:
             cursor = pg.execute(translate(statement)[0].encode(), params)
@@ -341,8 +360,9 @@ def sql(db: Path | str, statement: str, params: tuple[Any, ...] = ()) -> list[tu
         conn.close()
 
 
-def sql_rows(db: Path | str, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+def sql_rows(where: Where, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     """`sql()`, each row as a dict of its columns."""
+    db = location(where)
     if isinstance(db, str):
         with psycopg.connect(db, autocommit=True, row_factory=dict_row) as pg:
             return pg.execute(translate(statement)[0].encode(), params).fetchall()

@@ -21,7 +21,7 @@ from domaingate.store import domains as domain_store
 from domaingate.store import tenants
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from domaingate.store.targets import described
+from domaingate.targets import described
 from domaingate.terminal import say
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now

@@ -15,9 +15,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from contextlib import AbstractAsyncContextManager
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
+
+from domaingate.targets import DatabaseTarget
 
 # A row: `row[0]` and `row["name"]` both work. Typed loosely because the two drivers' row
 # classes share no declared base.
@@ -78,8 +79,8 @@ class Database(ABC):
 
     @property
     @abstractmethod
-    def target(self) -> Path | str:
-        """What settings.db named: the SQLite file, or the server's URL."""
+    def target(self) -> DatabaseTarget:
+        """What settings.db named."""
 
     @property
     @abstractmethod

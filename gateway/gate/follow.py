@@ -15,11 +15,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from domaingate.store.abc import ChangeFeed
 from domaingate.store.backends import feed_for
-from domaingate.store.targets import described
+from domaingate.targets import DatabaseTarget, described
 from gateway.gate.allowlist import Allowlist, Loading, Upstream
 from gateway.gate.feed import FeedReads
 
@@ -51,13 +50,13 @@ class Follower:
     @classmethod
     def of(
         cls,
-        db: Path | str,
+        db: DatabaseTarget,
         allowlist: Allowlist,
         upstream: Upstream,
         *,
         on_error: Callable[[], object] | None = None,
     ) -> Follower:
-        """The follower of settings.db: a SQLite file, or a PostgreSQL URL."""
+        """The follower of settings.db."""
         return cls(feed_for(db), allowlist, upstream, described_as=described(db), on_error=on_error)
 
     async def open(self) -> None:

@@ -10,10 +10,15 @@ from typing import Any
 import pytest
 
 from domaingate.settings import Listen, Settings, SettingsError, load_settings, webhook_key
+from domaingate.targets import PostgresServer, SqliteFile
 
 # key: (environment value, TOML value, the parsed value)
 KEYS: dict[str, tuple[str, Any, Any]] = {
-    "DB": ("/srv/dg/domaingate.db", "/srv/dg/domaingate.db", Path("/srv/dg/domaingate.db")),
+    "DB": (
+        "/srv/dg/domaingate.db",
+        "/srv/dg/domaingate.db",
+        SqliteFile(Path("/srv/dg/domaingate.db")),
+    ),
     "API_LISTEN": ("0.0.0.0:8443", "0.0.0.0:8443", Listen("0.0.0.0", 8443)),
     "INTERNAL_LISTEN": ("127.0.0.2:9999", "127.0.0.2:9999", Listen("127.0.0.2", 9999)),
     "INTERNAL_ALLOW_PUBLIC": ("true", True, True),
@@ -136,7 +141,7 @@ def test_the_table_covers_every_setting_and_the_spec() -> None:
 
 def test_defaults_are_the_specs() -> None:
     settings = load_settings(env={})
-    assert settings.db == Path("./domaingate.db")
+    assert settings.db == SqliteFile(Path("./domaingate.db"))
     assert settings.api_listen == Listen("127.0.0.1", 8080)
     assert settings.internal_listen == Listen("127.0.0.1", 9123)
     assert settings.reconciler_listen == Listen("127.0.0.1", 9124)
@@ -200,12 +205,12 @@ def test_the_environment_wins_over_toml(tmp_path: Path) -> None:
     )
     assert settings.platform_zone == "from.env"
     assert settings.max_domains_per_tenant == 7
-    assert settings.db == Path("/toml.db")  # not in the environment: the file's value
+    assert settings.db == SqliteFile(Path("/toml.db"))  # not in the environment: the file's
 
 
 def test_other_environment_variables_are_ignored() -> None:
     settings = load_settings(env={"PATH": "/bin", "DOMAINGATEWAY": "x", "domaingate_db": "y"})
-    assert settings.db == Path("./domaingate.db")
+    assert settings.db == SqliteFile(Path("./domaingate.db"))
 
 
 @pytest.mark.parametrize(
@@ -416,7 +421,8 @@ def test_removed_retention_defaults_to_30_days_and_never_undercuts_the_cooldown(
 )
 def test_a_postgresql_url_is_kept_as_a_url(url: str) -> None:
     settings = load_settings(env={"DOMAINGATE_DB": url})
-    assert settings.db == url
+    assert settings.db == PostgresServer(url)
+    assert settings.db.location == url
 
 
 def test_another_scheme_is_refused_not_taken_for_a_file_name() -> None:

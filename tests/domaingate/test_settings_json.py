@@ -11,6 +11,7 @@ import pytest
 
 from domaingate.settings import Settings, load_settings
 from domaingate.settings_json import settings_from_json, settings_to_json
+from domaingate.settings_values import parse_db
 from tests.domaingate.test_settings import KEYS
 
 
@@ -26,7 +27,7 @@ def every_key_set() -> Settings:
     "db", [Path("/srv/dg/domaingate.db"), "postgresql://dg:s3cret@db.internal:5432/dg"]
 )
 def test_settings_come_back_the_same(db: Path | str) -> None:
-    settings = replace(every_key_set(), db=db)
+    settings = replace(every_key_set(), db=parse_db(db))
     again = settings_from_json(settings_to_json(settings))
     assert again == settings
     for field in fields(Settings):

@@ -29,7 +29,7 @@ from domaingate.lifecycle.limits import (
 )
 from domaingate.store import apps, tenants
 from domaingate.store.backends import open_database
-from tests.conftest import Api, ApiFactory, Reply, both_backends, sql
+from tests.conftest import Api, ApiFactory, Reply, both_backends, sql, target
 from tests.support.domaingate import Domaingate
 from tests.support.postgres import Cluster
 
@@ -266,7 +266,7 @@ def make_tenants(gateways: Sequence[Domaingate], *names: str) -> list[str]:
 
     async def create() -> list[str]:
         tokens = []
-        async with await open_database(gateways[0].target) as db:
+        async with await open_database(target(gateways[0].target)) as db:
             for name in names:
                 tenant, token = await tenants.create(db, name, time.time)
                 await apps.put(db, tenant, name, None, time.time)

@@ -30,7 +30,7 @@ from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
 from domaingate.store.checks import apply_check
 from gateway.api.inputs import MAX_LIMIT, MAX_ROW_ID
-from tests.conftest import Api, FakeClock, sql
+from tests.conftest import Api, FakeClock, sql, target
 
 # Hypothesis properties over many generated cases.
 pytestmark = pytest.mark.slow
@@ -156,7 +156,7 @@ async def test_claims_keep_their_rules(
     tmp_path_factory: pytest.TempPathFactory, ops: list[Op]
 ) -> None:
     clock = FakeClock()
-    async with await open_database(tmp_path_factory.mktemp("claims") / "d.db") as db:
+    async with await open_database(target(tmp_path_factory.mktemp("claims") / "d.db")) as db:
         world = World(db, clock)
         for i, name in enumerate(TENANTS):
             tenant, _ = await tenants.create(db, name, clock)

@@ -32,7 +32,7 @@ from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
 from domaingate.store.checks import apply_checks
 from domaingate.verification import verify_now
-from tests.conftest import FakeClock, both_backends, make_settings, sql
+from tests.conftest import FakeClock, Where, both_backends, make_settings, sql, target
 
 ROUNDS = 12
 
@@ -66,7 +66,10 @@ def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
 
 @pytest.fixture
 async def two_processes(db_target: Path | str) -> AsyncIterator[tuple[Database, Database]]:
-    async with await open_database(db_target) as first, await open_database(db_target) as second:
+    async with (
+        await open_database(target(db_target)) as first,
+        await open_database(target(db_target)) as second,
+    ):
         yield first, second
 
 
@@ -78,7 +81,7 @@ async def tenants_with_apps(db: Database, clock: FakeClock) -> tuple[Tenant, Ten
     return acme, globex
 
 
-def claims_on(db: Path | str, name: str) -> list[tuple[str, str, str | None]]:
+def claims_on(db: Where, name: str) -> list[tuple[str, str, str | None]]:
     return [
         (str(tenant), str(status), code)
         for tenant, status, code in sql(

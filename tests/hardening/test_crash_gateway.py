@@ -24,7 +24,7 @@ import pytest
 from domaingate.states import ALLOWED, Status
 from domaingate.store import apps, tenants
 from domaingate.store.backends import open_database
-from tests.conftest import PLATFORM_ZONE, Api, bearer, sql
+from tests.conftest import PLATFORM_ZONE, Api, bearer, sql, target
 from tests.hardening.crashes import WEBHOOK_INTERVAL, audit, daemons, kill
 from tests.reconciler.conftest import attach
 from tests.support.domaingate import Daemons, Domaingate
@@ -234,7 +234,7 @@ async def seed(daemons: Domaingate) -> tuple[dict[str, str], dict[str, Row]]:
     starts; returns the tenants' tokens and the ledger."""
     tokens: dict[str, str] = {}
     ledger: dict[str, Row] = {}
-    async with await open_database(daemons.target) as db:
+    async with await open_database(target(daemons.target)) as db:
         for name in TENANTS:
             tenant, tokens[name] = await tenants.create(db, name, time.time)
             for app in APPS:

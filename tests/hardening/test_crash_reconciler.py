@@ -26,6 +26,7 @@ from domaingate.store import tenants
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
 from tests.conftest import sql
+from tests.conftest import target as db_target_of
 from tests.hardening.crashes import WEBHOOK_INTERVAL, Move, audit, daemons, kill
 from tests.reconciler.conftest import (
     DAY,
@@ -112,7 +113,7 @@ async def test_kill_mid_pass(daemons: Daemons, knot_factory: Factory, tmp_path: 
     domaingate = daemons(
         daemon_env(knot, storage, CHECK_CONCURRENCY="20"), webhook_interval=WEBHOOK_INTERVAL
     )
-    async with await open_database(domaingate.target) as db:
+    async with await open_database(db_target_of(domaingate.target)) as db:
         (tenant,) = await owners(db, 1)
         for name in names:
             await attach(db, tenant, name, time.time, first_check_in=0)
@@ -181,7 +182,7 @@ async def test_kill_mid_delivery(daemons: Daemons, knot_factory: Factory, tmp_pa
     # Events from the start (each status reached through its moves, removed ones too), and more
     # as the pending names verify, at times spread over the first seconds.
     final: dict[str, str] = {}
-    async with await open_database(domaingate.target) as db:
+    async with await open_database(db_target_of(domaingate.target)) as db:
         (tenant,) = await owners(db, 1)
         for i, status in enumerate(
             # Four of each: eight certified domains losing their certificate stay under the

@@ -30,7 +30,7 @@ from domaingate.states import Status
 from domaingate.store import tenants
 from domaingate.store.backends import open_database
 from domaingate.store.sqlite.database import BUSY_TIMEOUT_MS
-from tests.conftest import sample, sql
+from tests.conftest import sample, sql, target
 from tests.reconciler.conftest import attach
 from tests.support.domaingate import ApiResponse, Domaingate
 from tests.support.wait import wait_until
@@ -47,7 +47,7 @@ Start = Callable[[Path], tuple[Domaingate, str]]
 
 async def _set_up(db: Path) -> str:
     """A tenant (its token) and one verified domain, due for a drift check at once."""
-    async with await open_database(db) as database:
+    async with await open_database(target(db)) as database:
         tenant, token = await tenants.create(database, "acme", time.time)
         await attach(database, tenant, LIVE, time.time, status=Status.VERIFIED, first_check_in=0)
     return token

@@ -22,7 +22,7 @@ from domaingate.states import Status
 from domaingate.store import tenants
 from domaingate.store.backends import open_database
 from domaingate.store.postgres.database import LOCK_TIMEOUT_MS, WRITE_LOCK
-from tests.conftest import Api, Client, gate_synced, sample, set_status
+from tests.conftest import Api, Client, gate_synced, sample, set_status, target
 from tests.hardening.test_faults_database import (
     DB_ERRORS,
     LIVE,
@@ -74,7 +74,7 @@ async def test_a_write_lock_held_elsewhere_answers_503_and_recovers(
 
 
 async def _set_up(url: str) -> str:
-    async with await open_database(url) as database:
+    async with await open_database(target(url)) as database:
         tenant, token = await tenants.create(database, "acme", time.time)
         await attach(database, tenant, LIVE, time.time, status=Status.VERIFIED, first_check_in=0)
     return token

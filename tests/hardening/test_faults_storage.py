@@ -26,7 +26,7 @@ import pytest
 from domaingate.states import Status
 from domaingate.store import tenants
 from domaingate.store.backends import open_database
-from tests.conftest import sample
+from tests.conftest import sample, target
 from tests.reconciler.conftest import DAY, attach, make_issuer, make_leaf_pem, store_cert
 from tests.support.domaingate import Domaingate
 from tests.support.wait import wait_until
@@ -51,7 +51,7 @@ ISSUER = make_issuer("R11")
 
 
 async def _attach(db: Path, domains: dict[str, Status]) -> None:
-    async with await open_database(db) as database:
+    async with await open_database(target(db)) as database:
         tenant, _token = await tenants.create(database, "acme", time.time)
         for name, status in domains.items():
             # Nothing due for DNS while the test runs: the certificate scan alone moves states.

@@ -19,7 +19,7 @@ from domaingate.settings import Listen, Settings, SettingsError, load_settings
 from domaingate.store import apps, tenants
 from domaingate.store.backends import open_database
 from gateway import server
-from tests.conftest import ADMIN_TOKEN, FakeClock, bearer, make_settings, set_status
+from tests.conftest import ADMIN_TOKEN, FakeClock, bearer, make_settings, set_status, target
 from tests.domaingate.cli.test_cli import run
 from tests.support.net import HOST, free_port
 from tests.support.wait import await_until
@@ -29,7 +29,7 @@ from tests.support.wait import await_until
 async def gateway(db_path: Path) -> AsyncIterator[Settings]:
     """The real gateway (`server.run`, both listeners on free loopback ports) with
     shop.acme.com verified; yields its settings."""
-    async with await open_database(db_path) as db:
+    async with await open_database(target(db_path)) as db:
         acme, _ = await tenants.create(db, "acme", FakeClock())
         await apps.put(db, acme, "web", None, FakeClock())
     settings = make_settings(

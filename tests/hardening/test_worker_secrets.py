@@ -41,7 +41,7 @@ def target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
 
 
 async def _seed(db: Path | str) -> None:
-    async with await open_database(db) as database:
+    async with await open_database(target(db)) as database:
         tenant, _ = await tenants.create(database, "acme", time.time)
         await attach(database, tenant, LIVE, time.time, status=Status.VERIFIED, first_check_in=0)
 

@@ -21,7 +21,9 @@ from domaingate.store import domains as domain_store
 from domaingate.store import events, tenants
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
+from domaingate.targets import SqliteFile
 from reconciler.daemon import Reconciler, Tuning
+from tests.conftest import target
 from tests.support.knot import Knot
 from tests.support.net import HOST, free_port
 from tests.support.wait import await_until
@@ -49,7 +51,7 @@ def dns_settings(tmp_path: Path, resolver: Listen, **overrides: Any) -> Settings
     }
     return load_settings(
         env={},
-        db=tmp_path / "x.db",
+        db=SqliteFile(tmp_path / "x.db"),
         caddy_storage=tmp_path / "caddy",
         resolvers=(resolver,),
         platform_zone="apps.test",
@@ -70,7 +72,7 @@ async def last_event(db: Database, domain: Domain, type_: str) -> DomainEvent:
 
 @pytest.fixture
 async def knot_db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with await open_database(tmp_path / "x.db") as db:
+    async with await open_database(target(tmp_path / "x.db")) as db:
         yield db
 
 

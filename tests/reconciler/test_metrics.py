@@ -90,7 +90,7 @@ async def test_a_second_reconciler_on_a_taken_address_stops_naming_the_key(
 
         await await_until(leased, timeout=10, what="the first reconciler to hold the lease")
         holder = await store.lease_holder(db, "reconciler", time.time())
-        second = await asyncio.to_thread(run_cli, settings.db, "reconcile", env=env)
+        second = await asyncio.to_thread(run_cli, settings.db.location, "reconcile", env=env)
         assert second.code == 2, second.err
         expected = f"DOMAINGATE_RECONCILER_LISTEN: cannot listen on {settings.reconciler_listen}"
         assert expected in second.err

@@ -27,7 +27,7 @@ from domaingate.store.abc import Cursor as StoreCursor
 from domaingate.store.errors import MigrationError, StoreUnavailable, StoreUnreachable
 from domaingate.store.migrations import migrations
 from domaingate.store.postgres.adapter import Connection, row_factory, store_error, translated
-from domaingate.store.targets import described
+from domaingate.targets import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ async def connect(url: str, **kwargs: Any) -> psycopg.AsyncConnection[Any]:
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise StoreUnreachable(
-            f"cannot connect to PostgreSQL at {described(url)}: {reason}"
+            f"cannot connect to PostgreSQL at {PostgresServer(url)}: {reason}"
         ) from exc
 
 
@@ -153,8 +153,8 @@ class PostgresDatabase(Database):
         return cls(url, pool, on_error=on_error)
 
     @property
-    def target(self) -> str:
-        return self.url
+    def target(self) -> PostgresServer:
+        return PostgresServer(self.url)
 
     @property
     def reader(self) -> PostgresReader:

@@ -29,6 +29,7 @@ from domaingate.store.errors import (
     StoreUnavailable,
 )
 from domaingate.store.migrations import migrations
+from domaingate.targets import SqliteFile
 
 BUSY_TIMEOUT_MS = WRITE_WAIT_MS
 
@@ -177,8 +178,8 @@ class SqliteDatabase(Database):
         await self._writer.close()
 
     @property
-    def target(self) -> Path:
-        return self.path
+    def target(self) -> SqliteFile:
+        return SqliteFile(self.path)
 
     @property
     def reader(self) -> SqliteReader:

@@ -22,7 +22,7 @@ from domaingate.store import tenants
 from domaingate.store.backends import open_database
 from domaingate.store.migrations import migrations
 from gateway.app import create_app
-from tests.conftest import FakeClock, bearer, make_settings
+from tests.conftest import FakeClock, bearer, make_settings, target
 from tests.support.domaingate import clean_environ, run_domaingate
 from tests.support.knot import Knot
 
@@ -63,7 +63,7 @@ def prepare(db: Path | str, *names: str) -> None:
     """Create the database and tenants `names` in this process (faster than the CLI)."""
 
     async def create() -> None:
-        async with await open_database(db) as database:
+        async with await open_database(target(db)) as database:
             for name in names:
                 await tenants.create(database, name, time.time)
 

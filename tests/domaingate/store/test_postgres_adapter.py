@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from domaingate.settings_values import parse_db
 from domaingate.store.postgres.adapter import _row_class, translate
-from domaingate.store.targets import described
+from domaingate.targets import described
 
 
 def test_placeholders_become_psycopgs_and_a_percent_is_doubled() -> None:
@@ -63,4 +64,5 @@ def test_rows_answer_by_position_and_by_name() -> None:
     ],
 )
 def test_a_password_never_reaches_a_message(target: Path | str, shown: str) -> None:
-    assert described(target) == shown
+    assert described(parse_db(target)) == shown
+    assert repr(parse_db(target)).count("s3cret") == 0

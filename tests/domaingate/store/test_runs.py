@@ -12,12 +12,12 @@ import pytest
 from domaingate.store import runs
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from tests.conftest import T0, FakeClock
+from tests.conftest import T0, FakeClock, target
 
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with await open_database(tmp_path / "runs.db") as database:
+    async with await open_database(target(tmp_path / "runs.db")) as database:
         yield database
 
 

@@ -167,7 +167,7 @@ async def test_a_domain_on_an_app_not_its_tenants_is_never_routed(
         assert response.status == 403
     # A restart loads the same view.
     loaded = Allowlist()
-    sync = Follower.of(api.db_target, loaded, api.app[SETTINGS].upstream)
+    sync = Follower.of(api.db.target, loaded, api.app[SETTINGS].upstream)
     await sync.open()
     try:
         assert loaded.loaded

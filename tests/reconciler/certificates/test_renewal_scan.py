@@ -24,6 +24,7 @@ from domaingate.store import tenants
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
 from domaingate.store.migrations import migrations
+from domaingate.targets import PostgresServer
 from domaingate.wire import domain_json
 from reconciler.certificates.job import ScanScope
 from reconciler.certificates.renewal_info import ari_cert_id
@@ -386,7 +387,7 @@ async def test_a_database_from_before_the_renewal_column_is_upgraded_and_filled(
         "CREATE INDEX domains_cert_window ON domains (cert_expires_at) WHERE status = 'active'",
     ):
         sql(settings.db, statement)
-    if isinstance(settings.db, str):
+    if isinstance(settings.db, PostgresServer):
         sql(settings.db, "DELETE FROM schema_migrations WHERE version >= 4")
     else:
         sql(settings.db, "PRAGMA user_version = 3")
@@ -398,7 +399,7 @@ async def test_a_database_from_before_the_renewal_column_is_upgraded_and_filled(
         assert domain is not None and domain.cert_expires_at is not None
         assert domain.status is Status.ACTIVE
         assert domain.cert_renewal_due_at == pytest.approx(domain.cert_expires_at - 15 * DAY)
-    if isinstance(settings.db, str):
+    if isinstance(settings.db, PostgresServer):
         indexes = {row[0] for row in sql(settings.db, "SELECT indexname FROM pg_indexes")}
         version = sql(settings.db, "SELECT max(version) FROM schema_migrations")
     else:
