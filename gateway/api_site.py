@@ -10,8 +10,12 @@ aiohttp's own, and the wrapper keeps a deadline the site's sweep enforces, at mo
 - a new connection's first request head must have arrived `header_timeout` after the accept,
   and a later request's head `header_timeout` after its first byte;
 - between requests, a kept-alive connection lasts `IDLE_TIMEOUT`;
+- a request's body, once the application has authenticated it and waits for it
+  (`body_middleware`), must have arrived `header_timeout` after that: a body that never comes,
+  or comes a byte at a time, holds no connection for longer;
 - while the application handles a request (from its head to the handler's answer, marked by
-  `middleware`), no deadline: a check that waits on DNS is not cut short.
+  `middleware`), but for the wait for its body, no deadline: a check that waits on DNS is not
+  cut short.
 
 The cap (gateway.caps) counts connections from their accept; the oldest one that waits on its
 client makes room for a new one, or the new one is closed at once.
@@ -130,6 +134,10 @@ class ApiConnection(asyncio.Protocol):
         if self in self._connections.open:
             self._connections.open[self] = _BUSY
 
+    def awaiting_body(self) -> None:
+        """The application waits for the request's body: the client's turn, under a deadline."""
+        self._deadline(self._connections.header_timeout)
+
     def answered(self) -> None:
         """The application has answered: the connection waits on its client again."""
         self._idle = True
@@ -156,6 +164,27 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         return await handler(request)
     finally:
         connection.answered()
+
+
+@web.middleware
+async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Reads an authenticated request's body (at most the application's `client_max_size`)
+    under the connection's deadline, before the handler runs (innermost)."""
+    connection = request.config_dict[CONNECTIONS].by_transport.get(
+        cast(asyncio.BaseTransport, request.transport)
+    )
+    if connection is not None and request.body_exists:
+        connection.awaiting_body()
+        try:
+            # Kept by aiohttp: the handler's own read returns it. Too large is the error
+            # middleware's to answer (413), as it was the handler's.
+            await request.read()
+        except ConnectionError:
+            # Cut off at its deadline (or gone): no request to answer, and nothing to log.
+            raise web.HTTPRequestTimeout() from None
+        finally:
+            connection.handling()
+    return await handler(request)
 
 
 class ApiSite(web.BaseSite):

@@ -63,6 +63,7 @@ def create_app(
             timing_middleware("api"),
             error_middleware,
             auth_middleware,
+            api_site.body_middleware,
         ],
     )
     app[SETTINGS] = settings
