@@ -25,6 +25,9 @@ from gateway.gate.feed import FeedReads
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 0.5
+# /metrics' counts by status are read at most this often: every scrape reads the whole table,
+# and the internal listener takes scrapes from any local process.
+COUNTS_MAX_AGE = 1.0
 
 
 class Follower:
@@ -45,6 +48,8 @@ class Follower:
         self._described = described_as
         self._on_error = on_error
         self._reads = FeedReads()
+        self._counts: tuple[float, dict[str, int]] | None = None
+        self._counting: asyncio.Future[dict[str, int]] | None = None
         self.errors = 0
 
     @classmethod
@@ -71,10 +76,22 @@ class Follower:
 
     async def count_by_status(self) -> dict[str, int]:
         """Domains by status, for /metrics: once the allowlist is loaded (before, the feed has
-        no connections, and /metrics does not open one)."""
+        no connections, and /metrics does not open one). Scrapes at once share one read, and a
+        read serves those of the next `COUNTS_MAX_AGE` seconds, so no number of scrapes costs
+        the database more than a read a second."""
         if not self._allowlist.loaded:
             raise RuntimeError("the gate has not loaded its allowlist yet")
-        return await self.feed.count_by_status()
+        if self._counts is not None and time.monotonic() - self._counts[0] < COUNTS_MAX_AGE:
+            return self._counts[1]
+        if self._counting is None or self._counting.done():
+            self._counting = asyncio.ensure_future(self._count())
+            self._counting.add_done_callback(_retrieve)
+        return await asyncio.shield(self._counting)
+
+    async def _count(self) -> dict[str, int]:
+        counts = await self.feed.count_by_status()
+        self._counts = (time.monotonic(), counts)
+        return counts
 
     async def poll(self) -> int:
         """Apply changes committed since the last read; returns how many rows were read."""
@@ -112,3 +129,10 @@ class Follower:
                 with contextlib.suppress(Exception):
                     await self.feed.reset()
                 await asyncio.sleep(RECONNECT_DELAY)
+
+
+def _retrieve(future: asyncio.Future[dict[str, int]]) -> None:
+    # A failed shared count is each waiting scrape's to report; retrieved here, asyncio does not
+    # log it again when every scrape waiting for it has gone.
+    if not future.cancelled():
+        future.exception()

@@ -28,6 +28,9 @@ class SqliteFeed(ChangeFeed):
         self._path = path
         self._poll_interval = poll_interval
         self._conn: aiosqlite.Connection | None = None
+        # /metrics counts on a connection of their own: a count reads the whole table, and on
+        # the feed's connection the follower's reads would wait behind it.
+        self._counts_conn: aiosqlite.Connection | None = None
         self._data_version: int | None = None
         self._seq = 0
 
@@ -105,11 +108,14 @@ class SqliteFeed(ChangeFeed):
         return
 
     async def count_by_status(self) -> dict[str, int]:
-        conn = await self._connection()
+        if self._counts_conn is None:
+            self._counts_conn = await open_connection(self._path)
+        conn = self._counts_conn
         async with conn.execute("SELECT status, count(*) FROM domains GROUP BY status") as cursor:
             return {row[0]: row[1] async for row in cursor}
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        for conn in (self._conn, self._counts_conn):
+            if conn is not None:
+                await conn.close()
+        self._conn = self._counts_conn = None
