@@ -387,6 +387,12 @@ async def gate_synced(api: Api, *, timeout: float = 1.0) -> None:
     await await_until(caught_up, timeout=timeout, interval=0.01, what="the gate's watcher")
 
 
+async def tls_ask(gate: Client, name: str) -> int:
+    """The gate's answer to Caddy's ask for `name`: 200 (allowed) or 403."""
+    async with gate.get("/tls-ask", params={"domain": name}) as response:
+        return response.status
+
+
 async def raw_http(client: Client, request: bytes) -> tuple[int, bytes]:
     """Send `request` as raw bytes (exactly as given, no client-side quoting) to the client's
     server; returns the status and the whole response."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from domaingate.cli import apps, commands, supervisor
 from domaingate.errors import DomaingateError
 from domaingate.settings import Settings, SettingsError, load_settings
-from domaingate.store.errors import MigrationError, StoreUnreachable
+from domaingate.store.errors import MigrationError, StoreUnavailable
 from domaingate.terminal import say
 
 
@@ -85,8 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DomaingateError as exc:
         say(f"domaingate: {exc.message}", file=sys.stderr)
         return 1
-    except StoreUnreachable as exc:
-        # The database server is not there (PostgreSQL): say which and why, not a traceback.
+    except StoreUnavailable as exc:
+        # The database server is not there (PostgreSQL), or the database is locked or full:
+        # say which and why, not a traceback. Nothing was done; trying again may work.
         say(f"domaingate: {exc}", file=sys.stderr)
         return 1
     except MigrationError as exc:

@@ -18,8 +18,8 @@ from typing import Any, cast
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from domaingate.dns.checker import DnsChecker, Expectation
-from domaingate.dns.findings import CheckReport, Finding
+from domaingate.dns.checker import DnsChecker
+from domaingate.dns.findings import CheckReport
 from domaingate.models import Domain
 from domaingate.settings import Settings
 from domaingate.store.abc import Database
@@ -38,21 +38,12 @@ from tests.conftest import (
     gate_synced,
     make_settings,
     set_status,
+    tls_ask,
 )
+from tests.support.checkers import PassingChecker
 from tests.support.wait import await_until
 
 NAME = "shop.acme.com"
-
-
-class PassingChecker:
-    """Every DNS check passes (the race is in what follows the check, not in DNS)."""
-
-    async def check(self, expectation: Expectation) -> CheckReport:
-        return CheckReport(
-            hostname=expectation.hostname,
-            findings=(Finding(check="cname", ok=True, code=None, message="points at the app"),),
-            provider=None,
-        )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -66,11 +57,6 @@ async def edge(aiohttp_client: AiohttpClient, db: Path | str, clock: FakeClock) 
     app = create_app(make_settings(db), clock=clock, checker=cast(DnsChecker, PassingChecker()))
     client: Client = await aiohttp_client(app)
     return Api(client, clock)
-
-
-async def ask(gate: Client, name: str) -> int:
-    async with gate.get("/tls-ask", params={"domain": name}) as response:
-        return response.status
 
 
 def hold_after_commit(
@@ -148,9 +134,9 @@ async def test_a_take_down_during_a_verify_now_holds_at_the_gate(
     reply = await asyncio.wait_for(verifying, timeout=10)
     assert reply.status == 200, reply
     assert reply.body["status"] == "verified"  # what the check did when it committed
-    assert await ask(gate_a, NAME) == 403
+    assert await tls_ask(gate_a, NAME) == 403
     await gate_synced(a, timeout=5)
-    assert await ask(gate_a, NAME) == 403
+    assert await tls_ask(gate_a, NAME) == 403
 
 
 async def test_a_verify_now_holds_at_once_at_this_edge_and_soon_at_another(
@@ -167,12 +153,12 @@ async def test_a_verify_now_holds_at_once_at_this_edge_and_soon_at_another(
     await a.attach(token, NAME)
     reply = await a.call("POST", f"/api/v1/domains/{NAME}/verify", token=token)
     assert reply.body["status"] == "verified", reply
-    assert await ask(gate_a, NAME) == 200
+    assert await tls_ask(gate_a, NAME) == 200
 
     async def allowed_at_b() -> bool:
-        return await ask(gate_b, NAME) == 200
+        return await tls_ask(gate_b, NAME) == 200
 
     await await_until(allowed_at_b, timeout=5, what="edge B's gate to allow the name")
     detached = await a.call("DELETE", f"/api/v1/domains/{NAME}", token=token)
     assert detached.status == 204, detached
-    assert await ask(gate_a, NAME) == 403
+    assert await tls_ask(gate_a, NAME) == 403

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.conftest import Api, Client, gate_synced, set_status, sql
+from tests.conftest import Api, Client, gate_synced, set_status, sql, tls_ask
 
 # A platform-sized table and a flood: seconds of work.
 pytestmark = pytest.mark.slow
@@ -26,11 +26,6 @@ pytestmark = pytest.mark.slow
 ROWS = 100_000
 SCRAPES = 300
 FRESH = 1.0  # the README's promise: a change reaches the gate within 1 s
-
-
-async def ask(internal: Client, name: str) -> int:
-    async with internal.get("/tls-ask", params={"domain": name}) as response:
-        return response.status
 
 
 async def test_a_metrics_flood_does_not_delay_a_detach_at_the_gate(
@@ -51,7 +46,7 @@ async def test_a_metrics_flood_does_not_delay_a_detach_at_the_gate(
     conn.close()
     set_status(api.db_path, "live.acme.com", "verified")
     await gate_synced(api, timeout=10)
-    assert await ask(internal, "live.acme.com") == 200
+    assert await tls_ask(internal, "live.acme.com") == 200
 
     # A local process keeps scrapes in flight (no authentication on the internal listener).
     host, port = internal.server.host, internal.server.port
@@ -68,7 +63,7 @@ async def test_a_metrics_flood_does_not_delay_a_detach_at_the_gate(
         reply = await api.call("DELETE", "/api/v1/domains/live.acme.com", token=token)
         assert reply.status == 204
         answered = time.monotonic() - started
-        while await ask(internal, "live.acme.com") == 200:
+        while await tls_ask(internal, "live.acme.com") == 200:
             await asyncio.sleep(0.05)
         delay = time.monotonic() - started
         assert delay < FRESH, (

@@ -15,17 +15,12 @@ from pathlib import Path
 import pytest
 
 from domaingate.store.retention import purge_removed
-from tests.conftest import Api, Client, both_backends, gate_synced, set_status, sql
+from tests.conftest import Api, Client, both_backends, gate_synced, set_status, sql, tls_ask
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
     return both_backends(request, db_path)
-
-
-async def ask(internal: Client, name: str) -> int:
-    async with internal.get("/tls-ask", params={"domain": name}) as response:
-        return response.status
 
 
 async def test_a_detach_after_a_purge_of_the_latest_change_reaches_the_gate(
@@ -35,7 +30,7 @@ async def test_a_detach_after_a_purge_of_the_latest_change_reaches_the_gate(
     await api.attach(token, "live.acme.com")
     set_status(api.db_target, "live.acme.com", "verified")
     await gate_synced(api)
-    assert await ask(internal, "live.acme.com") == 200
+    assert await tls_ask(internal, "live.acme.com") == 200
 
     # Another name, removed long ago and cleaned: the latest change in the table, and the purge's
     # next victim.
@@ -55,4 +50,4 @@ async def test_a_detach_after_a_purge_of_the_latest_change_reaches_the_gate(
     assert reply.status == 204
     [(seq,)] = sql(api.db_target, "SELECT seq FROM domains WHERE hostname = 'live.acme.com'")
     assert seq > before, "the detach was numbered below a change the gate had already read"
-    assert await ask(internal, "live.acme.com") == 403
+    assert await tls_ask(internal, "live.acme.com") == 403

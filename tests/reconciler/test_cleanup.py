@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import cast
 
 from domaingate import hostnames
-from domaingate.dns.checker import DnsChecker, Expectation
-from domaingate.dns.findings import CheckReport, Finding
+from domaingate.dns.checker import DnsChecker
 from domaingate.lifecycle.claims import HOSTNAME_TAKEN
 from domaingate.models import Domain, Tenant
 from domaingate.settings import Settings
@@ -20,22 +19,12 @@ from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
 from domaingate.verification import verify_now
 from reconciler.cleanup import clean_removed
+from tests.support.checkers import PassingChecker
 
 from .conftest import DAY, FakeClock, attach, make_issuer, make_leaf_pem, store_cert, walk
 
 LE = "acme-v02.api.letsencrypt.org-directory"
 NAME = "shop.contested.example"
-
-
-class PassingChecker:
-    """Every DNS check passes, as it does for any tenant whose records point at its app."""
-
-    async def check(self, expectation: Expectation) -> CheckReport:
-        return CheckReport(
-            hostname=expectation.hostname,
-            findings=(Finding(check="cname", ok=True, code=None, message="points at the app"),),
-            provider=None,
-        )
 
 
 async def rival(db: Database, clock: FakeClock) -> tuple[Tenant, Domain]:

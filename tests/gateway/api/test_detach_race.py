@@ -16,7 +16,7 @@ from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store import moves
 from domaingate.store.abc import Database
-from tests.conftest import Api, Client, gate_synced, set_status, sql
+from tests.conftest import Api, Client, gate_synced, set_status, sql, tls_ask
 
 NAME = "shop.acme.com"
 PATH = f"/api/v1/domains/{NAME}"
@@ -35,11 +35,6 @@ def move_after_read(
         return domain
 
     monkeypatch.setattr(domain_store, "get", get)
-
-
-async def ask(internal: Client, name: str) -> int:
-    async with internal.get("/tls-ask", params={"domain": name}) as response:
-        return response.status
 
 
 def moves_of(api: Api) -> list[tuple[str, str | None, str]]:
@@ -95,7 +90,7 @@ async def test_delete_removes_a_domain_moved_meanwhile(
         ("domain.removed", after.value, "removed"),
     ]
     await gate_synced(api)
-    assert await ask(internal, NAME) == 403
+    assert await tls_ask(internal, NAME) == 403
 
 
 async def test_delete_of_a_domain_removed_meanwhile_is_404(
@@ -115,4 +110,4 @@ async def test_delete_of_a_domain_removed_meanwhile_is_404(
         ("domain.removed", "pending", "removed")
     ]
     await gate_synced(api)
-    assert await ask(internal, NAME) == 403
+    assert await tls_ask(internal, NAME) == 403
