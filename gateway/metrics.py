@@ -119,7 +119,7 @@ class Metrics:
         )
         self.sync_errors = Counter(
             "domaingate_gate_sync_errors",
-            "Failed reads of domain changes by the gate's watcher",
+            "Failed reads of domain changes by the gate's follower",
             registry=self.registry,
         )
         self.store_errors = Counter(

@@ -20,7 +20,7 @@ from domaingate.store import apps, events, holders, limits, moves, rows
 from domaingate.store.abc import Connection, Database, Reader
 from domaingate.store.errors import StoreConflict
 from domaingate.store.rows import DOMAIN_SELECT
-from domaingate.store.statuses import HELD
+from domaingate.store.statuses import COUNT_BY_STATUS, HELD
 from domaingate.times import Clock
 
 
@@ -189,5 +189,5 @@ async def remove(db: Database, domain: Domain, clock: Clock) -> Domain:
 
 async def count_by_status(db: Database) -> dict[str, int]:
     """How many domains each status has (statuses without one are left out)."""
-    async with db.reader.execute("SELECT status, count(*) FROM domains GROUP BY status") as cursor:
+    async with db.reader.execute(COUNT_BY_STATUS) as cursor:
         return {str(row[0]): int(row[1]) async for row in cursor}

@@ -22,3 +22,6 @@ HELD = sql_set(ALLOWED)
 CERTIFIED = sql_set({Status.ACTIVE, Status.EXPIRING})
 # Claims not proven yet, or no longer (pending, failed): rivals that lose to a verification.
 UNPROVEN = sql_set({Status.PENDING, Status.FAILED})
+
+# How many domains each status has, as the metrics count them (on whichever connection).
+COUNT_BY_STATUS = "SELECT status, count(*) FROM domains GROUP BY status"

@@ -1,7 +1,7 @@
 """The gate's in-memory view of allowed hostnames.
 
-The gate answers from this dict alone: no DNS, no disk, no lock on the request path. The watcher
-(`gateway.gate.watcher`) keeps it current from the database, and nothing else writes to it: its
+The gate answers from this dict alone: no DNS, no disk, no lock on the request path. The follower
+(`gateway.gate.follow`) keeps it current from the database, and nothing else writes to it: its
 reads apply committed rows in order, one read at a time (`gateway.gate.feed`).
 """
 
@@ -16,6 +16,12 @@ _ALLOWED_VALUES = tuple(status.value for status in ALLOWED)
 
 # UPSTREAM_TEMPLATE filled for (app, tenant), for an app that names no upstream of its own.
 Upstream = Callable[[str, str], str]
+
+
+def resolved(own: str | None, upstream: Upstream, app: str, tenant: str) -> str:
+    """Where `/route` sends an app's domains: its own upstream, else UPSTREAM_TEMPLATE's."""
+    return own or upstream(app, tenant)
+
 
 # The rows below are spelled out rather than imported as `domaingate.store.allowlist`'s aliases:
 # the gate's request path imports this module, and must not import the store (pyproject.toml).
@@ -71,7 +77,11 @@ class Allowlist:
         domain_id, hostname, app, status, own, tenant, owned, _seq = row
         # A domain whose app is not its tenant's is never routed (None withdraws it).
         self.apply(
-            domain_id, hostname, app, status, (own or upstream(app, tenant)) if owned else None
+            domain_id,
+            hostname,
+            app,
+            status,
+            resolved(own, upstream, app, tenant) if owned else None,
         )
 
     def apply(
@@ -103,7 +113,7 @@ class Loading:
     def apps(self, apps: Iterable[tuple[str, int, str | None, str]]) -> None:
         """Apps as (app, tenant id, the app's own upstream, the tenant's name)."""
         for app, tenant_id, own, tenant in apps:
-            upstream = own or self._upstream(app, tenant)
+            upstream = resolved(own, self._upstream, app, tenant)
             self._owners[(app, tenant_id)] = (sys.intern(app), sys.intern(upstream))
 
     def chunk(self, rows: Iterable[tuple[int, str, str, int]]) -> None:

@@ -1,7 +1,7 @@
 """Reads of the change feed, one at a time, and waiting for one that began after a write.
 
 The gate's allowlist changes only through reads of the database's change feed (the SQLite
-watcher's rows past its sequence, PostgreSQL's change cursor): each read applies committed rows
+feed's rows past its sequence, PostgreSQL's change cursor): each read applies committed rows
 in their order, and reads take turns, so no read applies a row older than one already applied.
 A write made through this process's API must hold at its gate when the API answers. It does so by
 waiting here for a read that began after the write had committed, never by putting its own copy

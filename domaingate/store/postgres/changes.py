@@ -20,6 +20,7 @@ from psycopg.rows import tuple_row
 
 from domaingate.store.abc import AppOwner, GateRow, LoadRow
 from domaingate.store.apps import GATE_SELECT, OWNERS
+from domaingate.store.statuses import COUNT_BY_STATUS
 
 CHANNEL = "domaingate_domains"
 _LOAD_CHUNK = 20_000
@@ -104,7 +105,7 @@ async def listen(conn: psycopg.AsyncConnection[Any]) -> None:
 async def count_by_status(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
     """Domains by status, for the gate's /metrics."""
     cursor = conn.cursor(row_factory=tuple_row)
-    await cursor.execute("SELECT status, count(*) FROM domains GROUP BY status")
+    await cursor.execute(COUNT_BY_STATUS)
     return {str(status): int(n) for status, n in await cursor.fetchall()}
 
 

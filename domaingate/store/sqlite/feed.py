@@ -17,6 +17,7 @@ from domaingate.states import ALLOWED
 from domaingate.store.abc import AppOwner, ChangeFeed, GateRow, LoadRow
 from domaingate.store.apps import GATE_SELECT, OWNERS
 from domaingate.store.sqlite.database import open_connection
+from domaingate.store.statuses import COUNT_BY_STATUS
 
 _ALLOWED_VALUES = tuple(status.value for status in ALLOWED)
 _LOAD_CHUNK = 10_000
@@ -111,7 +112,7 @@ class SqliteFeed(ChangeFeed):
         if self._counts_conn is None:
             self._counts_conn = await open_connection(self._path)
         conn = self._counts_conn
-        async with conn.execute("SELECT status, count(*) FROM domains GROUP BY status") as cursor:
+        async with conn.execute(COUNT_BY_STATUS) as cursor:
             return {row[0]: row[1] async for row in cursor}
 
     async def close(self) -> None:
