@@ -18,6 +18,7 @@ import pytest
 from domaingate.states import Status
 from domaingate.store import tenants
 from domaingate.store.backends import open_database
+from tests.conftest import target as target_of
 from tests.reconciler.conftest import attach
 from tests.support.domaingate import ADMIN_TOKEN, Domaingate
 from tests.support.wait import wait_until
@@ -41,7 +42,7 @@ def target(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
 
 
 async def _seed(db: Path | str) -> None:
-    async with await open_database(target(db)) as database:
+    async with await open_database(target_of(db)) as database:
         tenant, _ = await tenants.create(database, "acme", time.time)
         await attach(database, tenant, LIVE, time.time, status=Status.VERIFIED, first_check_in=0)
 
