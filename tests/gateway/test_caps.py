@@ -25,6 +25,7 @@ from gateway.gate.listener import GateListener
 from gateway.gate.replies import Reply
 from gateway.gate.routes import Request
 from tests.conftest import Api, gate_synced, set_status
+from tests.support.net import answer_head
 from tests.support.wait import await_until
 
 HOST = "127.0.0.1"
@@ -85,18 +86,6 @@ async def capped(api: Api) -> AsyncIterator[GateListener]:
         await gate.close()
 
 
-async def ask(gate: GateListener, request: bytes) -> bytes:
-    """`request` on a connection of its own, the answer's head (b"": closed unanswered)."""
-    reader, writer = await asyncio.open_connection(HOST, gate.port)
-    try:
-        writer.write(request)
-        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
-    except (asyncio.IncompleteReadError, ConnectionError) as exc:
-        return exc.partial if isinstance(exc, asyncio.IncompleteReadError) else b""
-    finally:
-        writer.close()
-
-
 async def test_idle_connections_at_the_cap_make_room_for_the_gates_asks(
     capped: GateListener,
 ) -> None:
@@ -129,7 +118,7 @@ async def test_with_every_connection_answered_a_new_one_is_closed_at_once(
         lambda: len(capped.connections) == 3 and not any(c.waiting() for c in capped.connections),
         timeout=5,
     )
-    assert await ask(capped, ASK) == b""
+    assert await answer_head(capped.port, ASK) == b""
     assert capped.shedder.refused == 1 and capped.shedder.evicted == 0
     for _, writer in busy:
         writer.close()

@@ -11,6 +11,7 @@ Two things can take it in between, and both have been seen to:
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import fcntl
 import os
@@ -86,3 +87,17 @@ def free_port() -> int:
             os.close(_held.popleft())
         return port
     raise RuntimeError(f"no free port on {HOST} in {ports.start}-{ports.stop - 1}")
+
+
+async def answer_head(port: int, request: bytes) -> bytes:
+    """`request` on a connection of its own to HOST:`port`, which the client closes once answered
+    (as Go does): the answer's head, or what came before the server closed (b"": unanswered)."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    try:
+        writer.write(request)
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        return exc.partial if isinstance(exc, asyncio.IncompleteReadError) else b""
+    finally:
+        writer.close()
+        await writer.wait_closed()

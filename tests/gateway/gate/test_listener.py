@@ -22,6 +22,7 @@ from gateway.gate.listener import (
     GateProtocol,
 )
 from tests.conftest import Api, gate_synced, set_status
+from tests.support.net import answer_head
 
 HOST = "127.0.0.1"
 
@@ -258,19 +259,6 @@ def test_the_request_path_reads_memory_only() -> None:
     assert done.stdout.strip() == "[]"
 
 
-async def one_by_one(gate: GateListener, request: bytes) -> bytes:
-    """`request` on its own connection, which the client closes once answered (as Go does)."""
-    reader, writer = await asyncio.open_connection(HOST, gate.port)
-    try:
-        writer.write(request)
-        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
-    except (asyncio.IncompleteReadError, ConnectionError) as exc:
-        return exc.partial if isinstance(exc, asyncio.IncompleteReadError) else b""
-    finally:
-        writer.close()
-        await writer.wait_closed()
-
-
 async def test_connections_that_ended_any_way_leave_nothing_behind(
     listener: GateListener,
 ) -> None:
@@ -293,5 +281,5 @@ async def test_connections_that_ended_any_way_leave_nothing_behind(
         await asyncio.sleep(0.01)
         writer.close()
         for request, expected in ((ASK, 200), (DENY, 403), (ROUTE, 200)):
-            assert statuses(await one_by_one(listener, request)) == [expected], ending
+            assert statuses(await answer_head(listener.port, request)) == [expected], ending
     assert listener.spare, "clean keep-alive connections are kept for reuse"
