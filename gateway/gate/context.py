@@ -7,7 +7,6 @@ each: the same Settings, the same follower, the same listener.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -48,20 +47,8 @@ class Gate:
     async def running(self) -> AsyncIterator[Gate]:
         """Load the allowlist from settings.db, then follow its changes until the context
         ends."""
-        follower = self.follower
-        try:
-            await follower.open()
-        except BaseException:
-            await follower.close()
-            raise
-        task = asyncio.create_task(follower.run(), name="gate-follower")
-        try:
+        async with self.follower.running():
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await follower.close()
 
 
 def gate_context(

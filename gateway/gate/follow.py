@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from domaingate.store.abc import ChangeFeed
 from domaingate.store.backends import feed_for
@@ -73,6 +73,23 @@ class Follower:
 
     async def close(self) -> None:
         await self.feed.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Follower]:
+        """Load the allowlist, then follow the database's changes until the context ends."""
+        try:
+            await self.open()
+        except BaseException:
+            await self.close()
+            raise
+        task = asyncio.create_task(self.run(), name="gate-follower")
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.close()
 
     async def count_by_status(self) -> dict[str, int]:
         """Domains by status, for /metrics: once the allowlist is loaded (before, the feed has

@@ -71,16 +71,8 @@ async def following(
     on_error: Callable[[], object] | None = None,
 ) -> AsyncIterator[Follower]:
     feed = PostgresFeed(db, safety_interval=safety_interval)
-    sync = Follower(feed, allowlist, upstream, on_error=on_error)
-    await sync.open()
-    task = asyncio.create_task(sync.run())
-    try:
+    async with Follower(feed, allowlist, upstream, on_error=on_error).running() as sync:
         yield sync
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await sync.close()
 
 
 async def test_loads_what_is_allowed_and_is_woken_by_a_commit(db: str) -> None:
