@@ -5,6 +5,8 @@ port with its socket in that directory, as an unprivileged user (the server refu
 root: under root the commands run as `nobody`). `Cluster.database()` creates a fresh database
 from a template that already holds the schema (so a test does not pay for the migrations), and
 `drop()` removes it. Durability settings are off: the tests kill processes, never the machine.
+`standby()` starts an asynchronous hot standby of a cluster and `promote()` fails over to it;
+`halt()` and `resume()` stop a server at once and start it again.
 
 Fixtures (tests/support/fixtures.py): `pg_cluster` (session) and `pg_url` (a fresh database per
 test).
@@ -110,6 +112,34 @@ class Cluster:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
 
+    def standby(self) -> Cluster:
+        """A hot standby of this server, started: a base backup streaming from it,
+        asynchronously (nothing waits for the standby to confirm a commit), on a port of its
+        own. Stop it with `stop()` as any cluster."""
+        standby = Cluster(self.bindir)
+        standby._run(
+            str(self.bindir / "pg_basebackup"),
+            "-D",
+            str(standby.data),
+            "-h",
+            HOST,
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-X",
+            "stream",
+            "--write-recovery-conf",
+            "--checkpoint=fast",
+            "--no-sync",
+        )
+        standby.resume()
+        return standby
+
+    def promote(self) -> None:
+        """Make this standby a primary (a failover), waiting until it accepts writes."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "promote")
+
     def halt(self) -> None:
         """Stop the server at once (as a crash or a cut-off would), keeping its data."""
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
@@ -131,7 +161,9 @@ class Cluster:
         )
 
     def stop(self) -> None:
+        """Stop the server if it runs (a halted one is left as it is), and remove its files."""
         try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+            if (self.data / "postmaster.pid").exists():
+                self.halt()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
