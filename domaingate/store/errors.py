@@ -48,6 +48,13 @@ class StoreConflict(StoreError):
     """A write broke a constraint (a unique name, a foreign key)."""
 
 
+class FeedDiverged(StoreError):
+    """A change feed's cursor no longer describes the server it reads: another server answers
+    (a failover, a restore), or the server's newest change is behind the cursor. What the reader
+    holds may include changes this server never had: it must load everything again, never read
+    on from the cursor."""
+
+
 class MigrationError(StoreError):
     """The schema cannot be brought to this version (newer than the code, or an upgrade's
     precondition does not hold)."""
