@@ -25,6 +25,7 @@ from pathlib import Path
 from domaingate import hostnames
 from domaingate.store import certificates as store
 from domaingate.store.abc import Database
+from domaingate.store.scopes import Scope
 from domaingate.times import Clock
 from reconciler.certificates.storage import certificates_dir, issuer_dirs
 
@@ -114,7 +115,8 @@ async def clean_removed(
     result = CleanupResult()
     for domain in await store.uncleaned_removals(db):
         try:
-            async with db.write() as conn:
+            # The name's lock: no rival claim on it can be verified while its certificates go.
+            async with db.write(Scope.hostname(domain.hostname)) as conn:
                 if domain.verified_at is None or hostnames.is_reserved(
                     domain.hostname, reserved_zones
                 ):

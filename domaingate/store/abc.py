@@ -18,6 +18,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Protocol
 
+from domaingate.store.scopes import Scope
 from domaingate.targets import DatabaseTarget
 
 # A row: `row[0]` and `row["name"]` both work. Typed loosely because the two drivers' row
@@ -87,9 +88,11 @@ class Database(ABC):
     def reader(self) -> Reader: ...
 
     @abstractmethod
-    def write(self) -> AbstractAsyncContextManager[Connection]:
-        """A write transaction, one writer at a time: commits on success, rolls back on any
-        exception."""
+    def write(self, *scopes: Scope) -> AbstractAsyncContextManager[Connection]:
+        """A write transaction: commits on success, rolls back on any exception. It holds the
+        locks of `scopes` (`domaingate.store.scopes`) from its start: writers that share a scope
+        take turns, others may run at once. With no scope it waits for every other writer and
+        holds them all back, as one writer at a time."""
 
     @abstractmethod
     async def schema_version(self) -> int:

@@ -35,6 +35,8 @@ async def put(
 ) -> tuple[App, bool]:
     """Register `name` for `tenant`, or change its upstream; returns the app and whether it is
     new. An app of another tenant is refused: an app never changes hands while it exists."""
+    # No scope: every writer waits. An app's change rewrites the change sequence of all its
+    # domains (the gate's triggers), and attaches read the app: a rare write of the platform's.
     async with db.write() as conn:
         now = clock()
         async with conn.execute("SELECT tenant_id FROM apps WHERE name = ?", (name,)) as cursor:
@@ -57,6 +59,7 @@ async def put(
 
 async def remove(db: Database, tenant: Tenant, name: str) -> None:
     """Remove `tenant`'s app `name`; refused while a live domain (not removed) uses it."""
+    # No scope, as `put`: no attach with this app can commit between the count and the delete.
     async with db.write() as conn:
         async with conn.execute(
             "SELECT 1 FROM apps WHERE name = ? AND tenant_id = ?", (name, tenant.id)

@@ -5,8 +5,9 @@ The reconciler finishes hundreds of checks a second. One transaction per check s
 COMMIT's fsync and in hops to SQLite's thread, one per statement; here a batch costs a fixed
 handful of statements whatever its size: the statuses are read once, and each kind of write is one
 `executemany`. Every write is still a compare-and-set on the status the domain was read with: the
-statuses are read inside the write transaction, which holds SQLite's write lock, so no other
-writer can move a domain between that read and these writes.
+statuses are read inside the write transaction, which holds the lock of every name in the batch
+(SQLite's write lock, PostgreSQL's scopes), so no other writer can move a domain, or verify a
+rival claim on its name, between that read and these writes.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from collections.abc import Sequence
 from domaingate.lifecycle import claims
 from domaingate.lifecycle.dns import CheckOutcome
 from domaingate.models import Domain
-from domaingate.store import holders, moves, rows
+from domaingate.store import holders, moves, rows, scopes
 from domaingate.store.abc import Connection, Database
 from domaingate.store.domains import get_by_id_in
 from domaingate.store.rows import DOMAIN_SELECT
+from domaingate.store.scopes import Scope
 
 _WRITE_CHECK = (
     "UPDATE domains SET last_checked_at = ?, next_check_at = ?, last_check_code = ?,"
@@ -36,13 +38,13 @@ async def apply_checks(db: Database, outcomes: Sequence[CheckOutcome]) -> list[b
     """
     if not outcomes:
         return []
-    async with db.write() as conn:
+    async with db.write(*scopes.hostnames(o.domain.hostname for o in outcomes)) as conn:
         return await _write(conn, outcomes)
 
 
 async def apply_check(db: Database, outcome: CheckOutcome) -> Domain | None:
     """Write one outcome; the domain as written, or None if it changed status meanwhile."""
-    async with db.write() as conn:
+    async with db.write(Scope.hostname(outcome.domain.hostname)) as conn:
         [written] = await _write(conn, [outcome])
         return await get_by_id_in(conn, outcome.domain.id) if written else None
 
@@ -97,7 +99,7 @@ async def due_domains(
 
 async def postpone_check(db: Database, domain: Domain, next_check_at: float) -> None:
     """Move a due check later without recording a result (the check itself could not run)."""
-    async with db.write() as conn:
+    async with db.write(Scope.hostname(domain.hostname)) as conn:
         await conn.execute(
             "UPDATE domains SET next_check_at = ? WHERE id = ? AND status = ?",
             (next_check_at, domain.id, domain.status.value),

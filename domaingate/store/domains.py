@@ -20,6 +20,7 @@ from domaingate.store import apps, events, holders, limits, moves, rows
 from domaingate.store.abc import Connection, Database, Reader
 from domaingate.store.errors import StoreConflict
 from domaingate.store.rows import DOMAIN_SELECT
+from domaingate.store.scopes import Scope
 from domaingate.store.statuses import COUNT_BY_STATUS, HELD
 from domaingate.times import Clock
 
@@ -37,7 +38,8 @@ async def attach(
     db: Database, tenant: Tenant, host: Hostname, app: str, policy: AttachPolicy, clock: Clock
 ) -> Domain:
     try:
-        async with db.write() as conn:
+        # The name's lock for the claim rules, the tenant's for its quotas and attach rate.
+        async with db.write(Scope.hostname(host.name), Scope.tenant(tenant.id)) as conn:
             return await _attach_in(conn, tenant, host, app, policy, clock())
     except StoreConflict as exc:
         # Another process won the race between our claim check and the insert: the unique
@@ -169,11 +171,12 @@ async def list_page(
 async def remove(db: Database, domain: Domain, clock: Clock) -> Domain:
     """Detach `domain` from whatever status it is in now; DomainNotFound once it is removed.
 
-    Its status is read again inside the write transaction, where no other writer can move it:
+    Its status is read again inside the write transaction, holding the name's lock, where no
+    other writer can move it:
     one that moved it since `domain` was read (a check, the certificate scan) must not turn
     the detach into a 404 that leaves the name attached.
     """
-    async with db.write() as conn:
+    async with db.write(Scope.hostname(domain.hostname)) as conn:
         try:
             current = await get_by_id_in(conn, domain.id)
         except LookupError:  # removed and purged since

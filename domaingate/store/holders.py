@@ -1,9 +1,10 @@
 """Who holds a hostname, in the store: the facts the claim rules (`domaingate.lifecycle.claims`)
 decide from, read inside the caller's write transaction, and the rivals' losses they write.
 
-Every rule reads inside the caller's write transaction, which holds the database's write lock:
-two verifications of one name, in any processes, are decided one after the other, and the
-partial unique index on proven claims stands behind that.
+Every rule reads inside the caller's write transaction, which holds the name's lock
+(`Scope.hostname`): two verifications of one name, or a verification and an attach, in any
+processes, are decided one after the other, and the partial unique index on proven claims stands
+behind that.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domaingate.store.abc import Database
+from domaingate.store.scopes import Scope
 
 # The reconciler's lease: one reconciler of a fleet works at a time (`reconciler.lease`), and
 # the operator's status page shows who holds it (`domaingate.store.overview`).
@@ -12,10 +13,10 @@ RECONCILER_LEASE = "reconciler"
 async def take_lease(db: Database, name: str, holder: str, now: float, ttl: float) -> float | None:
     """Take or renew lease `name` for `holder`; its expiry if held now, None if someone else has it.
 
-    The read and the write share one `BEGIN IMMEDIATE` transaction, so two processes cannot both
-    see the lease free.
+    The read and the write share one transaction holding the lease's lock (SQLite's
+    `BEGIN IMMEDIATE`), so two processes cannot both see the lease free.
     """
-    async with db.write() as conn:
+    async with db.write(Scope.row("leases", name)) as conn:
         await conn.execute(
             "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
@@ -33,7 +34,7 @@ async def take_lease(db: Database, name: str, holder: str, now: float, ttl: floa
 
 
 async def release_lease(db: Database, name: str, holder: str) -> None:
-    async with db.write() as conn:
+    async with db.write(Scope.row("leases", name)) as conn:
         await conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
 

@@ -17,6 +17,7 @@ from domaingate.lifecycle.limits import (
 )
 from domaingate.models import Tenant
 from domaingate.store.abc import Connection, Database
+from domaingate.store.scopes import Scope
 from domaingate.times import Clock
 
 
@@ -55,7 +56,8 @@ async def consume_verify_allowance(
     The per-domain limit counts the claim's own requests (this tenant's, on this name): counted
     by name alone, another tenant claiming it could spend them all.
     """
-    async with db.write() as conn:
+    # The tenant's lock: both windows count only this tenant's rows.
+    async with db.write(Scope.tenant(tenant_id)) as conn:
         now = clock()
         since = now - VERIFY_WINDOW_SECONDS
         scopes: tuple[tuple[str, str, tuple[Any, ...], int], ...] = (
@@ -81,5 +83,8 @@ async def consume_verify_allowance(
             "INSERT INTO verify_attempts (tenant_id, hostname, at) VALUES (?, ?, ?)",
             (tenant_id, hostname, now),
         )
-        # Old attempts only matter for an hour.
-        await conn.execute("DELETE FROM verify_attempts WHERE at <= ?", (since,))
+        # Old attempts only matter for an hour. Only this tenant's: deleting everyone's would make
+        # tenants' requests wait for each other's row locks.
+        await conn.execute(
+            "DELETE FROM verify_attempts WHERE tenant_id = ? AND at <= ?", (tenant_id, since)
+        )

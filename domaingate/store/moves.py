@@ -2,8 +2,8 @@
 same transaction, and the batched write that both the DNS path and the certificate path use.
 
 A batch reads the statuses of its domains once, inside its write transaction (which holds the
-database's write lock, so no other writer can move a domain between that read and these
-writes), writes each kind of change in one `executemany`, then the moves.
+lock of each domain's name, `Scope.hostname`, so no other writer can move a domain between that
+read and these writes), writes each kind of change in one `executemany`, then the moves.
 """
 
 from __future__ import annotations

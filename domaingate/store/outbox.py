@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from domaingate.states import Status
 from domaingate.store.abc import Database
+from domaingate.store.scopes import Scope
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,7 +65,7 @@ async def backlog(db: Database) -> int:
 
 
 async def mark_delivered(db: Database, event_id: str, now: float) -> None:
-    async with db.write() as conn:
+    async with db.write(Scope.row("webhook_outbox", event_id)) as conn:
         await conn.execute(
             "UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL"
             " WHERE event_id = ? AND delivered_at IS NULL",
@@ -75,7 +76,7 @@ async def mark_delivered(db: Database, event_id: str, now: float) -> None:
 async def mark_attempt_failed(
     db: Database, event_id: str, *, next_attempt_at: float, error: str
 ) -> None:
-    async with db.write() as conn:
+    async with db.write(Scope.row("webhook_outbox", event_id)) as conn:
         await conn.execute(
             "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = ?,"
             " last_error = ? WHERE event_id = ? AND delivered_at IS NULL",

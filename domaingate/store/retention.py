@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from domaingate.store.abc import Database
 
-# Rows per transaction: each batch holds SQLite's write lock only briefly.
+# Rows per transaction: each batch holds every writer back only briefly.
 PURGE_BATCH = 500
 
 
@@ -17,6 +17,8 @@ async def purge_removed(db: Database, *, before: float, batch: int = PURGE_BATCH
     """Delete removed domains removed before `before` (and cleaned up); returns how many."""
     purged = 0
     while True:
+        # No scope: every writer waits. The rows are found inside the transaction, so their
+        # names are not known before it; a purge is rare and each batch short.
         async with db.write() as conn:
             async with conn.execute(
                 "SELECT id FROM domains WHERE status = 'removed' AND removed_at < ?"

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from domaingate.store.abc import Database
+from domaingate.store.scopes import Scope
 from domaingate.times import Clock
 
 # Every job the reconciler reports, in the order shown.
@@ -56,7 +57,7 @@ async def record_run(
     db: Database, job: str, *, ran_at: float, ok_at: float | None, error: str | None
 ) -> None:
     """One upsert; `ok_at` None keeps the success already stored."""
-    async with db.write() as conn:
+    async with db.write(Scope.row("job_runs", job)) as conn:
         await conn.execute(
             "INSERT INTO job_runs (job, last_run_at, last_ok_at, last_error) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (job) DO UPDATE SET last_run_at = excluded.last_run_at,"

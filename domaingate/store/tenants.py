@@ -10,6 +10,7 @@ from domaingate.errors import InvalidRequest, TenantExists, TenantNotFound
 from domaingate.models import Tenant
 from domaingate.store import rows
 from domaingate.store.abc import Database
+from domaingate.store.scopes import Scope
 from domaingate.times import Clock
 
 TOKEN_PREFIX = "dgt_"  # noqa: S105 (a prefix, not a secret)
@@ -41,7 +42,7 @@ async def create(db: Database, name: str, clock: Clock) -> tuple[Tenant, str]:
     """Create a tenant; returns it and its API token (not stored: it cannot be shown again)."""
     check_tenant_name(name)
     token = new_token()
-    async with db.write() as conn:
+    async with db.write(Scope.row("tenants", name)) as conn:
         async with conn.execute("SELECT 1 FROM tenants WHERE name = ?", (name,)) as cursor:
             if await cursor.fetchone():
                 raise TenantExists(name)
@@ -68,7 +69,7 @@ async def get_by_name(db: Database, name: str) -> Tenant:
 
 
 async def revoke(db: Database, name: str, clock: Clock) -> Tenant:
-    async with db.write() as conn:
+    async with db.write(Scope.row("tenants", name)) as conn:
         await conn.execute(
             "UPDATE tenants SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
             (clock(), name),

@@ -2,10 +2,10 @@
 
 A change is written only if its domain still has the status the plan saw, so a domain moved
 meanwhile by the API or a DNS check is left alone and simply planned again at the next scan. The
-statuses are read inside the write transaction (which holds SQLite's write lock), so no other writer
-can move a domain between that read and these writes. Batches keep the first scan of a large
-storage from costing a transaction (and an fsync) per domain, while each batch stays short enough
-not to hold up the API's writes for long.
+statuses are read inside the write transaction (which holds the lock of each of the batch's
+names), so no other writer can move a domain between that read and these writes. Batches keep the
+first scan of a large storage from costing a transaction (and an fsync) per domain, while each
+batch stays short enough not to hold up the API's writes for long.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from domaingate.lifecycle.certificates import CertChange
 from domaingate.store import certificates as cert_store
-from domaingate.store import moves
+from domaingate.store import moves, scopes
 from domaingate.store.abc import Connection, Database
 from domaingate.times import Clock
 
@@ -38,15 +38,16 @@ async def apply_cert_changes(
     result = ApplyResult()
     pending = list(changes)
     for start in range(0, len(pending), batch):
-        async with db.write() as conn:
-            written = await _write(conn, pending[start : start + batch], clock())
+        chunk = pending[start : start + batch]
+        async with db.write(*scopes.hostnames(c.domain.hostname for c in chunk)) as conn:
+            written = await _write(conn, chunk, clock())
         for change in written:
             for move in change.moves:
                 hostname = change.domain.hostname
                 log.info("%s: %s → %s (%s)", hostname, move.source, move.target, move.reason)
         result.applied += len(written)
         result.moves += sum(len(change.moves) for change in written)
-        result.skipped += min(batch, len(pending) - start) - len(written)
+        result.skipped += len(chunk) - len(written)
     return result
 
 

@@ -1,12 +1,16 @@
 """The PostgreSQL database: a connection pool, migrations, and write transactions.
 
-A write transaction takes one advisory lock for the whole database before its first statement
-and keeps it until it commits: writers take turns across every process on every node, exactly as
-SQLite's `BEGIN IMMEDIATE` makes them take turns on one file. Every read-then-write in the store
+A write transaction takes its locks before its first statement and keeps them until it commits
+(`domaingate.store.scopes`): the fleet lock, shared, then an advisory lock for each scope it
+names (a hostname, a tenant, a row), in one order. Writers that name a common scope take turns
+across every process on every node; the others run at once. Every read-then-write in the store
 (the claim check before an insert, the quota count, the rate-limit count, the compare-and-set
-reads of a batch) therefore keeps the guarantee it was written for, at READ COMMITTED: each
-statement after the lock sees everything committed before it. Writes are short and few next to
-reads, which run concurrently on the pool and never wait for the lock.
+reads of a batch) names the scopes its reads depend on, so it keeps the guarantee it was written
+for, at READ COMMITTED: each statement after the locks sees everything committed before it by a
+writer of the same scope. A write that names no scope takes the fleet lock exclusively: it waits
+for every other writer and holds them all back, as SQLite's `BEGIN IMMEDIATE` does, so a write
+nobody has scoped keeps the guarantee it had. Reads run concurrently on the pool and never wait
+for a lock.
 """
 
 from __future__ import annotations
@@ -27,11 +31,15 @@ from domaingate.store.abc import Cursor as StoreCursor
 from domaingate.store.errors import MigrationError, StoreUnavailable, StoreUnreachable
 from domaingate.store.migrations import migrations
 from domaingate.store.postgres.adapter import Connection, row_factory, store_error, translated
+from domaingate.store.scopes import Scope, keys
 from domaingate.targets import PostgresServer
 
 log = logging.getLogger(__name__)
 
 # Advisory lock keys (any two fixed numbers; they only need to be the same in every process).
+# The fleet lock keeps its key and its one-number form from when every write took it exclusively:
+# an edge of that version, during a rolling upgrade, still waits for this version's writers and
+# holds them back. Scopes take the two-number form, a key space of its own.
 WRITE_LOCK = 0x646F6D61696E01  # "domain" 01
 MIGRATE_LOCK = 0x646F6D61696E02
 CONNECT_TIMEOUT = 5.0
@@ -41,6 +49,17 @@ LOCK_TIMEOUT_MS = WRITE_WAIT_MS
 # How long a request waits for a pooled connection before it is answered 503.
 POOL_TIMEOUT = 5.0
 POOL_SIZE = 8
+# Writers of one process that may hold a pooled connection at once (the others wait in the
+# process, holding none): the rest of the pool is left to reads.
+WRITERS = POOL_SIZE // 2
+# The locks of a write, in one statement (one round trip): the fleet lock first, then the scopes
+# in the order given (an Append runs its parts in order, a function scan its array in order).
+_LOCK_SCOPES = (
+    "SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(%s)"
+    " UNION ALL SELECT pg_advisory_xact_lock(k.c, k.o)"
+    " FROM unnest(%s::int4[], %s::int4[]) AS k (c, o)) AS taken"
+)
+_LOCK_FLEET = "SELECT pg_advisory_xact_lock(%s)"
 
 
 async def connect(url: str, **kwargs: Any) -> psycopg.AsyncConnection[Any]:
@@ -116,16 +135,26 @@ class PostgresDatabase(Database):
     """The process's pool of connections to one PostgreSQL database."""
 
     def __init__(
-        self, url: str, pool: AsyncConnectionPool[Any], *, on_error: ErrorHook | None = None
+        self,
+        url: str,
+        pool: AsyncConnectionPool[Any],
+        *,
+        on_error: ErrorHook | None = None,
+        scoped: bool = True,
     ) -> None:
         self.url = url
         self._pool = pool
         self._reader = PostgresReader(pool)
-        self._lock = asyncio.Lock()
+        self._writers = asyncio.Semaphore(WRITERS)
         self._on_error = on_error
+        # False: every write takes the fleet lock exclusively, scopes or not (how writes were
+        # before scopes; bench.fleet_writes measures both).
+        self._scoped = scoped
 
     @classmethod
-    async def connect(cls, url: str, *, on_error: ErrorHook | None = None) -> PostgresDatabase:
+    async def connect(
+        cls, url: str, *, on_error: ErrorHook | None = None, scoped: bool = True
+    ) -> PostgresDatabase:
         """Migrate and open the pool. StoreUnreachable, with the reason, if the server is not
         there: a start-up fails at once with a message rather than retrying in silence."""
         conn = await connect(url)
@@ -150,7 +179,7 @@ class PostgresDatabase(Database):
         )
         with translated():
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
-        return cls(url, pool, on_error=on_error)
+        return cls(url, pool, on_error=on_error, scoped=scoped)
 
     @property
     def target(self) -> PostgresServer:
@@ -171,15 +200,14 @@ class PostgresDatabase(Database):
         return int(row[0]) if row else 0
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[StoreConnection]:
-        """A write transaction holding the database's write lock: commits on success, rolls
-        back on any exception."""
-        # One waiter per process on the server's lock; the others wait here, holding no
-        # pooled connection.
-        async with self._lock:
+    async def write(self, *scopes: Scope) -> AsyncIterator[StoreConnection]:
+        """A write transaction holding the locks of `scopes` (none: the fleet lock, exclusive):
+        commits on success, rolls back on any exception. A deadlock or a lock not granted
+        within LOCK_TIMEOUT_MS is StoreBusy, like any other wait for a turn."""
+        async with self._writers:
             try:
                 async with self._pool.connection() as raw, raw.transaction():
-                    await raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                    await self._lock(raw, scopes)
                     yield Connection(raw)
             except psycopg.Error as exc:
                 mapped = store_error(exc)
@@ -188,6 +216,15 @@ class PostgresDatabase(Database):
             except Exception as exc:
                 self._report(exc)
                 raise
+
+    async def _lock(self, raw: psycopg.AsyncConnection[Any], scopes: tuple[Scope, ...]) -> None:
+        if not scopes or not self._scoped:
+            await raw.execute(_LOCK_FLEET, (WRITE_LOCK,))
+            return
+        taken = keys(scopes)
+        await raw.execute(
+            _LOCK_SCOPES, (WRITE_LOCK, [kind for kind, _ in taken], [key for _, key in taken])
+        )
 
     def _report(self, exc: BaseException) -> None:
         if self._on_error is not None and isinstance(exc, StoreUnavailable):

@@ -29,6 +29,7 @@ from domaingate.store.errors import (
     StoreUnavailable,
 )
 from domaingate.store.migrations import migrations
+from domaingate.store.scopes import Scope
 from domaingate.targets import SqliteFile
 
 BUSY_TIMEOUT_MS = WRITE_WAIT_MS
@@ -189,7 +190,9 @@ class SqliteDatabase(Database):
         return await self.read_number("PRAGMA user_version")
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[Connection]:
+    async def write(self, *scopes: Scope) -> AsyncIterator[Connection]:
+        # One file, one writer: BEGIN IMMEDIATE holds every scope at once.
+        del scopes
         async with self._lock:
             try:
                 await self._writer.execute("BEGIN IMMEDIATE")
