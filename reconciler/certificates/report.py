@@ -135,7 +135,8 @@ class EdgeStorage:
         if self._reported is None:
             self._reported = await store.storage_rows(self.db, self.identity)
         now: dict[str, store.Held] = dict(found.certs)
-        now.update(dict.fromkeys(found.unknown - found.certs.keys()))
+        # Within one storage a name it could not judge stays unknown, as it always has.
+        now.update(dict.fromkeys(found.unknown))
         before = self._reported
         changed = {
             name: held
