@@ -1,6 +1,6 @@
 """Run every benchmark and write the run's report to a file of its own.
 
-    python -m bench.run [--quick] [--only gate,dns,gate-pass,certs,caddy-flood,postgres,
+    python -m bench.run [--quick] [--only gate,dns,gate-pass,certs,edges,caddy-flood,postgres,
                                           fleet-writes]
                         [--candidate /path/to/patched/repo] [--output FILE] [--record]
 
@@ -33,6 +33,7 @@ from bench import (
     certbench,
     common,
     dnsbench,
+    edgebench,
     findings,
     fleet_writes,
     gatebench,
@@ -406,7 +407,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer domains")
     parser.add_argument(
-        "--only", default="gate,dns,gate-pass,certs,caddy-flood,postgres,fleet-writes"
+        "--only", default="gate,dns,gate-pass,certs,edges,caddy-flood,postgres,fleet-writes"
     )
     parser.add_argument("--candidate", type=Path, help="a patched checkout to compare")
     parser.add_argument("--output", type=Path, help="where to write the report")
@@ -428,6 +429,8 @@ def main() -> None:
         gate_pass_section(report, args.quick)
     if "certs" in only:
         certs_section(report, args.quick, args.candidate)
+    if "edges" in only:
+        edgebench.edges_section(report, args.quick, py)
     if "caddy-flood" in only:
         caddyreport.caddy_flood_section(report, args.quick)
     if "postgres" in only:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from domaingate.settings_values import (
     as_addresses,
     as_bool,
     as_count,
+    as_edge_name,
     as_list,
     as_log_level,
     as_path,
@@ -80,6 +82,10 @@ class Settings:
     txt_prefix: str = "_domaingate"
     require_txt: bool = False
     caddy_storage: Path = Path("/var/lib/caddy/.local/share/caddy")
+    # Who reports this edge's certificates (reconciler.certificates.report); the host by default.
+    edge_name: str = field(default_factory=socket.gethostname)
+    # Seconds after which a storage that stopped reporting stops counting (domaingate.store.edges).
+    edge_stale_after: float = 86400
     allowed_cas: tuple[str, ...] = ("letsencrypt.org",)
     # Unset: each certificate's own renewal window decides (domaingate.lifecycle.renewal).
     expiring_days: float | None = None
@@ -159,6 +165,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "txt_prefix": as_prefix,
     "require_txt": as_bool,
     "caddy_storage": as_path,
+    "edge_name": as_edge_name,
+    "edge_stale_after": as_positive,
     "allowed_cas": lambda v: tuple(ca.lower() for ca in as_list(v)),
     "expiring_days": as_positive,
     "admin_token": as_secret,

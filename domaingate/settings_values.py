@@ -197,6 +197,19 @@ def as_prefix(value: Any) -> str:
     return text
 
 
+_EDGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def as_edge_name(value: Any) -> str:
+    """EDGE_NAME: shown on the operator's page and in the API, so plain and short."""
+    text = str(value).strip()
+    if not _EDGE_NAME.fullmatch(text):
+        raise ValueError(
+            f"expected up to 63 letters, digits, '.', '_' or '-' (a host name), got {value!r}"
+        )
+    return text
+
+
 def as_log_level(value: Any) -> str:
     text = str(value).strip().upper()
     if text not in {"DEBUG", "INFO", "WARNING", "ERROR"}:

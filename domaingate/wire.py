@@ -20,8 +20,12 @@ def last_check_error(domain: Domain) -> dict[str, str] | None:
     return {"code": domain.last_check_code, "message": domain.last_check_message or ""}
 
 
-def domain_json(domain: Domain, settings: Settings, now: float) -> dict[str, Any]:
-    return {
+def domain_json(
+    domain: Domain, settings: Settings, now: float, *, cert_edges: list[str] | None = None
+) -> dict[str, Any]:
+    """The domain object; `cert_edges`, the edges whose storage holds its certificate, only for
+    the operator (the admin token, the command line): a tenant's view names no edge."""
+    body: dict[str, Any] = {
         "domain": domain.hostname,
         "app": domain.app,
         "tenant": domain.tenant,
@@ -43,6 +47,9 @@ def domain_json(domain: Domain, settings: Settings, now: float) -> dict[str, Any
         "cert_renewal_due_at": rfc3339_or_none(domain.cert_renewal_due_at),
         "now": rfc3339(now),
     }
+    if cert_edges is not None:
+        body["cert_edges"] = cert_edges
+    return body
 
 
 def verify_json(domain: Domain, report: CheckReport, now: float) -> dict[str, Any]:

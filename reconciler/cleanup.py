@@ -1,4 +1,9 @@
-"""Removal clean-up: delete a removed domain's certificates from Caddy's storage, in every issuer.
+"""Removal clean-up: delete a removed domain's certificates from every edge's Caddy storage, in
+every issuer.
+
+Each edge's reconciler deletes them from its own storage and says so (`clean_own_storage`); the
+lease holder marks the domain cleaned only once every storage still reporting has said so
+(`clean_removed`), so a certificate left on another edge is never forgotten.
 
 Caddy serves a certificate it finds in storage after a restart without asking the gate, so a removed
 domain's certificate directories must go. They are kept only when another claim the gate allows
@@ -18,15 +23,18 @@ import errno
 import logging
 import os
 import shutil
+import socket
 import stat as stat_mode
 from dataclasses import dataclass
 from pathlib import Path
 
 from domaingate import hostnames
 from domaingate.store import certificates as store
-from domaingate.store.abc import Database
+from domaingate.store import edges
+from domaingate.store.abc import Connection, Database
 from domaingate.store.scopes import Scope
 from domaingate.times import Clock
+from reconciler.certificates.report import EdgeStorage
 from reconciler.certificates.storage import certificates_dir, issuer_dirs
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,7 @@ class CleanupResult:
     kept_unproven: int = 0
     deleted_dirs: int = 0
     errors: int = 0
+    waiting: int = 0  # deleted from some storages, not yet from every one
 
 
 def _component(hostname: str) -> str:
@@ -106,34 +115,98 @@ def _delete_in(issuer_fd: int, hostname: str, shown: Path) -> int:
     return 1
 
 
-async def clean_removed(
-    db: Database, storage: Path, clock: Clock, *, reserved_zones: tuple[str, ...] = ()
+async def clean_own_storage(
+    db: Database, edge: EdgeStorage, clock: Clock, *, reserved_zones: tuple[str, ...] = ()
 ) -> CleanupResult:
-    """Delete the certificates of removed domains that had been verified. A claim nobody proved
-    got no certificate through domaingate, so whatever is stored under its name belongs to
-    someone else (the operator's own site in the same storage, say) and stays."""
+    """This edge's part: delete the certificates of removed domains that had been verified from
+    this edge's storage, and say so (`domaingate.store.edges.drop_certificate`). A claim nobody
+    proved got no certificate through domaingate, so whatever is stored under its name belongs to
+    someone else (the operator's own site in the same storage, say) and stays. Done by whichever
+    reconciler holds the storage's lease, so a shared storage is cleaned once."""
     result = CleanupResult()
+    if not edge.held() and not await edge.renew():
+        return result
+    assert edge.identity is not None
     for domain in await store.uncleaned_removals(db):
+        if domain.verified_at is None or hostnames.is_reserved(domain.hostname, reserved_zones):
+            continue  # nothing to delete: the lease holder marks it cleaned
         try:
             # The name's lock: no rival claim on it can be verified while its certificates go.
             async with db.write(Scope.hostname(domain.hostname)) as conn:
-                if domain.verified_at is None or hostnames.is_reserved(
-                    domain.hostname, reserved_zones
-                ):
-                    result.kept_unproven += 1
-                elif await store.hostname_is_held(conn, domain.hostname):
-                    # Marked cleaned all the same, not left to retry: the holder is proven, so its
-                    # own removal cleans the name, and a row left here would be read again at every
-                    # run, fill the batch ahead of newer removals and never be purged.
-                    result.kept_live += 1
-                else:
-                    result.deleted_dirs += await asyncio.to_thread(
-                        delete_cert_dirs, storage, domain.hostname
-                    )
-                await store.mark_certs_cleaned(conn, domain.id, clock())
+                if await store.hostname_is_held(conn, domain.hostname):
+                    continue  # the holder's certificate now; the lease holder marks it cleaned
+                if await edges.said_cleaned(conn, edge.identity, domain.id, domain.hostname):
+                    continue  # done here; other edges' storages still hold it
+                result.deleted_dirs += await asyncio.to_thread(
+                    delete_cert_dirs, edge.storage, domain.hostname
+                )
+                await edges.drop_certificate(
+                    conn, edge.identity, domain.hostname, domain.id, clock()
+                )
+            edge.forget(domain.hostname)
             result.cleaned += 1
         except (OSError, ValueError) as exc:
-            # Left unmarked, so the next run tries again (after the operator fixes permissions).
+            # Not said, so the domain stays uncleaned and the next run tries again (after the
+            # operator fixes permissions).
             result.errors += 1
             log.warning("cannot delete the certificates of %s: %s", domain.hostname, exc)
     return result
+
+
+async def clean_removed(
+    db: Database,
+    storage: Path | EdgeStorage,
+    clock: Clock,
+    *,
+    reserved_zones: tuple[str, ...] = (),
+    stale_after: float = edges.STALE_AFTER,
+) -> CleanupResult:
+    """The lease holder's clean-up: its own storage's part first (`clean_own_storage`), then
+    mark cleaned each removed domain that needs no deletion (never proven, reserved, or held by
+    another claim) or whose certificate every storage still reporting has said is gone. A
+    storage given as a path is cleaned through an `EdgeStorage` of its own for this call."""
+    own = (
+        storage
+        if isinstance(storage, EdgeStorage)
+        else EdgeStorage(db, storage, socket.gethostname(), clock)
+    )
+    try:
+        return await _mark_cleaned(db, own, clock, reserved_zones, clock() - stale_after)
+    finally:
+        if own is not storage:
+            await own.release()
+
+
+async def _mark_cleaned(
+    db: Database, own: EdgeStorage, clock: Clock, reserved_zones: tuple[str, ...], since: float
+) -> CleanupResult:
+    mine = await clean_own_storage(db, own, clock, reserved_zones=reserved_zones)
+    result = CleanupResult(deleted_dirs=mine.deleted_dirs, errors=mine.errors)
+    for domain in await store.uncleaned_removals(db):
+        async with db.write(Scope.hostname(domain.hostname)) as conn:
+            if domain.verified_at is None or hostnames.is_reserved(domain.hostname, reserved_zones):
+                result.kept_unproven += 1
+            elif await store.hostname_is_held(conn, domain.hostname):
+                # Marked cleaned all the same, not left to retry: the holder is proven, so its
+                # own removal cleans the name, and a row left here would be read again at every
+                # run, fill the batch ahead of newer removals and never be purged.
+                result.kept_live += 1
+            elif not await _cleaned(conn, own, domain.id, domain.hostname, since):
+                result.waiting += 1  # an edge has not deleted it yet
+                continue
+            await store.mark_certs_cleaned(conn, domain.id, clock())
+            await edges.forget_cleanups(conn, domain.id)
+        result.cleaned += 1
+    return result
+
+
+async def _cleaned(
+    conn: Connection, own: EdgeStorage, domain_id: int, hostname: str, since: float
+) -> bool:
+    """Whether the removed domain's certificate is gone from every storage still reporting, and
+    from this edge's own (reporting or not yet): its deletion may just have failed here."""
+    if own.identity is None:
+        return False  # this edge's storage cannot even be named: nothing can be said of it
+    if own.held() and not await edges.said_cleaned(conn, own.identity, domain_id, hostname):
+        return False
+    return await edges.cleaned_everywhere(conn, domain_id, hostname, since=since)

@@ -39,8 +39,9 @@ from domaingate.store.runs import RECORD_EVERY, RunRecorder, short_error
 from domaingate.targets import described
 from domaingate.times import Clock
 from reconciler.certificates.job import CertJob
+from reconciler.certificates.report import EdgeStorage
 from reconciler.certificates.scope import FULL_EVERY
-from reconciler.cleanup import clean_removed
+from reconciler.cleanup import clean_own_storage, clean_removed
 from reconciler.lease import Lease
 from reconciler.metrics import (
     JOB_RESULTS,
@@ -110,12 +111,23 @@ class Reconciler:
             clock,
             on_error=self.metrics.check_errors.inc,
         )
-        self.certs = CertJob(
+        # This edge's storage: every reconciler reports and cleans its own, lease or not.
+        self.edge = EdgeStorage(
             db,
             settings.caddy_storage,
+            settings.edge_name,
+            clock,
+            lease_ttl=self.tuning.lease_ttl,
+            holder=self.lease.holder,
+            on_error=self.metrics.cert_scan_error,
+        )
+        self.certs = CertJob(
+            db,
+            self.edge,
             clock,
             expiring_days=settings.expiring_days,
             full_every=self.tuning.cert_full_every,
+            stale_after=settings.edge_stale_after,
             on_error=self.metrics.cert_scan_error,
         )
         self.metrics.lease_held.set_function(lambda: float(self.lease.held()))
@@ -153,7 +165,11 @@ class Reconciler:
     async def clean_up(self) -> int:
         settings = self.settings
         result = await clean_removed(
-            self.db, settings.caddy_storage, self.clock, reserved_zones=settings.reserved_zones
+            self.db,
+            self.edge,
+            self.clock,
+            reserved_zones=settings.reserved_zones,
+            stale_after=settings.edge_stale_after,
         )
         purged = await purge_removed(self.db, before=self.clock() - settings.removed_retention)
         if purged:
@@ -161,6 +177,22 @@ class Reconciler:
                 "purged %d domains removed more than %g s ago", purged, settings.removed_retention
             )
         return result.cleaned
+
+    async def edge_duties(self) -> int:
+        """A standby's share of the certificate and clean-up jobs, for this edge's own storage:
+        report it, delete removed domains' certificates from it. The holder's own jobs do both."""
+        if self.lease.held():
+            return 0
+        await self.edge.report()
+        zones = self.settings.reserved_zones
+        return (
+            await clean_own_storage(self.db, self.edge, self.clock, reserved_zones=zones)
+        ).cleaned
+
+    async def renew_leases(self) -> bool:
+        """The reconciler's lease, and this edge's storage's (which says the edge is alive)."""
+        await self.edge.keep()
+        return await self.lease.renew()
 
     async def deliver_webhooks(self) -> int:
         if self.webhooks is None:
@@ -187,7 +219,7 @@ class Reconciler:
 
     async def start(self) -> None:
         # Try the lease before the first tick, so a lone reconciler works from its first second.
-        await self.lease.renew()
+        await self.renew_leases()
         settings = self.settings
         dns_poll = min(
             1.0,
@@ -196,24 +228,34 @@ class Reconciler:
             settings.drift_interval,
         )
         scheduler = AsyncIOScheduler(timezone=UTC)
-        self._add(scheduler, "lease", self.lease.renew, self.lease.renew_every, guarded=False)
+        self._add(scheduler, "lease", self.renew_leases, self.lease.renew_every, guarded=False)
         self._add(scheduler, "dns", self.check_dns, dns_poll)
         self._add(scheduler, "certs", self.scan_certs, settings.cert_scan_interval)
         cleanup_every = min(self.tuning.cleanup_interval, settings.cert_scan_interval)
         self._add(scheduler, "cleanup", self.clean_up, cleanup_every)
+        # Not recorded: only the holder's runs are, and the holder's own jobs do this.
+        every = settings.cert_scan_interval
+        self._add(scheduler, "edge", self.edge_duties, every, guarded=False, record=False)
         if self.webhooks is not None:
             self._add(scheduler, "webhooks", self.deliver_webhooks, self.tuning.webhook_interval)
         scheduler.start()
         self._scheduler = scheduler
 
     def _add(
-        self, scheduler: Any, name: str, job: Job, every: float, *, guarded: bool = True
+        self,
+        scheduler: Any,
+        name: str,
+        job: Job,
+        every: float,
+        *,
+        guarded: bool = True,
+        record: bool = True,
     ) -> None:
         for result in JOB_RESULTS:
             self.metrics.job_runs.labels(name, result)  # shown at 0 from the start
         self.recorder.min_gap[name] = RECORD_EVERY if every < RECORD_EVERY else 0.0
         scheduler.add_job(
-            functools.partial(self._run_job, name, job, guarded),
+            functools.partial(self._run_job, name, job, guarded, record),
             "interval",
             seconds=every,
             id=name,
@@ -225,7 +267,7 @@ class Reconciler:
             next_run_time=datetime.now(UTC),
         )
 
-    async def _run_job(self, name: str, job: Job, guarded: bool) -> None:
+    async def _run_job(self, name: str, job: Job, guarded: bool, record: bool = True) -> None:
         if self._stopping:
             return
         if guarded and not self.lease.held():
@@ -249,7 +291,7 @@ class Reconciler:
                 log.exception("reconciler job %s failed", name)
             # Only the holder's runs are recorded: a standby's lease attempts are not runs of
             # the work, and would overwrite the holder's row. The lease keeps its own error.
-            if guarded or self.lease.held():
+            if record and (guarded or self.lease.held()):
                 await self._record(name, error or (None if guarded else self.lease.error))
         finally:
             if task is not None:
@@ -286,6 +328,7 @@ class Reconciler:
                 await self.recorder.flush()
             except Exception as exc:
                 log.warning("cannot record the last runs at stop: %s", exc)
+        await self.edge.release()
         try:
             await self.lease.release()
         except Exception:

@@ -18,7 +18,7 @@ from domaingate.models import Domain
 from domaingate.settings import Settings
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
-from domaingate.store import tenants
+from domaingate.store import edges, tenants
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
 from domaingate.targets import described
@@ -98,7 +98,12 @@ async def _domains(args: argparse.Namespace, db: Database, settings: Settings) -
     domain = await domain_store.get(db, hostnames.normalize(args.hostname), tenant_id)
     if args.action == "show":
         # json.dumps escapes every control character already; each line still goes through say.
-        for line in json.dumps(domain_json(domain, settings, time.time()), indent=2).splitlines():
+        now = time.time()
+        held = await edges.edges_holding(
+            db, [domain.hostname], since=now - settings.edge_stale_after
+        )
+        body = domain_json(domain, settings, now, cert_edges=held.get(domain.hostname, []))
+        for line in json.dumps(body, indent=2).splitlines():
             say(line)
         return 0
     if args.action == "remove":

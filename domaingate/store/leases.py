@@ -1,4 +1,5 @@
-"""Leases: a named row that one holder at a time may hold until it expires (the reconciler's)."""
+"""Leases: a named row that one holder at a time may hold until it expires (the reconciler's, and
+one per certificate storage: `reconciler.certificates.report`)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ from aiohttp import web
 
 from domaingate import hostnames, wire
 from domaingate.models import Domain
+from domaingate.settings import Settings
 from domaingate.store import domains as store
-from domaingate.store import events, limits
+from domaingate.store import edges, events, limits
 from domaingate.times import rfc3339
 from domaingate.verification import verify_now
 from gateway.api import PREFIX, inputs
@@ -29,6 +30,26 @@ async def _reflect(request: web.Request, domain: Domain) -> None:
             "the gate has not applied the change to %s yet; it will as its follower catches up",
             domain.hostname,
         )
+
+
+async def _cert_edges(
+    request: web.Request, domains: list[Domain], now: float
+) -> dict[str, list[str]] | None:
+    """For the admin token: the edges holding each domain's certificate (a name none holds is
+    left out). None for a tenant's token: a tenant does not learn the fleet's edges."""
+    if not request[PRINCIPAL].admin:
+        return None
+    since = now - request.config_dict[SETTINGS].edge_stale_after
+    return await edges.edges_holding(
+        request.config_dict[DB], (domain.hostname for domain in domains), since=since
+    )
+
+
+def _domain_json(
+    domain: Domain, settings: Settings, now: float, held: dict[str, list[str]] | None
+) -> dict[str, object]:
+    cert_edges = None if held is None else held.get(domain.hostname, [])
+    return wire.domain_json(domain, settings, now, cert_edges=cert_edges)
 
 
 async def _lookup(request: web.Request) -> Domain:
@@ -73,9 +94,10 @@ async def list_domains(request: web.Request) -> web.Response:
     page = page[: query.limit]
     settings = request.config_dict[SETTINGS]
     now = request.config_dict[CLOCK]()
+    held = await _cert_edges(request, page, now)
     return web.json_response(
         {
-            "domains": [wire.domain_json(domain, settings, now) for domain in page],
+            "domains": [_domain_json(domain, settings, now, held) for domain in page],
             "next_cursor": inputs.encode_cursor(page[-1].id) if more else None,
             "now": rfc3339(now),
         }
@@ -84,9 +106,9 @@ async def list_domains(request: web.Request) -> web.Response:
 
 async def show(request: web.Request) -> web.Response:
     domain = await _lookup(request)
-    return web.json_response(
-        wire.domain_json(domain, request.config_dict[SETTINGS], request.config_dict[CLOCK]())
-    )
+    now = request.config_dict[CLOCK]()
+    held = await _cert_edges(request, [domain], now)
+    return web.json_response(_domain_json(domain, request.config_dict[SETTINGS], now, held))
 
 
 async def verify(request: web.Request) -> web.Response:

@@ -95,8 +95,16 @@ SCHEMAS: dict[str, Any] = {
                 "domain turns expiring (less than 1/6 of the certificate's lifetime left, the end "
                 "of the renewal window its CA suggests, or EXPIRING_DAYS before its end)",
             },
+            "cert_edges": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "With the admin token only: the edges (EDGE_NAME) whose "
+                "certificate storage holds the domain's certificate, as their reconcilers last "
+                "reported",
+            },
             "now": TIME,
-        }
+        },
+        optional=("cert_edges",),
     ),
     "DomainList": closed_object(
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ KEYS: dict[str, tuple[str, Any, Any]] = {
         "whsec-0123456789abcdef",
     ),
     "CERT_SCAN_INTERVAL": ("15", 15, 15.0),
+    "EDGE_NAME": ("edge-eu1.example", "edge-eu1.example", "edge-eu1.example"),
+    "EDGE_STALE_AFTER": ("3600", 3600, 3600.0),
     "PENDING_FAST_INTERVAL": ("0.5", 0.5, 0.5),
     "PENDING_FAST_WINDOW": ("120", 120, 120.0),
     "PENDING_SLOW_INTERVAL": ("600", 600, 600.0),
@@ -160,6 +163,8 @@ def test_defaults_are_the_specs() -> None:
     assert settings.max_domains_per_app is None
     assert settings.webhook_url is None and settings.webhook_secret is None
     assert settings.cert_scan_interval == 60
+    assert settings.edge_name == socket.gethostname()  # who reports this edge's certificates
+    assert settings.edge_stale_after == 86400
     assert (settings.pending_fast_interval, settings.pending_fast_window) == (60, 900)
     assert (settings.pending_slow_interval, settings.retry_budget) == (300, 259200)
     assert (settings.drift_interval, settings.drift_grace) == (3600, 259200)
@@ -227,6 +232,11 @@ def test_other_environment_variables_are_ignored() -> None:
         ("EXPIRING_DAYS", "inf"),
         ("EXPIRING_DAYS", "two weeks"),
         ("CERT_SCAN_INTERVAL", "-5"),
+        ("EDGE_NAME", ""),
+        ("EDGE_NAME", "edge a"),
+        ("EDGE_NAME", "edge/../a"),
+        ("EDGE_NAME", "e" * 64),
+        ("EDGE_STALE_AFTER", "0"),
         ("PENDING_FAST_INTERVAL", "0"),
         ("RETRY_BUDGET", ""),
         ("DRIFT_GRACE", "-1"),

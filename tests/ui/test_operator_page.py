@@ -4,6 +4,7 @@ by status, what needs attention, and every tenant's domains filtered by status, 
 from __future__ import annotations
 
 import contextlib
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -86,6 +87,9 @@ def test_health_counts_attention_and_filters(page: Page, stack: Stack, shots: Pa
     page.click("#filters button[type=submit]")
     expect(page.locator("#list-note")).to_contain_text("1 domain(s) — active, tenant initrode")
     assert rows(page, "all-domains") == ["www.acme.test"]
+    # The edge whose storage holds the certificate: this host's reconciler reported it.
+    edges = page.locator('#all-domains tr[data-domain="www.acme.test"] td.edges')
+    expect(edges).to_have_text(socket.gethostname())
     screenshot(page, shots, "operator-filtered")
 
     page.click("#filters button[type=reset]")

@@ -5,7 +5,16 @@
 
 const REFRESH_EVERY = 30000;
 const RUN_COLUMNS = ["Job", "Last run", "Last success", "State", "Last error"];
-const COLUMNS = ["Domain", "Tenant", "App", "Status", "Last check", "Certificate ends", "Problem"];
+const COLUMNS = [
+  "Domain",
+  "Tenant",
+  "App",
+  "Status",
+  "Last check",
+  "Certificate ends",
+  "Held on edges",
+  "Problem",
+];
 
 let timer = null;
 
@@ -58,6 +67,8 @@ function table(node, domains) {
         el("td", {}, badge(domain.status)),
         el("td", {}, when(domain.last_checked_at, domain.now)),
         el("td", {}, when(domain.cert_expires_at, domain.now)),
+        // Which edges' storages hold the certificate (the admin token's view only).
+        el("td", { class: "mono wrap edges" }, (domain.cert_edges || []).join(", ") || "-"),
         el("td", { class: "wrap problem" }, problem(domain)),
       ),
     );

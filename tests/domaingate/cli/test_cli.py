@@ -164,6 +164,18 @@ def test_domains_list_show_remove(db: Path) -> None:
         ("blog.acme.com", "acme", "blog", "pending"),
         ("shop.globex.com", "globex", "shop", "active"),
     )
+    # Edge A's reconciler reported a certificate for shop.acme.com from its storage.
+    now, conn = time.time(), sqlite3.connect(db)
+    for statement in (
+        f"INSERT INTO cert_storages (id, scanned_at, scanned_by) VALUES ('s1', {now}, 'edge-a')",
+        f"INSERT INTO edges (name, storage, seen_at) VALUES ('edge-a', 's1', {now})",
+        "INSERT INTO edge_certificates (storage, hostname, issuer, issuer_key, not_before,"
+        f" not_after, seen_at) VALUES ('s1', 'shop.acme.com', 'R11', 'le', {now - 1}, {now + 1e6},"
+        f" {now})",
+    ):
+        with conn:
+            conn.execute(statement)
+    conn.close()
     listed, by_tenant, by_status, shown, missing = run_all(
         db,
         ("domains", "list"),
@@ -187,6 +199,7 @@ def test_domains_list_show_remove(db: Path) -> None:
     assert body["tenant"] == "acme"
     assert body["status"] == "verified"
     assert body["instructions"]["records"][0]["type"] == "CNAME"
+    assert body["cert_edges"] == ["edge-a"]  # the operator's view: which edges hold it
 
     assert missing.code == 1
     assert "nothere.acme.com" in missing.err

@@ -382,6 +382,10 @@ async def test_a_database_from_before_the_renewal_column_is_upgraded_and_filled(
     files.put("old.acme.test", 90, 10 * DAY)
     for statement in (
         "DROP TABLE job_runs",
+        "DROP TABLE edge_cleanups",
+        "DROP TABLE edge_certificates",
+        "DROP TABLE edges",
+        "DROP TABLE cert_storages",
         "DROP INDEX domains_cert_due",
         "ALTER TABLE domains DROP COLUMN cert_renewal_due_at",
         "CREATE INDEX domains_cert_window ON domains (cert_expires_at) WHERE status = 'active'",
