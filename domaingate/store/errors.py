@@ -48,6 +48,11 @@ class StoreConflict(StoreError):
     """A write broke a constraint (a unique name, a foreign key)."""
 
 
+class LeaseLost(StoreError):
+    """A write of a lease holder's work refused: its fencing token is no longer the lease's
+    (another holder took over), or it holds no lease at all. Nothing of it was written."""
+
+
 class MigrationError(StoreError):
     """The schema cannot be brought to this version (newer than the code, or an upgrade's
     precondition does not hold)."""
