@@ -196,7 +196,7 @@ class Reconciler:
     def _refused(self, exc: LeaseLost) -> None:
         # Every refused write is counted; the lease logs its loss once and stops the holding.
         self.metrics.fenced_writes.inc()
-        self.lease.lost()
+        self.lease.lost(exc.token)
 
     def health(self) -> Mapping[str, object]:
         return {

@@ -111,9 +111,10 @@ class Lease:
             return None
         return Fence(name=self.name, holder=self.holder, token=self._token)
 
-    def lost(self) -> None:
-        """A write was refused for a stale token: another holder took over. Stop at once."""
-        if self._token is None and self._trusted_until is None:
+    def lost(self, token: int | None = None) -> None:
+        """A write carrying `token` was refused: another holder took over. Stop at once, unless
+        the lease was taken again since with a newer token (the write was from before)."""
+        if self._token is None or (token is not None and token != self._token):
             return
         log.warning(
             "the %s lease was taken over (token %s is no longer its own); standing by",

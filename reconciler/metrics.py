@@ -95,7 +95,7 @@ class ReconcilerMetrics:
         )
         self.fenced_writes = Counter(
             "domaingate_reconciler_fenced_writes",
-            "Writes refused because this process's lease token is no longer the lease's",
+            "Writes refused: another process took the lease over, or this one holds none",
             registry=registry,
         )
         self.lease_token = Gauge(

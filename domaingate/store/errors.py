@@ -50,7 +50,12 @@ class StoreConflict(StoreError):
 
 class LeaseLost(StoreError):
     """A write of a lease holder's work refused: its fencing token is no longer the lease's
-    (another holder took over), or it holds no lease at all. Nothing of it was written."""
+    (another holder took over), or it holds no lease at all. Nothing of it was written.
+    `token`: the token the write carried (None: it carried none)."""
+
+    def __init__(self, message: str, *, token: int | None = None) -> None:
+        super().__init__(message)
+        self.token = token
 
 
 class MigrationError(StoreError):

@@ -87,7 +87,8 @@ class FencedDatabase(Database):
                 raise self._refused(
                     LeaseLost(
                         f"the {fence.name} lease's token is no longer {fence.token}: another"
-                        " holder took over, and the write is refused"
+                        " holder took over, and the write is refused",
+                        token=fence.token,
                     )
                 )
             yield conn

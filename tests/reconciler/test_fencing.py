@@ -15,11 +15,11 @@ from domaingate.store import domains as domain_store
 from domaingate.store import leases
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from domaingate.store.errors import LeaseLost
+from domaingate.store.errors import LeaseLost, StoreUnavailable
 from domaingate.store.fencing import Fence, FencedDatabase
 from domaingate.store.leases import RECONCILER_LEASE
 from reconciler.lease import Lease
-from tests.conftest import sql
+from tests.conftest import sql, target
 
 from .conftest import DAY, FakeClock, attach, holding, make_issuer, make_leaf_pem, store_cert
 
@@ -141,3 +141,46 @@ async def test_a_job_stopped_by_a_takeover_is_fenced_and_the_reconciler_stands_b
     assert await leases.lease_holder(db, RECONCILER_LEASE) == "successor"
     await reconciler.close()
     assert await leases.lease_holder(db, RECONCILER_LEASE) == "successor"
+
+
+async def test_a_write_refused_for_the_token_of_an_earlier_holding_keeps_the_current_one(
+    db: Database, settings: Settings
+) -> None:
+    async with await open_database(settings.db) as other_db:
+        lease = Lease(db, ttl=30, holder="me")
+        assert await lease.renew()
+        earlier = lease.fence()
+        await lease.release()
+        assert await Lease(other_db, ttl=30, holder="between").renew()
+        await leases.release_lease(other_db, RECONCILER_LEASE, "between")
+        assert await lease.renew()  # taken again, with a newer token
+        assert earlier is not None and lease.token == earlier.token + 2
+        refused: list[LeaseLost] = []
+        with pytest.raises(LeaseLost):
+            await record(FencedDatabase(db, lambda: earlier, on_refused=refused.append), "dns")
+        lease.lost(refused[0].token)  # what the daemon does with a refusal
+        assert lease.held() and lease.fence() is not None
+        await record(FencedDatabase(db, lease.fence), "dns")
+        assert job_rows(db) == [("dns",)]
+
+
+@pytest.mark.postgres
+async def test_a_holder_frozen_inside_a_fenced_transaction_does_not_stall_the_takeover(
+    pg_url: str,
+) -> None:
+    async with (
+        await open_database(target(pg_url)) as db,
+        await open_database(target(pg_url)) as other_db,
+    ):
+        assert await leases.take_lease(db, RECONCILER_LEASE, "old", 0.2) is not None
+        fence = Fence(name=RECONCILER_LEASE, holder="old", token=1)
+        fenced = FencedDatabase(db, lambda: fence, idle_timeout=0.5)
+        taken: list[leases.Held | None] = []
+        with pytest.raises(StoreUnavailable):
+            async with fenced.write() as conn:
+                await conn.execute("INSERT INTO job_runs (job, last_run_at) VALUES ('dns', 1)")
+                # Frozen between two statements, holding the lease row and the write lock: the
+                # server ends the session, and the takeover waiting behind it goes through.
+                taken.append(await leases.take_lease(other_db, RECONCILER_LEASE, "new", 30))
+        assert taken[0] is not None and taken[0].token == 2
+        assert sql(pg_url, "SELECT count(*) FROM job_runs") == [(0,)]
