@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from domaingate.store import leases
 from domaingate.store.abc import Connection, Database, Reader
 from domaingate.store.errors import LeaseLost
-from domaingate.targets import DatabaseTarget, PostgresServer
+from domaingate.targets import DatabaseTarget
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,12 +77,13 @@ class FencedDatabase(Database):
         if fence is None:
             raise self._refused(LeaseLost("this process holds no lease: the write is refused"))
         async with self._inner.write() as conn:
-            if isinstance(self.target, PostgresServer):
-                await conn.execute(
-                    f"SET LOCAL idle_in_transaction_session_timeout = {self._idle_timeout_ms}"
-                )
             if not await leases.token_holds(
-                conn, self.target, fence.name, fence.holder, fence.token
+                conn,
+                self.target,
+                fence.name,
+                fence.holder,
+                fence.token,
+                idle_timeout_ms=self._idle_timeout_ms,
             ):
                 raise self._refused(
                     LeaseLost(

@@ -38,6 +38,17 @@ def db_now(target: DatabaseTarget) -> str:
     return "((julianday('now') - 2440587.5) * 86400.0)"
 
 
+async def idle_at_most(conn: Connection, target: DatabaseTarget, seconds: float) -> None:
+    """On PostgreSQL, end this transaction's session if it sits idle inside the transaction for
+    `seconds`: a lease holder frozen mid-way (`domaingate.store.fencing`) must not keep the
+    write lock, and the lease row, from its successor for as long as it stays frozen."""
+    if isinstance(target, PostgresServer):
+        await conn.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', ?, true)",
+            (str(max(1, int(seconds * 1000))),),
+        )
+
+
 async def take_lease(db: Database, name: str, holder: str, ttl: float) -> Held | None:
     """Take or renew lease `name` for `holder` until `ttl` seconds from the database's now; the
     lease as held then, or None if another holder has it.
@@ -47,6 +58,7 @@ async def take_lease(db: Database, name: str, holder: str, ttl: float) -> Held |
     """
     now = db_now(db.target)
     async with db.write() as conn:
+        await idle_at_most(conn, db.target, ttl)
         await conn.execute(
             "INSERT INTO leases (name, holder, expires_at, token)"
             f" VALUES (?, ?, {now} + ?, 1)"
@@ -65,10 +77,11 @@ async def take_lease(db: Database, name: str, holder: str, ttl: float) -> Held |
     return Held(token=int(row["token"]), expires_at=float(row["expires_at"]))
 
 
-async def release_lease(db: Database, name: str, holder: str) -> None:
+async def release_lease(db: Database, name: str, holder: str, *, idle: float = 30.0) -> None:
     """End `holder`'s lease now; the row and its token stay for the next holder."""
     now = db_now(db.target)
     async with db.write() as conn:
+        await idle_at_most(conn, db.target, idle)
         await conn.execute(
             f"UPDATE leases SET expires_at = {now} WHERE name = ? AND holder = ?",
             (name, holder),
@@ -85,15 +98,28 @@ async def lease_holder(db: Database, name: str) -> str | None:
 
 
 async def token_holds(
-    conn: Connection, target: DatabaseTarget, name: str, holder: str, token: int
+    conn: Connection,
+    target: DatabaseTarget,
+    name: str,
+    holder: str,
+    token: int,
+    *,
+    idle_timeout_ms: int = 30_000,
 ) -> bool:
     """Whether `holder` with `token` is still lease `name`'s holder, inside the write
     transaction of `conn`. On PostgreSQL the row is locked FOR SHARE until the transaction
-    ends, so a takeover (an UPDATE of the row) waits for the rest of it; on SQLite the
-    transaction already holds the file's one write lock."""
-    lock = " FOR SHARE" if isinstance(target, PostgresServer) else ""
-    async with conn.execute(
-        f"SELECT holder, token FROM leases WHERE name = ?{lock}", (name,)
-    ) as cursor:
+    ends, so a takeover (an UPDATE of the row) waits for the rest of it, and the same statement
+    sets the transaction's `idle_in_transaction_session_timeout` (`domaingate.store.fencing`
+    says why); on SQLite the transaction already holds the file's one write lock."""
+    if isinstance(target, PostgresServer):
+        sql = (
+            "SELECT holder, token,"
+            " set_config('idle_in_transaction_session_timeout', ?, true)"
+            " FROM leases WHERE name = ? FOR SHARE"
+        )
+        parameters: tuple[object, ...] = (str(idle_timeout_ms), name)
+    else:
+        sql, parameters = "SELECT holder, token FROM leases WHERE name = ?", (name,)
+    async with conn.execute(sql, parameters) as cursor:
         row = await cursor.fetchone()
     return row is not None and row["holder"] == holder and int(row["token"]) == token

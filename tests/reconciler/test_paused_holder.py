@@ -181,6 +181,10 @@ async def test_a_holder_paused_past_its_lease_writes_nothing_after_the_takeover(
             timeout=30,
             what="the new holder's writes",
         )
+    except BaseException:
+        # Shown with the failure: what each process logged.
+        print(f"old:\n{old.log_tail(80)}\nnew:\n{new.log_tail(80)}")
+        raise
     finally:
         for process in (old, new):
             process.stop()
