@@ -1,7 +1,7 @@
 """Run every benchmark and write the run's report to a file of its own.
 
     python -m bench.run [--quick] [--only gate,dns,gate-pass,certs,edges,caddy-flood,postgres,
-                                          fleet-writes]
+                                          fleet-writes,fence]
                         [--candidate /path/to/patched/repo] [--output FILE] [--record]
 
 The report goes to `--output` (by default a file named for the run's start in the work folder),
@@ -34,6 +34,7 @@ from bench import (
     common,
     dnsbench,
     edgebench,
+    fencebench,
     findings,
     fleet_writes,
     gatebench,
@@ -407,7 +408,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer domains")
     parser.add_argument(
-        "--only", default="gate,dns,gate-pass,certs,edges,caddy-flood,postgres,fleet-writes"
+        "--only", default="gate,dns,gate-pass,certs,edges,caddy-flood,postgres,fleet-writes,fence"
     )
     parser.add_argument("--candidate", type=Path, help="a patched checkout to compare")
     parser.add_argument("--output", type=Path, help="where to write the report")
@@ -437,6 +438,8 @@ def main() -> None:
         pgreport.postgres_section(report, args.quick, py)
     if "fleet-writes" in only:
         fleet_writes.fleet_writes_section(report, args.quick, py)
+    if "fence" in only:
+        fencebench.fence_section(report, args.quick)
     took = (datetime.datetime.now(datetime.UTC) - started).seconds
     header = [
         "# domaingate benchmarks",

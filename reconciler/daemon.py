@@ -5,7 +5,15 @@ shortest check interval, whichever is smaller; `reconciler.schedule`), the certi
 (`CERT_SCAN_INTERVAL`; `reconciler.certificates`), removal clean-up (with the purge of removals past
 `REMOVED_RETENTION`), and webhook delivery, which runs whenever `WEBHOOK_URL` is set. Each job's
 work lives in its own module; this one schedules them.
-Every job but the lease does nothing unless this process holds the lease. The metrics listener
+Every job but the lease does nothing unless this process holds the lease, and every write the
+jobs make goes through a `FencedDatabase` (`domaingate.store.fencing`) that checks the lease's
+fencing token in the same transaction: the DNS check outcomes and postponements, the certificate
+scan's writes, removal clean-up (its certificate deletion runs inside that checked transaction)
+and the purge, the webhook outbox's delivery marks, and the job runs. A job stopped by a refused
+write ends as `fenced` and the process stands by. Not fenced: the lease's own writes (each is a
+compare-and-set on the lease row) and the webhook POSTs themselves, which leave the database
+untouched; a paused holder may repeat a delivery after waking, which webhooks allow (receivers
+deduplicate by event id), but cannot mark it. The metrics listener
 (`RECONCILER_LISTEN`) opens before the lease is first tried, so a second reconciler on the same
 address stops at once. Shutdown is graceful: no new runs start, running jobs and DNS checks get a
 few seconds to write their results, then everything opened here is closed in reverse order.
@@ -33,7 +41,8 @@ from domaingate.settings import Settings
 from domaingate.store import outbox
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from domaingate.store.errors import StoreError
+from domaingate.store.errors import LeaseLost, StoreError
+from domaingate.store.fencing import FencedDatabase
 from domaingate.store.retention import purge_removed
 from domaingate.store.runs import RECORD_EVERY, RunRecorder, short_error
 from domaingate.targets import described
@@ -103,15 +112,21 @@ class Reconciler:
         self.clock = clock
         self.tuning = tuning or Tuning()
         self.metrics = metrics or ReconcilerMetrics()
-        self.lease = Lease(db, clock, ttl=self.tuning.lease_ttl, holder=holder)
+        self.lease = Lease(db, ttl=self.tuning.lease_ttl, holder=holder)
+        # What the jobs write through: each write checks this process's token in its transaction.
+        self.fenced = FencedDatabase(
+            db, self.lease.fence, on_refused=self._refused, idle_timeout=self.tuning.lease_ttl
+        )
+        fenced = self.fenced
         self.dns = DnsSchedule(
-            db,
+            fenced,
             settings,
             CountedChecker(checker or DnsChecker.from_settings(settings), self.metrics),
             clock,
             on_error=self.metrics.check_errors.inc,
         )
-        # This edge's storage: every reconciler reports and cleans its own, lease or not.
+        # This edge's storage: every reconciler reports and cleans its own, lease or not, so
+        # its reports are not fenced by the reconciler's lease (its storage's lease orders them).
         self.edge = EdgeStorage(
             db,
             settings.caddy_storage,
@@ -122,7 +137,7 @@ class Reconciler:
             on_error=self.metrics.cert_scan_error,
         )
         self.certs = CertJob(
-            db,
+            fenced,
             self.edge,
             clock,
             expiring_days=settings.expiring_days,
@@ -131,6 +146,7 @@ class Reconciler:
             on_error=self.metrics.cert_scan_error,
         )
         self.metrics.lease_held.set_function(lambda: float(self.lease.held()))
+        self.metrics.lease_token.set_function(lambda: float(self.lease.token or 0))
         self.metrics.checks_in_flight.set_function(lambda: self.dns.in_flight)
         self.webhooks: WebhookSender | None = None
         if settings.webhook_url:
@@ -139,7 +155,7 @@ class Reconciler:
                 raise ValueError("WEBHOOK_URL is set without WEBHOOK_SECRET")
             # Without a session passed in, the sender opens its own: a URL set means delivery.
             self.webhooks = WebhookSender(
-                db,
+                fenced,
                 session,
                 url=settings.webhook_url,
                 secret=settings.webhook_secret,
@@ -149,7 +165,7 @@ class Reconciler:
         self.runs: Counter[str] = Counter()  # work jobs that ran (not skipped for the lease)
         # Each job's last run, for the operator's page; filled in by `_add` (jobs faster than
         # RECORD_EVERY are written at most that often).
-        self.recorder = RunRecorder(db, clock, {})
+        self.recorder = RunRecorder(fenced, clock, {})
         self.skipped: Counter[str] = Counter()  # work jobs skipped: another process holds the lease
         self._scheduler: Any = None  # AsyncIOScheduler is untyped; kept private
         self._running: set[asyncio.Task[Any]] = set()
@@ -165,13 +181,13 @@ class Reconciler:
     async def clean_up(self) -> int:
         settings = self.settings
         result = await clean_removed(
-            self.db,
+            self.fenced,
             self.edge,
             self.clock,
             reserved_zones=settings.reserved_zones,
             stale_after=settings.edge_stale_after,
         )
-        purged = await purge_removed(self.db, before=self.clock() - settings.removed_retention)
+        purged = await purge_removed(self.fenced, before=self.clock() - settings.removed_retention)
         if purged:
             log.info(
                 "purged %d domains removed more than %g s ago", purged, settings.removed_retention
@@ -209,6 +225,11 @@ class Reconciler:
         except StoreError as exc:
             self.metrics.database_error(exc)
             log.warning("cannot count the webhook outbox for /metrics: %s", exc)
+
+    def _refused(self, exc: LeaseLost) -> None:
+        # Every refused write is counted; the lease logs its loss once and stops the holding.
+        self.metrics.fenced_writes.inc()
+        self.lease.lost(exc.token)
 
     def health(self) -> Mapping[str, object]:
         return {
@@ -284,6 +305,11 @@ class Reconciler:
                 if guarded:
                     self.runs[name] += 1
                 self.metrics.job_runs.labels(name, "ok").inc()
+            except LeaseLost:
+                # Another process holds the lease now: nothing of the refused write was written,
+                # the lease logged it, and this run's record would be refused as well.
+                self.metrics.job_runs.labels(name, "fenced").inc()
+                return
             except Exception as exc:
                 error = short_error(exc)
                 self.metrics.job_runs.labels(name, "failed").inc()

@@ -6,6 +6,13 @@ once the holder releases it on shutdown or stops renewing it for `ttl` seconds. 
 died without releasing it (SIGKILL, OOM) on this same host and in this same PID namespace is
 known to be gone without waiting: its process no longer exists, so the lease is taken over at
 once, and a reconciler restarted after a crash works from its first second.
+
+The lease's time is the database's (`domaingate.store.leases`): the nodes' clocks never decide
+who holds it. Locally a holder trusts its lease for `ttl` seconds of its own monotonic clock from
+the moment it asked for it, which ends no later than the database's lease. Each take gives a
+fencing token (`fence()`), which every write of the holder's jobs carries
+(`domaingate.store.fencing`); a write refused for a stale token ends the holding at once
+(`lost()`), and the process stands by.
 """
 
 from __future__ import annotations
@@ -13,13 +20,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
+from collections.abc import Callable
 
 from domaingate.store import leases as store
 from domaingate.store.abc import Database
-from domaingate.store.leases import RECONCILER_LEASE
+from domaingate.store.fencing import Fence
+from domaingate.store.leases import RECONCILER_LEASE, Held
 from domaingate.store.runs import short_error
-from domaingate.times import Clock
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +70,21 @@ class Lease:
     def __init__(
         self,
         db: Database,
-        clock: Clock,
         *,
         ttl: float = 30.0,
         holder: str | None = None,
         name: str = RECONCILER_LEASE,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         if not ttl > 0:
             raise ValueError("the lease ttl must be positive")
         self.db = db
-        self.clock = clock
         self.ttl = ttl
         self.holder = holder or new_holder_id()
         self.name = name
-        self._expires_at: float | None = None
+        self._timer = timer
+        self._trusted_until: float | None = None  # on `timer`'s clock
+        self._token: int | None = None  # the fencing token of the latest take; None: not ours
         self._standby_logged = False
         self.error: str | None = None  # why the last renewal failed; None when it went through
 
@@ -83,50 +93,88 @@ class Lease:
         # A third of the ttl: two renewals may fail (a busy database) before the lease lapses.
         return self.ttl / 3
 
+    @property
+    def token(self) -> int | None:
+        """The fencing token this process took the lease with (None: it holds none)."""
+        return self._token
+
     def held(self) -> bool:
-        """Whether work may run now: the lease was taken and has not expired since."""
-        return self._expires_at is not None and self.clock() < self._expires_at
+        """Whether work may start now: the lease was taken and has not expired since."""
+        return self._trusted_until is not None and self._timer() < self._trusted_until
+
+    def fence(self) -> Fence | None:
+        """What this holder's writes carry; None once the lease is known to be another's.
+
+        A lease that only lapsed here (renewals failing) keeps its token: the database judges
+        whether it is still the lease's, and it is until another holder takes over."""
+        if self._token is None:
+            return None
+        return Fence(name=self.name, holder=self.holder, token=self._token)
+
+    def lost(self, token: int | None = None) -> None:
+        """A write carrying `token` was refused: another holder took over. Stop at once, unless
+        the lease was taken again since with a newer token (the write was from before)."""
+        if self._token is None or (token is not None and token != self._token):
+            return
+        log.warning(
+            "the %s lease was taken over (token %s is no longer its own); standing by",
+            self.name,
+            self._token,
+        )
+        self._token = None
+        self._trusted_until = None
+        self._standby_logged = True
 
     async def renew(self) -> bool:
         """Take the lease, or renew it; True if this process holds it afterwards."""
         had = self.held()
         self.error = None
+        asked_at = self._timer()
         try:
-            self._expires_at = await store.take_lease(
-                self.db, self.name, self.holder, self.clock(), self.ttl
-            )
-            if self._expires_at is None:
-                self._expires_at = await self._take_from_the_dead()
+            taken = await store.take_lease(self.db, self.name, self.holder, self.ttl)
+            if taken is None:
+                taken = await self._take_from_the_dead()
         except Exception as exc:
             self.error = short_error(exc)
             # Keep what we had until it expires on its own; a busy database is not a lost lease.
             # The traceback says which failure it was (locked, full, a bug) and where.
             log.warning("cannot renew the %s lease: %s", self.name, exc, exc_info=True)
             return self.held()
-        if self._expires_at is not None and not had:
-            log.info("holding the %s lease as %s", self.name, self.holder)
+        self._took(taken, asked_at)
+        if taken is not None and not had:
+            log.info("holding the %s lease as %s (token %d)", self.name, self.holder, taken.token)
             self._standby_logged = False
-        elif self._expires_at is None and had:
+        elif taken is None and had:
             log.warning("lost the %s lease; standing by", self.name)
             self._standby_logged = True
-        elif self._expires_at is None and not self._standby_logged:
+        elif taken is None and not self._standby_logged:
             log.info("another reconciler holds the %s lease; standing by", self.name)
             self._standby_logged = True
-        return self._expires_at is not None
+        return taken is not None
 
-    async def _take_from_the_dead(self) -> float | None:
-        holder = await store.lease_holder(self.db, self.name, self.clock())
+    def _took(self, taken: Held | None, asked_at: float) -> None:
+        if taken is None:
+            self._token = None
+            self._trusted_until = None
+            return
+        self._token = taken.token
+        # The database dated the lease no earlier than the moment it was asked for.
+        self._trusted_until = asked_at + self.ttl
+
+    async def _take_from_the_dead(self) -> Held | None:
+        holder = await store.lease_holder(self.db, self.name)
         if holder is None or not died_here(holder):
             return None
         log.warning(
             "the %s lease holder %s ended without releasing it; taking over", self.name, holder
         )
         await store.release_lease(self.db, self.name, holder)
-        return await store.take_lease(self.db, self.name, self.holder, self.clock(), self.ttl)
+        return await store.take_lease(self.db, self.name, self.holder, self.ttl)
 
     async def release(self) -> None:
-        if self._expires_at is None:
+        if self._token is None:
             return
-        self._expires_at = None
+        self._token = None
+        self._trusted_until = None
         await store.release_lease(self.db, self.name, self.holder)
         log.info("released the %s lease", self.name)

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 CERT_ERROR_CAUSES = ("unreadable", "corrupt", "metadata", "mass_loss")
 WEBHOOK_RESULTS = ("delivered", "failed")
-JOB_RESULTS = ("ok", "failed", "skipped")
+JOB_RESULTS = ("ok", "failed", "skipped", "fenced")
 # Resolver trouble is logged at most this often (the first occurrence at once): during an
 # outage every check of every domain fails the same way.
 RESOLVER_LOG_EVERY = 60.0
@@ -78,7 +78,8 @@ class ReconcilerMetrics:
         )
         self.job_runs = Counter(
             "domaingate_reconciler_job_runs",
-            "Scheduled job runs by job and result (skipped: another process holds the lease)",
+            "Scheduled job runs by job and result (skipped: another process holds the lease;"
+            " fenced: stopped by a write refused after another process took the lease over)",
             ["job", "result"],
             registry=registry,
         )
@@ -90,6 +91,16 @@ class ReconcilerMetrics:
         self.lease_held = Gauge(
             "domaingate_reconciler_lease_held",
             "1 while this process holds the reconciler lease, else 0",
+            registry=registry,
+        )
+        self.fenced_writes = Counter(
+            "domaingate_reconciler_fenced_writes",
+            "Writes refused: another process took the lease over, or this one holds none",
+            registry=registry,
+        )
+        self.lease_token = Gauge(
+            "domaingate_reconciler_lease_token",
+            "The fencing token this process holds the lease with (0: none)",
             registry=registry,
         )
         self.checks_in_flight = Gauge(

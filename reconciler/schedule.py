@@ -24,6 +24,7 @@ from domaingate.models import Domain
 from domaingate.settings import Settings
 from domaingate.store import checks as store
 from domaingate.store.abc import Database
+from domaingate.store.errors import LeaseLost
 from domaingate.times import Clock
 from reconciler.writer import CheckWriter
 
@@ -137,6 +138,10 @@ class DnsSchedule:
     async def _guarded(self, domain: Domain) -> None:
         try:
             await self.check_one(domain)
+        except LeaseLost:
+            # Another reconciler took the lease over while this check ran: its outcome was
+            # refused (and logged once by the lease), and the row is the new holder's to check.
+            return
         except Exception:
             log.exception("checking %s failed", domain.hostname)
             if self._on_error is not None:

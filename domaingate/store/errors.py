@@ -55,6 +55,16 @@ class FeedDiverged(StoreError):
     on from the cursor."""
 
 
+class LeaseLost(StoreError):
+    """A write of a lease holder's work refused: its fencing token is no longer the lease's
+    (another holder took over), or it holds no lease at all. Nothing of it was written.
+    `token`: the token the write carried (None: it carried none)."""
+
+    def __init__(self, message: str, *, token: int | None = None) -> None:
+        super().__init__(message)
+        self.token = token
+
+
 class MigrationError(StoreError):
     """The schema cannot be brought to this version (newer than the code, or an upgrade's
     precondition does not hold)."""

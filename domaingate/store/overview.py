@@ -16,6 +16,7 @@ from domaingate.store.leases import RECONCILER_LEASE
 class LeaseRow:
     holder: str
     expires_at: float
+    token: int  # the fencing token: one more at every takeover (domaingate.store.leases)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,10 +42,14 @@ class Usage:
 async def health(db: Database, now: float, overdue_after: float) -> Health:
     reader = db.reader
     async with reader.execute(
-        "SELECT holder, expires_at FROM leases WHERE name = ?", (RECONCILER_LEASE,)
+        "SELECT holder, expires_at, token FROM leases WHERE name = ?", (RECONCILER_LEASE,)
     ) as cursor:
         row = await cursor.fetchone()
-    lease = None if row is None else LeaseRow(holder=row[0], expires_at=float(row[1]))
+    lease = (
+        None
+        if row is None
+        else LeaseRow(holder=row[0], expires_at=float(row[1]), token=int(row[2]))
+    )
     async with reader.execute(
         "SELECT count(*), min(e.created_at) FROM webhook_outbox o"
         " JOIN domain_events e ON e.event_id = o.event_id WHERE o.delivered_at IS NULL"

@@ -187,6 +187,7 @@ SCHEMAS: dict[str, Any] = {
                     "lease_held": {"type": "boolean"},
                     "holder": {"type": "string", "nullable": True},
                     "lease_expires_at": NULLABLE_TIME,
+                    "lease_token": {"type": "integer", "minimum": 1, "nullable": True},
                     "last_check_at": NULLABLE_TIME,
                     "checks_overdue": {"type": "integer", "minimum": 0},
                 }

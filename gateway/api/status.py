@@ -64,6 +64,7 @@ async def status(request: web.Request) -> web.Response:
                 "lease_held": lease is not None and lease.expires_at > now,
                 "holder": lease.holder if lease is not None else None,
                 "lease_expires_at": rfc3339(lease.expires_at) if lease is not None else None,
+                "lease_token": lease.token if lease is not None else None,
                 "last_check_at": rfc3339_or_none(health.last_check_at),
                 "checks_overdue": health.checks_overdue,
             },

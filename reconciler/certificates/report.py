@@ -109,7 +109,6 @@ class EdgeStorage:
             self._identity_failing = False
             self.lease = Lease(
                 self.db,
-                self.clock,
                 ttl=self._lease_ttl,
                 holder=self._holder,
                 name=STORAGE_LEASE_PREFIX + self.identity,

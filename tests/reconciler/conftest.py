@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -31,7 +32,7 @@ from domaingate.store import apps, moves, tenants
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from reconciler.daemon import Tuning, run
+from reconciler.daemon import Reconciler, Tuning, run
 from tests.conftest import T0 as T0
 from tests.conftest import FakeClock as FakeClock
 from tests.conftest import both_backends
@@ -67,6 +68,16 @@ PATHS: dict[Status, tuple[Status, ...]] = {
     Status.FAILED: (Status.FAILED,),
     Status.REMOVED: (Status.REMOVED,),
 }
+
+
+async def holding(settings: Settings, db: Database, **kwargs: Any) -> Reconciler:
+    """A Reconciler that holds the lease, for a test that runs its jobs one by one: they write
+    only while it does (reconciler.daemon's fenced database). Every one a test makes holds it as
+    the same holder, unless told otherwise."""
+    kwargs.setdefault("holder", "tests")
+    reconciler = Reconciler(settings, db, **kwargs)
+    assert await reconciler.lease.renew()
+    return reconciler
 
 
 async def attach(

@@ -14,10 +14,9 @@ from domaingate.states import Status
 from domaingate.store import leases
 from domaingate.store.abc import Database
 from domaingate.store.errors import StoreBusy
-from reconciler.daemon import Reconciler
 from reconciler.lease import Lease
 
-from .conftest import SECRET, FakeClock, Receiver, attach
+from .conftest import SECRET, FakeClock, Receiver, attach, holding
 
 
 def locked(*_args: object, **_kwargs: object) -> None:
@@ -36,7 +35,7 @@ async def test_webhooks_go_out_without_a_session_passed_in(
         webhook_secret=SECRET,
     )
     await attach(db, tenant, "shop.acme.test", time.time, status=Status.VERIFIED)
-    reconciler = Reconciler(hooked, db)
+    reconciler = await holding(hooked, db)
     try:
         assert reconciler.webhooks is not None
         assert await reconciler.deliver_webhooks() == 1
@@ -53,7 +52,7 @@ async def test_a_failed_renewal_is_logged_with_its_traceback(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    lease = Lease(db, clock, ttl=30, holder="me")
+    lease = Lease(db, ttl=30, holder="me")
     monkeypatch.setattr(leases, "take_lease", locked)
     with caplog.at_level(logging.WARNING, logger="reconciler.lease"):
         assert not await lease.renew()
@@ -70,7 +69,7 @@ async def test_a_failed_release_at_stop_is_logged(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
     assert await reconciler.lease.renew()
     monkeypatch.setattr(leases, "release_lease", locked)
     with caplog.at_level(logging.ERROR, logger="reconciler.daemon"):

@@ -13,6 +13,7 @@ from domaingate.models import Tenant
 from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import leases as store
+from domaingate.store import overview
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
 from reconciler.daemon import Reconciler, Tuning
@@ -20,36 +21,57 @@ from reconciler.lease import Lease, died_here, new_holder_id
 from reconciler.webhooks import Backoff
 from tests.support.wait import await_until
 
-from .conftest import SECRET, FakeClock, Receiver, attach
+from .conftest import SECRET, Receiver, attach
 
 WORK = {"dns", "certs", "cleanup", "webhooks"}
+# Short enough to see a lease lapse by the database's clock; long enough for a busy machine's
+# renewal to finish well within it.
+TTL = 1.0
 
 
 async def test_lease_is_exclusive_until_released_or_expired(
-    db: Database, settings: Settings, clock: FakeClock
+    db: Database, settings: Settings
 ) -> None:
     async with await open_database(settings.db) as other_db:
-        first = Lease(db, clock, ttl=10, holder="first")
-        second = Lease(other_db, clock, ttl=10, holder="second")
+        first = Lease(db, ttl=TTL, holder="first")
+        second = Lease(other_db, ttl=TTL, holder="second")
         assert await first.renew()
         assert not await second.renew()
         assert first.held() and not second.held()
+        assert await store.lease_holder(db, "reconciler") == "first"
 
-        clock.advance(9)  # renewed before it lapses: still the first's
-        assert await first.renew()
-        clock.advance(9)
-        assert not await second.renew()
-        assert await store.lease_holder(db, "reconciler", clock()) == "first"
-
-        clock.advance(10)  # the first stopped renewing (hung, or killed): the lease lapses
-        assert not first.held()
-        assert await second.renew()
+        # The first stops renewing (hung, or killed): by the database's clock the lease lapses.
+        await await_until(second.renew, timeout=10, what="the lapsed lease to be taken over")
+        assert not first.held()  # its own clock ended its trust no later than the database's
         assert not await first.renew()
-        assert await store.lease_holder(db, "reconciler", clock()) == "second"
+        assert await store.lease_holder(db, "reconciler") == "second"
 
         await second.release()  # a clean shutdown hands over at once
         assert not second.held()
+        assert await store.lease_holder(db, "reconciler") is None
         assert await first.renew()
+
+
+async def test_a_renewal_keeps_the_token_and_a_takeover_adds_one(
+    db: Database, settings: Settings
+) -> None:
+    async with await open_database(settings.db) as other_db:
+        first = Lease(db, ttl=30, holder="first")
+        second = Lease(other_db, ttl=30, holder="second")
+        assert await first.renew()
+        token = first.token
+        assert token is not None
+        assert await first.renew() and first.token == token  # renewals keep it
+        assert not await second.renew() and second.token is None
+        await first.release()
+        assert await second.renew() and second.token == token + 1  # a takeover adds one
+        await second.release()
+        assert await second.renew() and second.token == token + 1  # its own again: kept
+        await second.release()
+        assert await first.renew() and first.token == token + 2
+        # The operator's status shows the token of the row as stored.
+        health = await overview.health(db, 0.0, 300)
+        assert health.lease is not None and health.lease.token == token + 2
 
 
 @pytest.mark.slow
@@ -110,9 +132,7 @@ def _ended_pid() -> int:
     return probe.pid
 
 
-async def test_a_holder_that_died_on_this_host_is_taken_over_at_once(
-    db: Database, clock: FakeClock
-) -> None:
+async def test_a_holder_that_died_on_this_host_is_taken_over_at_once(db: Database) -> None:
     mine = new_holder_id()
     host, _pid, nonce, namespace = mine.split(":")
     dead = f"{host}:{_ended_pid()}:{nonce}:{namespace}"
@@ -126,10 +146,10 @@ async def test_a_holder_that_died_on_this_host_is_taken_over_at_once(
     # Lease rows left by processes that no longer renew them, long before their ttl ends.
     for holder, taken in ((alive_elsewhere, False), (other_namespace, False), (living, False)):
         await store.release_lease(db, "reconciler", holder)
-        assert await store.take_lease(db, "reconciler", holder, clock(), 30) is not None
-        assert await Lease(db, clock, ttl=30).renew() is taken, holder
+        assert await store.take_lease(db, "reconciler", holder, 30) is not None
+        assert await Lease(db, ttl=30).renew() is taken, holder
         await store.release_lease(db, "reconciler", holder)
-    assert await store.take_lease(db, "reconciler", dead, clock(), 30) is not None
-    successor = Lease(db, clock, ttl=30)
+    assert await store.take_lease(db, "reconciler", dead, 30) is not None
+    successor = Lease(db, ttl=30)
     assert await successor.renew()
-    assert await store.lease_holder(db, "reconciler", clock()) == successor.holder
+    assert await store.lease_holder(db, "reconciler") == successor.holder

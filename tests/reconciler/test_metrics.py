@@ -18,14 +18,14 @@ from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import leases as store
 from domaingate.store.abc import Database
-from reconciler.daemon import Reconciler, Tuning
+from reconciler.daemon import Tuning
 from reconciler.metrics import CountedChecker, ReconcilerMetrics
 from reconciler.webhooks import Backoff
 from tests.conftest import sample
 from tests.domaingate.cli.test_cli import run as run_cli
 from tests.support.wait import await_until
 
-from .conftest import SECRET, FakeClock, Receiver, attach, running
+from .conftest import SECRET, FakeClock, Receiver, attach, holding, running
 
 
 async def get(url: str) -> tuple[int, str, str]:
@@ -86,10 +86,10 @@ async def test_a_second_reconciler_on_a_taken_address_stops_naming_the_key(
     async with running(settings):
         # Its listener answers before its first lease job has run: wait for the lease itself.
         async def leased() -> bool:
-            return await store.lease_holder(db, "reconciler", time.time()) is not None
+            return await store.lease_holder(db, "reconciler") is not None
 
         await await_until(leased, timeout=10, what="the first reconciler to hold the lease")
-        holder = await store.lease_holder(db, "reconciler", time.time())
+        holder = await store.lease_holder(db, "reconciler")
         second = await asyncio.to_thread(run_cli, settings.db.location, "reconcile", env=env)
         assert second.code == 2, second.err
         expected = f"DOMAINGATE_RECONCILER_LISTEN: cannot listen on {settings.reconciler_listen}"
@@ -98,7 +98,7 @@ async def test_a_second_reconciler_on_a_taken_address_stops_naming_the_key(
         assert "Traceback" not in second.err
         # It stopped before trying the lease: the first keeps it.
         assert holder is not None
-        assert await store.lease_holder(db, "reconciler", time.time()) == holder
+        assert await store.lease_holder(db, "reconciler") == holder
 
 
 def _report(*codes: Code | None) -> CheckReport:
@@ -183,7 +183,7 @@ async def test_webhook_deliveries_are_counted(
     )
     receiver.fail_first = 1
     async with aiohttp.ClientSession() as session:
-        reconciler = Reconciler(
+        reconciler = await holding(
             hooked,
             db,
             session=session,

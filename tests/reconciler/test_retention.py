@@ -12,10 +12,9 @@ from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
 from domaingate.store.retention import purge_removed
-from reconciler.daemon import Reconciler
 from tests.conftest import FakeClock, sql
 
-from .conftest import attach
+from .conftest import attach, holding
 
 RETENTION = 2592000
 
@@ -37,7 +36,7 @@ async def test_removed_domains_are_purged_after_the_retention(
         gone = await attach(db, tenant, f"gone{i}.acme.test", clock, status=Status.VERIFIED)
         await domain_store.remove(db, gone, clock)
     assert counts(db)[0] == 4
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
 
     clock.advance(RETENTION - 1)
     await reconciler.clean_up()  # cleans the certificates; too early to purge

@@ -295,16 +295,20 @@ class Daemons:
 
 
 def main(argv: list[str]) -> int:
-    """`domaingate reconcile` with webhook delivery polled every `argv[0]` seconds.
+    """`domaingate reconcile` with webhook delivery polled every `argv[0]` seconds, and the
+    lease's ttl `argv[1]` seconds if given.
 
-    The lease keeps its production ttl (30 s): a SIGKILLed reconciler cannot release it, and its
-    successor takes it over at once because the holder's process is gone (reconciler.lease), as
-    in production. Everything else (the command, settings, signals, jobs) is the real thing.
+    Otherwise the lease keeps its production ttl (30 s): a SIGKILLed reconciler cannot release
+    it, and its successor takes it over at once because the holder's process is gone
+    (reconciler.lease), as in production. Everything else (the command, settings, signals, jobs)
+    is the real thing.
     """
     from domaingate.cli import main as cli
     from reconciler import daemon
 
     tuning = daemon.Tuning(webhook_interval=float(argv[0]))
+    if len(argv) > 1:
+        tuning = daemon.Tuning(webhook_interval=float(argv[0]), lease_ttl=float(argv[1]))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(daemon, "run", functools.partial(daemon.run, tuning=tuning))
         return cli.main(["reconcile"])

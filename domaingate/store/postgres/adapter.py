@@ -94,7 +94,14 @@ def store_error(exc: psycopg.Error) -> StoreError:
         | pg_errors.QueryCanceled,
     ):
         return StoreBusy(str(exc))
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+    # The server ending a session left idle inside its transaction (a client frozen mid-way,
+    # domaingate.store.fencing) is a lost connection like any other.
+    if isinstance(
+        exc,
+        psycopg.OperationalError
+        | psycopg.InterfaceError
+        | pg_errors.IdleInTransactionSessionTimeout,
+    ):
         return StoreUnreachable(str(exc).strip() or type(exc).__name__)
     return StoreError(str(exc).strip() or type(exc).__name__)
 

@@ -85,7 +85,7 @@ function renderHealth(status) {
   clear(list);
   const r = status.reconciler;
   if (r.lease_held) {
-    fact(list, "Lease", "held by " + r.holder + ", until " + when(r.lease_expires_at, status.now), "ok");
+    fact(list, "Lease", "held by " + r.holder + " (token " + r.lease_token + "), until " + when(r.lease_expires_at, status.now), "ok");
   } else {
     fact(
       list,

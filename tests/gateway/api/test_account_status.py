@@ -70,6 +70,7 @@ async def test_status_shows_the_lease_the_outbox_late_checks_and_counts(api: Api
         "lease_held": False,
         "holder": None,
         "lease_expires_at": None,
+        "lease_token": None,
         "last_check_at": None,
         "checks_overdue": 0,
     }
@@ -98,6 +99,7 @@ async def test_status_shows_the_lease_the_outbox_late_checks_and_counts(api: Api
         "lease_held": False,  # it lapsed at T0 + 30
         "holder": "edge-1:42",
         "lease_expires_at": rfc3339(T0 + 30),
+        "lease_token": 1,  # the first holder's
         "last_check_at": rfc3339(T0),
         "checks_overdue": 2,
     }

@@ -20,7 +20,6 @@ from reconciler.certificates.apply import apply_cert_changes
 from reconciler.certificates.job import ScanScope
 from reconciler.certificates.storage import CertScanner
 from reconciler.cleanup import clean_removed
-from reconciler.daemon import Reconciler
 from tests.conftest import sample
 
 from ..conftest import (
@@ -28,6 +27,7 @@ from ..conftest import (
     FakeClock,
     Issuer,
     attach,
+    holding,
     make_issuer,
     make_leaf_pem,
     store_cert,
@@ -106,7 +106,7 @@ async def test_scan_moves_states_and_records_certificates(
     # A wildcard certificate the operator configured: never a tenant's, never parsed.
     put(LE, "wildcard_", 60, san="*.acme.test")
 
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
     with caplog.at_level(logging.WARNING, logger="reconciler.certificates.storage"):
         await reconciler.scan_certs()
     assert reconciler.certs.scanner.parsed == 11
@@ -168,7 +168,7 @@ async def test_verified_with_a_cert_inside_the_window_moves_twice(
         # 3 days left of 33: less than a sixth, so the renewal is overdue.
         make_leaf_pem(issuer, ["late.acme.test"], now - 30 * DAY, now + 3 * DAY),
     )
-    await Reconciler(settings, db, clock=clock).scan_certs()
+    await (await holding(settings, db, clock=clock)).scan_certs()
     log = await events.for_domain(db, domain.id)
     assert [e.type for e in log][-2:] == ["domain.active", "domain.expiring"]
     assert (await domain_store.get_by_id(db, domain.id)).status is Status.EXPIRING
@@ -285,7 +285,7 @@ async def test_a_scan_that_finds_most_certificates_gone_demotes_nobody(
     names = [f"a{i}.acme.test" for i in range(12)]
     for name in names:
         await attach(db, tenant, name, clock, status=Status.ACTIVE)
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
     with caplog.at_level(logging.ERROR, logger="reconciler.certificates.job"):
         assert await reconciler.scan_certs() == 0
     assert "demoting none of them (is CADDY_STORAGE right, and mounted?)" in caplog.text
@@ -353,7 +353,7 @@ async def test_between_full_plans_a_scan_plans_only_what_changed(
     dropped = await attach(db, tenant, "dropped.acme.test", clock, status=Status.VERIFIED)
     put(dropped.hostname, 60)
     newcomer = await attach(db, tenant, "new.acme.test", clock)  # pending: DNS first
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
 
     async def status(domain: Domain) -> Status:
         return (await domain_store.get_by_id(db, domain.id)).status
@@ -395,7 +395,7 @@ async def test_a_scan_holding_back_a_mass_loss_is_followed_by_a_full_one(
     for name in names:
         await attach(db, tenant, name, clock, status=Status.VERIFIED)
         store_cert(storage, LE, name, make_leaf_pem(issuer, [name], now - DAY, now + 60 * DAY))
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
     assert await reconciler.scan_certs() == 12
     crt = storage / "certificates" / LE
     moved = storage.parent / "elsewhere"

@@ -31,7 +31,16 @@ from reconciler.certificates.renewal_info import ari_cert_id
 from reconciler.daemon import Reconciler
 from tests.conftest import sample, sql
 
-from ..conftest import DAY, FakeClock, Issuer, attach, make_issuer, make_leaf_pem, store_cert
+from ..conftest import (
+    DAY,
+    FakeClock,
+    Issuer,
+    attach,
+    holding,
+    make_issuer,
+    make_leaf_pem,
+    store_cert,
+)
 
 LE = "acme-v02.api.letsencrypt.org-directory"
 HOUR = 3600.0
@@ -130,7 +139,7 @@ async def test_six_45_and_90_day_certificates_at_several_ages(
             await attach(db, tenant, name, clock, status=Status.ACTIVE)
             files.put(name, lifetime, at(lifetime))
             names[name] = (lifetime, age)
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
     await reconciler.scan_certs()
     for name, (lifetime, age) in names.items():
         domain = await domain_store.get(db, name, None)
@@ -167,7 +176,7 @@ async def test_an_ari_window_moved_into_the_past_then_refreshed_alone(
     for other in quiet:
         await attach(db, tenant, other, clock, status=Status.VERIFIED)
         files.put(other, 90, 10 * DAY)
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
     await reconciler.scan_certs()
     assert await status_of(db, name) is Status.ACTIVE
 
@@ -208,7 +217,7 @@ async def test_a_window_given_for_another_certificate_is_ignored(
     old = files.put(name, 90, 80 * DAY)
     files.put(name, 90, 60.0)  # the renewed certificate
     files.ari(name, old, start=now - 2 * DAY, end=now - DAY)
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
     await reconciler.scan_certs()
     assert await status_of(db, name) is Status.ACTIVE
     assert errors(reconciler, "metadata") == 0
@@ -228,7 +237,7 @@ async def test_a_corrupt_or_missing_json_changes_nothing_and_is_counted_once(
         files.put(f"{label}.acme.test", 90, age)
     rewrite(files.json_path("corrupt.acme.test"), b'{"sans": ["corrupt.acme.test"], "issuer_da\x00')
     files.json_path("missing.acme.test").unlink()
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
     with caplog.at_level(logging.WARNING, logger="reconciler.certificates.storage"):
         for _ in range(3):
             await reconciler.scan_certs()
@@ -256,7 +265,7 @@ async def test_a_json_caught_half_written_keeps_the_window_last_read(
     await attach(db, tenant, name, clock, status=Status.VERIFIED)
     pem = files.put(name, 45, 5 * DAY)
     files.ari(name, pem, start=now - DAY, end=now - HOUR)
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
     await reconciler.scan_certs()
     assert await status_of(db, name) is Status.EXPIRING
 
@@ -289,7 +298,7 @@ async def test_a_json_that_cannot_be_stat_ed_keeps_the_window_and_is_logged_once
     await attach(db, tenant, name, clock, status=Status.VERIFIED)
     pem = files.put(name, 90, 10 * DAY)
     files.ari(name, pem, start=now - DAY, end=now - HOUR)
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
     await reconciler.scan_certs()
     assert await status_of(db, name) is Status.EXPIRING
     # A symlink to itself: stat() fails with ELOOP, whoever runs the test (root included).
@@ -325,7 +334,7 @@ async def test_only_the_crt_and_json_are_read_not_caddys_temporary_files(
     # Caddy 2.9+ writes through temporary files beside the real ones, then renames them.
     for junk in (f"{name}.json.tmp1234", f".{name}.crt.5678", f"{name}.crt.tmp"):
         (directory / junk).write_bytes(b"{half")
-    reconciler = Reconciler(settings, db, clock=clock)
+    reconciler = await holding(settings, db, clock=clock)
     await reconciler.scan_certs()
     assert await status_of(db, name) is Status.ACTIVE
     assert reconciler.certs.scanner.parsed == 1
@@ -351,7 +360,7 @@ async def test_expiring_days_replaces_the_rule_and_ignores_the_ari_window(
     late = "late.acme.test"  # 45-day with 2 days left
     await attach(db, tenant, late, clock, status=Status.VERIFIED)
     files.put(late, 45, 43 * DAY)
-    reconciler = Reconciler(fixed, db, clock=clock)
+    reconciler = await holding(fixed, db, clock=clock)
     await reconciler.scan_certs()
     assert [await status_of(db, n) for n in (six, ari, late)] == [
         Status.ACTIVE,
@@ -363,7 +372,7 @@ async def test_expiring_days_replaces_the_rule_and_ignores_the_ari_window(
     assert domain.cert_renewal_due_at == pytest.approx(domain.cert_expires_at - 3 * DAY)
     # Without the override, the 6-day certificate is fine too (4 of 6 days left) and the ARI
     # window decides the 90-day one.
-    await Reconciler(settings, db, clock=clock).scan_certs()
+    await (await holding(settings, db, clock=clock)).scan_certs()
     assert [await status_of(db, n) for n in (six, ari, late)] == [
         Status.ACTIVE,
         Status.EXPIRING,
@@ -382,6 +391,7 @@ async def test_a_database_from_before_the_renewal_column_is_upgraded_and_filled(
     files.put("old.acme.test", 90, 10 * DAY)
     for statement in (
         "DROP TABLE job_runs",
+        "ALTER TABLE leases DROP COLUMN token",
         "DROP TABLE edge_cleanups",
         "DROP TABLE edge_certificates",
         "DROP TABLE edges",
@@ -401,7 +411,7 @@ async def test_a_database_from_before_the_renewal_column_is_upgraded_and_filled(
     async with await open_database(settings.db) as db:
         domain = await domain_store.get(db, "old.acme.test", None)
         assert domain is not None and domain.cert_renewal_due_at is None
-        await Reconciler(settings, db, clock=clock).scan_certs()
+        await (await holding(settings, db, clock=clock)).scan_certs()
         domain = await domain_store.get(db, "old.acme.test", None)
         assert domain is not None and domain.cert_expires_at is not None
         assert domain.status is Status.ACTIVE
