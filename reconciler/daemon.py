@@ -1,22 +1,17 @@
 """The daemon: wires the reconciler's jobs into an APScheduler 3.x `AsyncIOScheduler` and runs them.
 
-Jobs: the lease (renewed every third of its ttl), due DNS checks (polled every second or the
-shortest check interval, whichever is smaller; `reconciler.schedule`), the certificate job
-(`CERT_SCAN_INTERVAL`; `reconciler.certificates`), removal clean-up (with the purge of removals past
-`REMOVED_RETENTION`), and webhook delivery, which runs whenever `WEBHOOK_URL` is set. Each job's
-work lives in its own module; this one schedules them.
-Every job but the lease does nothing unless this process holds the lease, and every write the
-jobs make goes through a `FencedDatabase` (`domaingate.store.fencing`) that checks the lease's
-fencing token in the same transaction: the DNS check outcomes and postponements, the certificate
-scan's writes, removal clean-up (its certificate deletion runs inside that checked transaction)
-and the purge, the webhook outbox's delivery marks, and the job runs. A job stopped by a refused
-write ends as `fenced` and the process stands by. Not fenced: the lease's own writes (each is a
-compare-and-set on the lease row) and the webhook POSTs themselves, which leave the database
-untouched; a paused holder may repeat a delivery after waking, which webhooks allow (receivers
-deduplicate by event id), but cannot mark it. The metrics listener
-(`RECONCILER_LISTEN`) opens before the lease is first tried, so a second reconciler on the same
-address stops at once. Shutdown is graceful: no new runs start, running jobs and DNS checks get a
-few seconds to write their results, then everything opened here is closed in reverse order.
+Jobs: the lease (renewed every third of its ttl), due DNS checks (`reconciler.schedule`), the
+certificate job (`CERT_SCAN_INTERVAL`; `reconciler.certificates`), removal clean-up with the purge,
+webhook delivery when `WEBHOOK_URL` is set, and this edge's own storage report (every process,
+lease or not). Each job's work lives in its own module; this one schedules them. The lease's
+work does nothing unless this process holds the lease, and writes through a `FencedDatabase`
+(`domaingate.store.fencing`), which checks the fencing token in each write's own transaction: a
+job stopped by a refused write ends as `fenced` and the process stands by. Not fenced: the
+lease's own compare-and-set writes, the edge's report of its own storage, and the webhook POSTs
+(a paused holder may repeat a delivery after waking, which receivers deduplicate by event id,
+but cannot mark it). The metrics listener opens before the lease is first tried, so a second
+reconciler on the same address stops at once. Shutdown is graceful: running jobs get a few
+seconds to write their results, then everything opened here is closed in reverse order.
 """
 
 from __future__ import annotations
@@ -29,7 +24,6 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +43,6 @@ from domaingate.targets import described
 from domaingate.times import Clock
 from reconciler.certificates.job import CertJob
 from reconciler.certificates.report import EdgeStorage
-from reconciler.certificates.scope import FULL_EVERY
 from reconciler.cleanup import clean_own_storage, clean_removed
 from reconciler.lease import Lease
 from reconciler.metrics import (
@@ -60,36 +53,12 @@ from reconciler.metrics import (
     start_listener,
 )
 from reconciler.schedule import Checker, DnsSchedule
-from reconciler.webhooks import Backoff, WebhookSender
+from reconciler.tuning import Tuning
+from reconciler.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[object]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Tuning:
-    """Internals that are not operator settings: fixed in production, shortened by tests."""
-
-    lease_ttl: float = 30.0
-    webhook_interval: float = 1.0
-    cleanup_interval: float = 30.0
-    webhook_backoff: Backoff = field(default_factory=Backoff)
-    # How long running jobs and DNS checks may take to write their results at shutdown.
-    shutdown_grace: float = 10.0
-    # Between full certificate plans, scans plan only what changed (reconciler.certificates.scope).
-    cert_full_every: float = FULL_EVERY
-
-    def __post_init__(self) -> None:
-        for name in (
-            "lease_ttl",
-            "webhook_interval",
-            "cleanup_interval",
-            "shutdown_grace",
-            "cert_full_every",
-        ):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive")
 
 
 class Reconciler:

@@ -32,7 +32,8 @@ from domaingate.store import apps, moves, tenants
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from reconciler.daemon import Reconciler, Tuning, run
+from reconciler.daemon import Reconciler, run
+from reconciler.tuning import Tuning
 from tests.conftest import T0 as T0
 from tests.conftest import FakeClock as FakeClock
 from tests.conftest import both_backends

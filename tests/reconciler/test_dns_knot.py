@@ -22,7 +22,8 @@ from domaingate.store import events, tenants
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
 from domaingate.targets import SqliteFile
-from reconciler.daemon import Reconciler, Tuning
+from reconciler.daemon import Reconciler
+from reconciler.tuning import Tuning
 from tests.conftest import target
 from tests.support.knot import Knot
 from tests.support.net import HOST, free_port

@@ -13,7 +13,8 @@ from domaingate.store import leases, runs
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
 from domaingate.store.errors import StoreBusy
-from reconciler.daemon import Reconciler, Tuning
+from reconciler.daemon import Reconciler
+from reconciler.tuning import Tuning
 from tests.conftest import sql
 from tests.support.wait import await_until
 

@@ -16,8 +16,9 @@ from domaingate.store import leases as store
 from domaingate.store import overview
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
-from reconciler.daemon import Reconciler, Tuning
+from reconciler.daemon import Reconciler
 from reconciler.lease import Lease, died_here, new_holder_id
+from reconciler.tuning import Tuning
 from reconciler.webhooks import Backoff
 from tests.support.wait import await_until
 

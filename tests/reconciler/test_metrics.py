@@ -18,8 +18,8 @@ from domaingate.settings import Settings, load_settings
 from domaingate.states import Status
 from domaingate.store import leases as store
 from domaingate.store.abc import Database
-from reconciler.daemon import Tuning
 from reconciler.metrics import CountedChecker, ReconcilerMetrics
+from reconciler.tuning import Tuning
 from reconciler.webhooks import Backoff
 from tests.conftest import sample
 from tests.domaingate.cli.test_cli import run as run_cli

@@ -21,7 +21,8 @@ from domaingate.states import Status
 from domaingate.store import domains as domain_store
 from domaingate.store.abc import Database
 from domaingate.times import rfc3339
-from reconciler.daemon import Tuning, run
+from reconciler.daemon import run
+from reconciler.tuning import Tuning
 from reconciler.webhooks import Backoff, WebhookSender
 from tests.support.wait import await_until
 

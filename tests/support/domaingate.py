@@ -305,10 +305,11 @@ def main(argv: list[str]) -> int:
     """
     from domaingate.cli import main as cli
     from reconciler import daemon
+    from reconciler.tuning import Tuning
 
-    tuning = daemon.Tuning(webhook_interval=float(argv[0]))
+    tuning = Tuning(webhook_interval=float(argv[0]))
     if len(argv) > 1:
-        tuning = daemon.Tuning(webhook_interval=float(argv[0]), lease_ttl=float(argv[1]))
+        tuning = Tuning(webhook_interval=float(argv[0]), lease_ttl=float(argv[1]))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(daemon, "run", functools.partial(daemon.run, tuning=tuning))
         return cli.main(["reconcile"])
