@@ -73,7 +73,7 @@ class Follower:
         self._written_at = float("-inf")
         self._writing: asyncio.Task[None] | None = None
         self.errors = 0
-        self.reloads = 0
+        self.loads = 0  # from the database: the first, then one per divergence or outage start
 
     @classmethod
     def of(
@@ -148,8 +148,7 @@ class Follower:
         allowlist.synced_at = time.monotonic()
         allowlist.source = "database"
         allowlist.loaded = True
-        if not self._needs_load:
-            self.reloads += 1
+        self.loads += 1
         self._needs_load = False
         self._changed_at = time.monotonic()
         return len(fresh)

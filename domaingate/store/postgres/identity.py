@@ -7,7 +7,8 @@ changes below the gate's cursor (the gate would never read them). Nothing in the
 says so: the URL is the same, the tables are the same. Two facts do:
 
 - the server's identity: the cluster's `system_identifier` (a standby made by pg_basebackup
-  shares it), the database, and the current timeline, which a promotion moves on.
+  shares it), the database by name and object id (a database dropped and restored from a dump
+  under the same name has a new one), and the current timeline, which a promotion moves on.
   `pg_control_checkpoint()`'s timeline lags a promotion until the next checkpoint; the first
   8 hex digits of the current WAL file name are the timeline at once on a primary, and a
   standby (recovery in progress) reports the timeline it receives.
@@ -30,6 +31,7 @@ from domaingate.store.errors import FeedDiverged
 SERVER = """
 SELECT (pg_control_system()).system_identifier::text,
        current_database(),
+       (SELECT oid FROM pg_database WHERE datname = current_database()),
        CASE WHEN pg_is_in_recovery()
             THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver),
                           (pg_control_checkpoint()).timeline_id)
@@ -41,7 +43,7 @@ SELECT (pg_control_system()).system_identifier::text,
 
 @dataclass(frozen=True, slots=True)
 class ServerState:
-    """A server's identity (`system/database/timeline`) and its newest change number."""
+    """A server's identity (`system/database.oid/timeline`) and its newest change number."""
 
     identity: str
     newest: int
@@ -52,8 +54,8 @@ async def read(conn: psycopg.AsyncConnection[Any]) -> ServerState:
     await cursor.execute(SERVER)
     row = await cursor.fetchone()
     assert row is not None  # one row, always
-    system, database, timeline, newest = row
-    return ServerState(identity=f"{system}/{database}/{timeline}", newest=int(newest))
+    system, database, oid, timeline, newest = row
+    return ServerState(identity=f"{system}/{database}.{oid}/{timeline}", newest=int(newest))
 
 
 def check(state: ServerState, *, identity: str, seq: int) -> None:
