@@ -237,7 +237,8 @@ class GateRoutes:
         `?fresh=1` answers 503 for a stale one too, for a check that must see the database."""
         allowlist = self._allowlist
         age = self._sync_age()
-        fresh = allowlist.loaded and age <= MAX_SYNC_AGE
+        # A snapshot is stale however young: the database has not confirmed it.
+        fresh = allowlist.loaded and allowlist.source == "database" and age <= MAX_SYNC_AGE
         limit = self._max_staleness
         ready = allowlist.loaded and (limit is None or age <= limit)
         body = {
