@@ -49,7 +49,8 @@ def _restore(db: Path | str, point: object, lost: list[str]) -> None:
     for name in lost:
         sql(
             db,
-            "DELETE FROM domain_events WHERE domain_id IN (SELECT id FROM domains WHERE hostname = ?)",
+            "DELETE FROM domain_events"
+            " WHERE domain_id IN (SELECT id FROM domains WHERE hostname = ?)",
             (name,),
         )
         sql(db, "DELETE FROM domains WHERE hostname = ?", (name,))
