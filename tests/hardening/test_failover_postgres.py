@@ -26,7 +26,8 @@ from tests.support.domaingate import Domaingate
 from tests.support.postgres import Cluster, postgres_bin
 from tests.support.wait import wait_until
 
-pytestmark = pytest.mark.postgres
+# Clusters of their own (not the session's): slow by the same rule as every PostgreSQL test.
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 INSERT = (
     "INSERT INTO domains (hostname, tenant_id, app, status, kind, method, txt_token,"
