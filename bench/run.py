@@ -1,7 +1,8 @@
 """Run every benchmark and write the run's report to a file of its own.
 
-    python -m bench.run [--quick] [--only gate,dns,gate-pass,certs,edges,caddy-flood,postgres,
-                                          fleet-writes,fence]
+    python -m bench.run [--quick]
+                        [--only gate,dns,gate-pass,certs,edges,caddy-flood,postgres,fleet-writes,
+                                fence,fleet-snapshot]
                         [--candidate /path/to/patched/repo] [--output FILE] [--record]
 
 The report goes to `--output` (by default a file named for the run's start in the work folder),
@@ -36,6 +37,7 @@ from bench import (
     edgebench,
     fencebench,
     findings,
+    fleet_snapshot,
     fleet_writes,
     gatebench,
     gatedb,
@@ -408,7 +410,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer domains")
     parser.add_argument(
-        "--only", default="gate,dns,gate-pass,certs,edges,caddy-flood,postgres,fleet-writes,fence"
+        "--only",
+        default="gate,dns,gate-pass,certs,edges,caddy-flood,postgres,fleet-writes,fence,"
+        "fleet-snapshot",
     )
     parser.add_argument("--candidate", type=Path, help="a patched checkout to compare")
     parser.add_argument("--output", type=Path, help="where to write the report")
@@ -440,6 +444,8 @@ def main() -> None:
         fleet_writes.fleet_writes_section(report, args.quick, py)
     if "fence" in only:
         fencebench.fence_section(report, args.quick)
+    if "fleet-snapshot" in only:
+        fleet_snapshot.section(report, args.quick)
     took = (datetime.datetime.now(datetime.UTC) - started).seconds
     header = [
         "# domaingate benchmarks",

@@ -119,6 +119,12 @@ class Settings:
     # Seconds a request head may take on the API listener, from the connection's accept (or a
     # later request's first byte): a client sending nothing, or a byte at a time, is let go.
     api_header_timeout: float = 10.0
+    # Where the gate keeps the snapshot of its allowlist that a restart during a database outage
+    # serves from; None: beside a SQLite file, else in the state directory (gate_snapshot_path).
+    gate_snapshot: Path | None = None
+    # Seconds without a fresh view of the database after which /tls-ask denies; None: keep
+    # serving the last known list for as long as the outage lasts.
+    gate_max_staleness: float | None = None
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -128,6 +134,18 @@ class Settings:
         if not isinstance(self.db, SqliteFile | PostgresServer):
             raise TypeError(f"db must be a typed database target, not {type(self.db).__name__}")
         _check_consistency(self)
+
+    @property
+    def gate_snapshot_path(self) -> Path:
+        """GATE_SNAPSHOT, or its default: `{DB}.gate-snapshot` beside a SQLite file; for
+        PostgreSQL `domaingate-gate.snapshot` in systemd's state directory (STATE_DIRECTORY,
+        /var/lib/domaingate under the shipped unit), else the working directory."""
+        if self.gate_snapshot is not None:
+            return self.gate_snapshot
+        if isinstance(self.db, SqliteFile):
+            return self.db.path.with_name(f"{self.db.path.name}.gate-snapshot")
+        state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        return Path(state or ".") / "domaingate-gate.snapshot"
 
     @property
     def reserved_zones(self) -> tuple[str, ...]:
@@ -189,6 +207,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "api_max_connections": lambda v: None if str(v).strip() == "" else as_count(v),
     "internal_max_connections": lambda v: None if str(v).strip() == "" else as_count(v),
     "api_header_timeout": as_positive,
+    "gate_snapshot": as_path,
+    "gate_max_staleness": lambda v: None if str(v).strip() == "" else as_positive(v),
     "log_level": as_log_level,
 }
 

@@ -8,6 +8,7 @@ different sockets, so the API listener never answers /tls-ask.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -15,7 +16,10 @@ from aiohttp import web
 
 from domaingate.dns.checker import DnsChecker
 from domaingate.settings import Settings
+from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
+from domaingate.store.errors import StoreUnreachable
+from domaingate.store.late import LateDatabase
 from domaingate.times import Clock
 from gateway import api_site, ui
 from gateway.api import PREFIX, apps, domains, openapi
@@ -30,9 +34,22 @@ from gateway.keys import ALLOWLIST, CAPS, CHECKER, CLOCK, DB, GATE, METRICS, SET
 from gateway.metrics import Metrics
 from gateway.timing import timing_middleware
 
+log = logging.getLogger(__name__)
+
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    async with await open_database(app[SETTINGS].db) as db:
+    """Open the database; one unreachable at start is opened in the background meanwhile (the
+    API answers 503 until then; the gate serves its snapshot), rather than stopping the edge."""
+    target = app[SETTINGS].db
+    db: Database
+    try:
+        db = await open_database(target)
+    except StoreUnreachable as exc:
+        log.error("%s; the API answers 503 STORE_UNAVAILABLE until it is reachable", exc)
+        late = LateDatabase(target, lambda: open_database(target))
+        late.start()
+        db = late
+    async with db:
         app[DB] = db
         yield
 

@@ -136,6 +136,12 @@ class Metrics:
             "Seconds since the gate last read the database successfully",
             registry=self.registry,
         )
+        self.staleness = Gauge(
+            "domaingate_gate_staleness_seconds",
+            "Seconds since the gate's view last matched the database (from a snapshot, counted"
+            " from when the snapshot's view did; -1 before any)",
+            registry=self.registry,
+        )
 
     def latency(self, listener: str, route: str) -> LoopHistogram:
         """The latency series of one listener and route template."""

@@ -280,11 +280,13 @@ class ApiFactory(Protocol):
 
 @pytest.fixture
 def api_factory(
-    aiohttp_client: AiohttpClient, db_target: Path | str, clock: FakeClock
+    aiohttp_client: AiohttpClient, db_target: Path | str, clock: FakeClock, tmp_path: Path
 ) -> ApiFactory:
-    """`await api_factory(**setting_overrides)`: a started API app on the test's database."""
+    """`await api_factory(**setting_overrides)`: a started API app on the test's database, its
+    gate's snapshot in tmp_path (never the working directory, PostgreSQL's default)."""
 
     async def make(**overrides: Any) -> Api:
+        overrides.setdefault("gate_snapshot", tmp_path / "gate.snapshot")
         settings = make_settings(db_target, **overrides)
         client: Client = await aiohttp_client(create_app(settings, clock=clock))
         return Api(client, clock)

@@ -142,6 +142,12 @@ class ChangeFeed(ABC):
     def seq(self) -> int:
         """The change sequence the rows read so far are as of."""
 
+    @property
+    def identity(self) -> str:
+        """Which server (or file) the rows read so far came from, as of the last `load()`;
+        empty before it, or where the feed cannot tell."""
+        return ""
+
     @abstractmethod
     async def load(
         self,
@@ -154,8 +160,10 @@ class ChangeFeed(ABC):
     @abstractmethod
     async def changes(self, *, aside: bool = False) -> list[GateRow]:
         """The rows changed since the last read (their current state, oldest change first).
-        `aside`: read at once, even while `wait()` is under way (a writer waiting for its own
-        commit to hold at the gate)."""
+        FeedDiverged when the server or file is no longer the one loaded from, or its newest
+        change is behind what was read: then only `load()` again is right. `aside`: read at
+        once, even while `wait()` is under way (a writer waiting for its own commit to hold at
+        the gate)."""
 
     @abstractmethod
     async def wait(self) -> None:
@@ -164,7 +172,7 @@ class ChangeFeed(ABC):
     @abstractmethod
     async def reset(self) -> None:
         """Drop the connections after a failure; the next read makes them again and reads on
-        from where the feed was."""
+        from where the feed was (or, after FeedDiverged, the next `load()` starts afresh)."""
 
     @abstractmethod
     async def count_by_status(self) -> dict[str, int]:

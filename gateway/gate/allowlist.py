@@ -14,6 +14,9 @@ from domaingate.states import ALLOWED
 
 _ALLOWED_VALUES = tuple(status.value for status in ALLOWED)
 
+# One allowed hostname's entry: (domain id, app, upstream).
+Entry = tuple[int, str, str]
+
 # UPSTREAM_TEMPLATE filled for (app, tenant), for an app that names no upstream of its own.
 Upstream = Callable[[str, str], str]
 
@@ -35,10 +38,14 @@ class Allowlist:
     """
 
     def __init__(self) -> None:
-        self._hosts: dict[str, tuple[int, str, str]] = {}
+        self._hosts: dict[str, Entry] = {}
         self.last_seq = 0
         self.loaded = False
+        # When the view last matched the database (time.monotonic()): the last read, or the
+        # snapshot's age back from its load.
         self.synced_at = 0.0
+        # Where the view came from: "database", or "snapshot" until the database is back.
+        self.source = "database"
 
     def __len__(self) -> int:
         return len(self._hosts)
@@ -50,6 +57,19 @@ class Allowlist:
 
     def __contains__(self, hostname: object) -> bool:
         return hostname in self._hosts
+
+    def replace(self, fresh: Allowlist) -> None:
+        """Answer from `fresh`'s hostnames from now on: one assignment, so a request sees the
+        old map or the new one, never a mix and never an empty one in between."""
+        self._hosts = fresh._hosts
+
+    def entries(self) -> dict[str, Entry]:
+        """A copy of every hostname's entry, for a snapshot written while the gate goes on."""
+        return self._hosts.copy()
+
+    def restore(self, hosts: dict[str, Entry]) -> None:
+        """Take `hosts` as they are (a snapshot's), in place of what is held."""
+        self._hosts = hosts
 
     def load(
         self,

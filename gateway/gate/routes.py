@@ -21,7 +21,8 @@ from gateway.gate.replies import Reply, json_reply, reply, text_reply
 
 log = logging.getLogger(__name__)
 
-# Readiness: the gate is only trusted while its view of the database is this fresh.
+# The gate's view is fresh while it has read the database this recently (its reads come every
+# 0.1-1 s): older, the database is lost to it, and /readyz says `stale`.
 MAX_SYNC_AGE = 5.0
 _PORT = re.compile(r":[0-9]{1,5}$")
 # What may go into a response header unquoted: visible ASCII and the space.
@@ -38,6 +39,7 @@ class AllowlistView(Protocol):
 
     loaded: bool
     synced_at: float
+    source: str
 
     def __len__(self) -> int: ...
     def __contains__(self, hostname: object) -> bool: ...
@@ -75,6 +77,8 @@ class GateMetrics(Protocol):
     def allowlist_size(self) -> Gauge: ...
     @property
     def sync_lag(self) -> Gauge: ...
+    @property
+    def staleness(self) -> Gauge: ...
     def set_domain_counts(self, counts: dict[str, int]) -> None: ...
     def render(self) -> bytes: ...
 
@@ -106,6 +110,13 @@ def ask_values(query: bytes) -> list[str]:
     return [value for key, value in pairs if key == "domain"]
 
 
+def _query_values(query: bytes, name: str) -> list[str]:
+    if not query.isascii():
+        return []
+    pairs = parse_qsl(query.decode("ascii"), keep_blank_values=True, errors="replace")
+    return [value for key, value in pairs if key == name]
+
+
 def _strip_port(host: str) -> str:
     # Caddy sends the client's Host with its port; IPv6 literals never reach an allowed name.
     return _PORT.sub("", host, count=1) if not host.endswith("]") else host
@@ -123,10 +134,13 @@ class GateRoutes:
         allowlist: AllowlistView,
         metrics: GateMetrics,
         domain_counts: DomainCounts | None = None,
+        *,
+        max_staleness: float | None = None,
     ) -> None:
         self._allowlist = allowlist
         self._metrics = metrics
         self._domain_counts = domain_counts
+        self._max_staleness = max_staleness
         self._routed: dict[tuple[str, str], Reply] = {}
 
     def table(self) -> dict[bytes, Handler]:
@@ -152,6 +166,11 @@ class GateRoutes:
             if len(values) == 1 and allowlist.loaded:
                 key = gate_key(values[0])
                 allowed = key is not None and key in allowlist
+                limit = self._max_staleness
+                # GATE_MAX_STALENESS: nothing not seen fresh within it is allowed. Read only
+                # for a name held, so a flood of unknown names costs no clock.
+                if allowed and limit is not None:
+                    allowed = time.monotonic() - allowlist.synced_at <= limit
         except Exception:
             log.exception("tls-ask failed; denying")
         if allowed:
@@ -211,21 +230,33 @@ class GateRoutes:
         return time.monotonic() - allowlist.synced_at if allowlist.loaded else float("inf")
 
     def readyz(self, request: Request) -> Reply:
+        """200 while the gate answers Caddy from a loaded view, fresh or stale (a database
+        outage reaches every edge at once: taking them all out of a load balancer would fail
+        every handshake); 503 before it has loaded, or past GATE_MAX_STALENESS, when it denies.
+        `view` tells a stale gate (`stale`: the database lost) from a fresh one, and
+        `?fresh=1` answers 503 for a stale one too, for a check that must see the database."""
         allowlist = self._allowlist
         age = self._sync_age()
-        ready = allowlist.loaded and age <= MAX_SYNC_AGE
+        # A snapshot is stale however young: the database has not confirmed it.
+        fresh = allowlist.loaded and allowlist.source == "database" and age <= MAX_SYNC_AGE
+        limit = self._max_staleness
+        ready = allowlist.loaded and (limit is None or age <= limit)
         body = {
             "ready": ready,
+            "view": "fresh" if fresh else "stale" if allowlist.loaded else "none",
+            "source": allowlist.source if allowlist.loaded else None,
             "allowed_hostnames": len(allowlist),
             "sync_age_seconds": round(age, 3) if age != float("inf") else None,
         }
-        return json_reply(200 if ready else 503, body)
+        wants_fresh = any(v not in ("", "0") for v in _query_values(request.query, "fresh"))
+        return json_reply(200 if ready and (fresh or not wants_fresh) else 503, body)
 
     async def metrics(self, request: Request) -> Reply:
         registry = self._metrics
         registry.allowlist_size.set(len(self._allowlist))
         age = self._sync_age()
         registry.sync_lag.set(age if age != float("inf") else -1)
+        registry.staleness.set(age if age != float("inf") else -1)
         if self._domain_counts is not None:
             try:
                 registry.set_domain_counts(dict(await self._domain_counts()))

@@ -52,7 +52,8 @@ async def run(settings: Settings, parent: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     metrics = Metrics()
-    async with gate_context(settings, metrics) as gate:
+    # The gateway keeps the snapshot; a worker reads it only when it starts in an outage.
+    async with gate_context(settings, metrics, writes_snapshot=False) as gate:
         gc.collect()
         gc.freeze()
         listener = gate.listener(connection_caps(settings).internal)

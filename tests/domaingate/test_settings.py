@@ -85,6 +85,12 @@ KEYS: dict[str, tuple[str, Any, Any]] = {
     "API_MAX_CONNECTIONS": ("500", 500, 500),
     "INTERNAL_MAX_CONNECTIONS": ("2000", 2000, 2000),
     "API_HEADER_TIMEOUT": ("2.5", 2.5, 2.5),
+    "GATE_SNAPSHOT": (
+        "/srv/dg/gate.snapshot",
+        "/srv/dg/gate.snapshot",
+        Path("/srv/dg/gate.snapshot"),
+    ),
+    "GATE_MAX_STALENESS": ("600", 600, 600.0),
     "LOG_LEVEL": ("debug", "DEBUG", "DEBUG"),
 }
 SPEC_KEYS = {
@@ -171,6 +177,10 @@ def test_defaults_are_the_specs() -> None:
     # Unset caps: sized from RLIMIT_NOFILE when the gateway starts (gateway.caps).
     assert settings.api_max_connections is None and settings.internal_max_connections is None
     assert settings.api_header_timeout == 10
+    # Unset: the snapshot beside the SQLite file, and the last known list served however long
+    # the database stays away.
+    assert settings.gate_snapshot_path == Path("./domaingate.db.gate-snapshot")
+    assert settings.gate_max_staleness is None
 
 
 @pytest.mark.parametrize("key", sorted(KEYS))
@@ -440,3 +450,21 @@ def test_another_scheme_is_refused_not_taken_for_a_file_name() -> None:
         load_settings(env={"DOMAINGATE_DB": "mysql://db.example/dg"})
     assert "DOMAINGATE_DB" in str(caught.value)
     assert "'mysql'" in str(caught.value)
+
+
+def test_the_gate_snapshot_of_postgresql_is_in_the_state_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = {"DOMAINGATE_DB": "postgresql://dg@db.internal/dg"}
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/domaingate")
+    assert load_settings(env=env).gate_snapshot_path == Path(
+        "/var/lib/domaingate/domaingate-gate.snapshot"
+    )
+    monkeypatch.delenv("STATE_DIRECTORY")
+    assert load_settings(env=env).gate_snapshot_path == Path("domaingate-gate.snapshot")
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "inf"])
+def test_a_bad_gate_max_staleness_names_the_key(value: str) -> None:
+    with pytest.raises(SettingsError, match="GATE_MAX_STALENESS"):
+        load_settings(env={"DOMAINGATE_GATE_MAX_STALENESS": value})

@@ -5,7 +5,8 @@ gate needs commits; the notification carries a version only, and each wake-up re
 rows from the feed's cursor (`domaingate.store.postgres.changes`, which also catches rows
 committed out of sequence order). A notification can be lost while the connection is down: on
 reconnecting, the feed reads again from its cursor, and a slow poll (`safety_interval`) reads
-anyway when nothing has woken it.
+anyway when nothing has woken it. Each read first checks that the server is the one the cursor
+was read from and is not behind it (`domaingate.store.postgres.identity`), else FeedDiverged.
 
 Three connections of its own, each opened when first needed: the listening one; one for
 `/metrics` counts and one for writers' reads (`aside`), since the listening one is mostly
@@ -21,7 +22,7 @@ import psycopg
 
 from domaingate.states import ALLOWED
 from domaingate.store.abc import AppOwner, ChangeFeed, GateRow, LoadRow
-from domaingate.store.postgres import changes
+from domaingate.store.postgres import changes, identity
 from domaingate.store.postgres.adapter import store_error
 from domaingate.store.postgres.database import connect
 
@@ -39,7 +40,12 @@ class PostgresFeed(ChangeFeed):
         self._aside_conn: Conn | None = None
         self._counts_conn: Conn | None = None
         self._cursor = changes.ChangeCursor(seq=0, in_flight=())
+        self._identity = ""
         self.wakeups = 0
+
+    @property
+    def identity(self) -> str:
+        return self._identity
 
     @property
     def seq(self) -> int:
@@ -79,14 +85,19 @@ class PostgresFeed(ChangeFeed):
     ) -> None:
         conn = await self._listening()
         try:
+            # The server first: a failover between the two breaks this connection.
+            server = await identity.read(conn)
             self._cursor = await changes.load(conn, _ALLOWED_VALUES, take_apps, take_chunk)
         except psycopg.Error as exc:
             raise store_error(exc) from exc
+        self._identity = server.identity
 
     async def changes(self, *, aside: bool = False) -> list[GateRow]:
         name = "_aside_conn" if aside else "_conn"
         conn = await (self._own(name) if aside else self._listening())
         try:
+            if self._identity:
+                identity.check(await identity.read(conn), identity=self._identity, seq=self.seq)
             rows, self._cursor = await changes.read_since(conn, self._cursor)
         except psycopg.Error as exc:
             if aside:

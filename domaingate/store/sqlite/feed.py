@@ -3,11 +3,18 @@ sequence (`domains.seq`, bumped by triggers) is past the last one read.
 
 It polls `PRAGMA data_version` on its own connection: that changes whenever any connection, in
 any process, commits, so an unchanged version costs no read of the table.
+
+A database file replaced under the gate (a restore from a backup) is the analogue of a failover:
+the feed's connection would go on reading the old, unlinked file for ever, and the new one's
+change counter may be behind what the gate has read. Each poll compares the file's device and
+inode with the ones loaded from (one `stat`), and each read the change counter with the feed's
+sequence; either differing raises FeedDiverged, and the follower loads the file again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +23,7 @@ import aiosqlite
 from domaingate.states import ALLOWED
 from domaingate.store.abc import AppOwner, ChangeFeed, GateRow, LoadRow
 from domaingate.store.apps import GATE_SELECT, OWNERS
+from domaingate.store.errors import FeedDiverged
 from domaingate.store.sqlite.database import open_connection
 from domaingate.store.statuses import COUNT_BY_STATUS
 
@@ -34,10 +42,23 @@ class SqliteFeed(ChangeFeed):
         self._counts_conn: aiosqlite.Connection | None = None
         self._data_version: int | None = None
         self._seq = 0
+        self._identity = ""
 
     @property
     def seq(self) -> int:
         return self._seq
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    def _file(self) -> str:
+        # A file that cannot be stat'ed has no identity: the read that follows reports why.
+        try:
+            found = os.stat(self._path)
+        except OSError:
+            return self._identity
+        return f"sqlite:{found.st_dev}:{found.st_ino}"
 
     async def _connection(self) -> aiosqlite.Connection:
         if self._conn is None:
@@ -57,6 +78,7 @@ class SqliteFeed(ChangeFeed):
         """All of it in one snapshot. The domains are read alone, by a plain scan of the table,
         and joined to their apps in memory by the caller: joining a million rows in SQL to its
         far fewer apps doubles the read, and this load is the gate's start-up."""
+        identity = self._file()
         conn = await self._connection()
         self._data_version = await self._version(conn)
         placeholders = ", ".join("?" for _ in _ALLOWED_VALUES)
@@ -82,14 +104,24 @@ class SqliteFeed(ChangeFeed):
                     take_chunk(rows)  # type: ignore[arg-type]
         finally:
             await conn.execute("COMMIT")
+        self._identity = identity
 
     async def changes(self, *, aside: bool = False) -> list[GateRow]:
         # One connection serves both: aiosqlite runs its statements in turn on its thread, and
         # waiting here is a sleep that holds nothing.
+        if self._identity and self._file() != self._identity:
+            raise FeedDiverged(f"{self._path} is another file now (replaced: a restore?)")
         conn = await self._connection()
         version = await self._version(conn)
         if version == self._data_version:
             return []
+        async with conn.execute("SELECT value FROM change_counter") as cursor:
+            row = await cursor.fetchone()
+        newest = int(row[0]) if row else 0
+        if newest < self._seq:
+            raise FeedDiverged(
+                f"{self._path}'s newest change is {newest}, behind the {self._seq} the gate read"
+            )
         async with conn.execute(
             f"{GATE_SELECT} WHERE d.seq > ? ORDER BY d.seq", (self._seq,)
         ) as cursor:
@@ -104,9 +136,17 @@ class SqliteFeed(ChangeFeed):
         await asyncio.sleep(self._poll_interval)
 
     async def reset(self) -> None:
-        # The file is local: a failed read (locked past the busy timeout, say) leaves the
-        # connection fit for the next one.
-        return
+        # The file is local: a failed read (locked past the busy timeout, say) would leave the
+        # connection fit for the next one, but after a divergence it is open on the old file.
+        # A new connection costs little; its first read finds a new data_version and reads on.
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+        # data_version compares only on one connection: the next read reads on from `seq`.
+        self._data_version = None
+        if self._identity and self._file() != self._identity and self._counts_conn is not None:
+            await self._counts_conn.close()
+            self._counts_conn = None
 
     async def count_by_status(self) -> dict[str, int]:
         if self._counts_conn is None:

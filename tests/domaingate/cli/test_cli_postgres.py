@@ -1,12 +1,14 @@
 """The command line on PostgreSQL: `migrate` from an empty database, several at once, the
 upgrade to schema 3 (apps given to their tenants, or refused naming the tenants sharing one),
 tenants, and an unreachable server refused at start with a message and a non-zero exit (the
-short commands and both daemons)."""
+short commands and the reconciler). The gateway starts anyway, with the same message: its gate
+serves from its snapshot, or denies, and its API answers 503 until the server is reachable."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -14,8 +16,10 @@ import pytest
 from domaingate.store.migrations import migrations
 from tests.conftest import sql
 from tests.domaingate.cli.test_cli import TOKEN, run
+from tests.support.domaingate import Domaingate
 from tests.support.net import free_port
 from tests.support.postgres import Cluster
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -119,7 +123,7 @@ def test_tenant_create_and_list(pg_url: str) -> None:
     assert listed.out.startswith("acme\tactive")
 
 
-@pytest.mark.parametrize("command", [("migrate",), ("tenant", "list"), ("serve",), ("reconcile",)])
+@pytest.mark.parametrize("command", [("migrate",), ("tenant", "list"), ("reconcile",)])
 def test_an_unreachable_server_stops_the_start_with_a_message(command: tuple[str, ...]) -> None:
     # Nothing listens on this port; the password must not appear in the message.
     url = f"postgresql://dg:hunter2secret@127.0.0.1:{free_port()}/domaingate"
@@ -133,3 +137,34 @@ def test_an_unreachable_server_stops_the_start_with_a_message(command: tuple[str
     assert "cannot connect to PostgreSQL at postgresql://dg:***@127.0.0.1:" in result.err
     assert "hunter2secret" not in result.err
     assert "Traceback" not in result.err
+
+
+def test_the_gateway_starts_on_an_unreachable_server_and_answers_503(tmp_path: Path) -> None:
+    url = f"postgresql://dg:hunter2secret@127.0.0.1:{free_port()}/domaingate"
+    dg = Domaingate(tmp_path / "dg", {"DB": url})
+    dg.gateway.start()
+
+    def answers() -> bool:
+        try:
+            return dg.api("GET", "/domains", token="dg_anything").status == 503
+        except OSError:  # not listening yet
+            return False
+
+    try:
+        wait_until(
+            answers,
+            timeout=20,
+            what="the gateway's API to answer",
+            alive=dg.gateway.check_alive,
+        )
+        refused = dg.api("GET", "/domains", token="dg_anything")
+        assert refused.body["error"]["code"] == "STORE_UNAVAILABLE"
+        # No snapshot: nothing is allowed, and the gate is not ready.
+        assert (dg.readyz(), dg.ask("shop.acme.com")) == (503, 403)
+        log = dg.gateway.log_text()
+        assert "cannot connect to PostgreSQL at postgresql://dg:***@127.0.0.1:" in log
+        assert "no gate snapshot" in log or "gate snapshot" in log
+        assert "hunter2secret" not in log
+        assert "Traceback" not in log
+    finally:
+        dg.gateway.stop()

@@ -1,0 +1,147 @@
+"""The gate's memory on disk: what lets an edge restarted while the database is unreachable go on
+allowing the names it allowed, instead of denying every handshake until the database is back.
+
+The follower (`gateway.gate.follow`) writes it after loading from the database and then at most
+every `WRITE_EVERY` seconds while changes come in, and reads it only when the database cannot be
+loaded at start. It is written whole to a temporary file beside it, flushed (fsync) and renamed
+over the old one, so a crash leaves either the old snapshot or the new one, never half of one.
+
+The format: one line of JSON (the format tag and version, the database it came from as settings
+name it, the server's identity (`ChangeFeed.identity`), the change sequence, when the view last
+matched the database, UPSTREAM_TEMPLATE, the apps, the count and the SHA-256 of the body), then
+the body: a line `hostname TAB domain id TAB app number` per allowed name. A snapshot whose tag,
+version, checksum or count do not hold, or that came from another database or another
+UPSTREAM_TEMPLATE (its upstreams would be wrong), is refused with the reason: the gate then
+starts empty and denies until it has loaded, as without one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.gate.allowlist import Entry
+
+FORMAT = "domaingate-gate-snapshot"
+VERSION = 1
+# Seconds between snapshots while changes come in: a snapshot of a million names costs about a
+# second of a thread, and the one at stop (or the next one) catches up.
+WRITE_EVERY = 60.0
+
+
+class SnapshotRefused(Exception):
+    """The snapshot cannot be used; the message says why."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Origin:
+    """Where a snapshot's names came from, and when they last matched it (Unix time)."""
+
+    database: str
+    identity: str
+    seq: int
+    synced_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The snapshot file of one gate: its path, and what a snapshot must match to be used."""
+
+    path: Path
+    database: str
+    upstream_template: str
+
+    def write(self, hosts: dict[str, Entry], origin: Origin) -> None:
+        """Write `hosts` atomically (temporary file, fsync, rename, fsync of the directory)."""
+        apps: dict[tuple[str, str], int] = {}
+        lines: list[str] = []
+        for hostname, (domain_id, app, upstream) in hosts.items():
+            number = apps.setdefault((app, upstream), len(apps))
+            lines.append(f"{hostname}\t{domain_id}\t{number}\n")
+        body = "".join(lines).encode()
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "database": self.database,
+            "identity": origin.identity,
+            "seq": origin.seq,
+            "synced_at": origin.synced_at,
+            "upstream_template": self.upstream_template,
+            "apps": [list(pair) for pair in apps],
+            "count": len(lines),
+            "sha256": hashlib.sha256(body).hexdigest(),
+        }
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(json.dumps(header).encode() + b"\n")
+                out.write(body)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def read(self) -> tuple[dict[str, Entry], Origin]:
+        """The snapshot's hostnames and origin; SnapshotRefused if it is missing, damaged, or
+        not of this database and UPSTREAM_TEMPLATE."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            raise SnapshotRefused("there is none") from None
+        except OSError as exc:
+            raise SnapshotRefused(f"cannot read it: {exc.strerror}") from exc
+        head, newline, body = data.partition(b"\n")
+        try:
+            header = json.loads(head)
+        except ValueError:
+            raise SnapshotRefused("its header is not JSON") from None
+        _check(header, newline, body, database=self.database, template=self.upstream_template)
+        hosts: dict[str, Entry] = {}
+        try:
+            apps = [(sys.intern(a), sys.intern(u)) for a, u in header["apps"]]
+            for line in body.decode().splitlines():
+                hostname, domain_id, number = line.split("\t")
+                app, upstream = apps[int(number)]
+                hosts[hostname] = (int(domain_id), app, upstream)
+        except (ValueError, IndexError, TypeError):
+            raise SnapshotRefused("its body is malformed") from None
+        if len(hosts) != header["count"]:
+            raise SnapshotRefused(f"it holds {len(hosts)} names, not the {header['count']} said")
+        origin = Origin(
+            database=header["database"],
+            identity=str(header["identity"]),
+            seq=int(header["seq"]),
+            synced_at=float(header["synced_at"]),
+        )
+        return hosts, origin
+
+
+def _check(header: Any, newline: bytes, body: bytes, *, database: str, template: str) -> None:
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise SnapshotRefused("it is not a gate snapshot")
+    if header.get("version") != VERSION:
+        raise SnapshotRefused(f"its format version is {header.get('version')!r}, not {VERSION}")
+    if not newline or hashlib.sha256(body).hexdigest() != header.get("sha256"):
+        raise SnapshotRefused("its checksum does not match (cut short or damaged)")
+    if header.get("database") != database:
+        raise SnapshotRefused(f"it is of another database ({header.get('database')})")
+    if header.get("upstream_template") != template:
+        raise SnapshotRefused("it was written under another UPSTREAM_TEMPLATE")
+    for key, kind in (("apps", list), ("count", int), ("seq", int), ("synced_at", float | int)):
+        if not isinstance(header.get(key), kind):
+            raise SnapshotRefused(f"its header's {key} is malformed")
