@@ -224,3 +224,16 @@ async def said_cleaned(conn: Connection, storage: str, domain_id: int, hostname:
 async def forget_cleanups(conn: Connection, domain_id: int) -> None:
     """The domain is cleaned: the storages' words about it are no longer needed."""
     await conn.execute("DELETE FROM edge_cleanups WHERE domain_id = ?", (domain_id,))
+
+
+async def forget_storage(db: Database, storage: str) -> None:
+    """Drop every row of `storage`: an edge that reported its storage as absent (no root yet)
+    and now reports the storage's own identity. An absent storage held nothing, and left to go
+    stale it would hold removals waiting a day for its word that they are cleaned."""
+    async with db.write(Scope.row("cert_storages", storage)) as conn:
+        for table, column in (
+            ("edge_certificates", "storage"),
+            ("edge_cleanups", "storage"),
+            ("cert_storages", "id"),
+        ):
+            await conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (storage,))

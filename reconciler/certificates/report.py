@@ -6,7 +6,10 @@ Caddy's standard build has only `file_system` storage, so each edge usually has 
 own, and a certificate Caddy obtained on one edge exists there only. Edges may also mount one
 shared directory: the first scanner writes a random identity into its root
 (`domaingate-storage-id`), and a lease per identity lets one reconciler at a time scan, report
-and clean that storage, so nothing in it is read or deleted twice.
+and clean that storage, so nothing in it is read or deleted twice. A storage whose root does not
+exist yet (Caddy makes it with its first certificate, and domaingate must not make it for Caddy,
+under another owner) holds nothing: the edge reports it empty under an identity of its own
+(`absent:` and the edge's name) until the root appears.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ log = logging.getLogger(__name__)
 
 IDENTITY_FILE = "domaingate-storage-id"
 STORAGE_LEASE_PREFIX = "storage:"
+ABSENT_PREFIX = "absent:"
 
 
-def storage_identity(storage: Path) -> str:
-    """The identity written in `storage`'s root, written first if there is none. Blocking.
+def storage_identity(storage: Path) -> str | None:
+    """The identity written in `storage`'s root, written first if there is none; None while the
+    root does not exist. Blocking.
 
     Written to a file of its own, then linked into place: link() fails if the name exists, so of
     edges starting together on one shared storage exactly one identity wins, and nobody ever
@@ -46,7 +51,8 @@ def storage_identity(storage: Path) -> str:
     try:
         return _read_identity(path)
     except FileNotFoundError:
-        pass
+        if not storage.is_dir():
+            return None
     temp = storage / f".{IDENTITY_FILE}.{uuid.uuid4().hex}"
     temp.write_text(uuid.uuid4().hex + "\n", encoding="ascii")
     try:
@@ -98,33 +104,51 @@ class EdgeStorage:
 
     async def renew(self) -> bool:
         """Say this edge is alive, and take or renew the storage's lease; True if held."""
-        if self.lease is None:
+        if self.lease is None or self._absent():
             try:
-                self.identity = await asyncio.to_thread(storage_identity, self.storage)
+                identity = await asyncio.to_thread(storage_identity, self.storage)
             except OSError as exc:
                 if not self._identity_failing:
                     log.warning("cannot identify the storage %s: %s", self.storage, exc)
                     self._identity_failing = True
                 return False
             self._identity_failing = False
-            self.lease = Lease(
-                self.db,
-                ttl=self._lease_ttl,
-                holder=self._holder,
-                name=STORAGE_LEASE_PREFIX + self.identity,
-            )
-        assert self.identity is not None
+            identity = identity or ABSENT_PREFIX + self.edge
+            if identity != self.identity:
+                await self._switch(identity)
+        assert self.identity is not None and self.lease is not None
         await store.edge_seen(self.db, self.edge, self.identity, self.clock())
         held = await self.lease.renew()
         if not held:
             self._reported = None  # another process reports it now: read its rows when back
         return held
 
+    def _absent(self) -> bool:
+        return self.identity is not None and self.identity.startswith(ABSENT_PREFIX)
+
+    async def _switch(self, identity: str) -> None:
+        """Report as `identity` from now on (the storage's root appeared: its own identity)."""
+        if self.lease is not None:
+            await self.release()
+        if self._absent():
+            assert self.identity is not None
+            await store.forget_storage(self.db, self.identity)
+        self.identity = identity
+        self._reported = None
+        self.lease = Lease(
+            self.db,
+            ttl=self._lease_ttl,
+            holder=self._holder,
+            name=STORAGE_LEASE_PREFIX + identity,
+        )
+
     async def report(self) -> StoredCerts | None:
         """Scan the storage and report it, if this process holds its lease; what it found, or
         None when it did not scan (another edge's reconciler scans this storage, or it cannot
         be read: StorageUnreadable is logged and counted by the scanner)."""
-        if not self.held() and not await self.renew():
+        # An absent storage is looked for again at every scan: its root appears with Caddy's
+        # first certificate, which must count from that scan on.
+        if (self._absent() or not self.held()) and not await self.renew():
             return None
         assert self.identity is not None
         try:

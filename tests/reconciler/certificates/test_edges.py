@@ -221,3 +221,37 @@ async def test_a_storage_shared_by_two_edges_is_read_and_cleaned_once(
     assert deletions == [names[0]]
     assert not held(shared, names[0])
     assert await cleaned_at(db, removed) is not None
+
+
+async def rows_of(db: Database, sql: str) -> list[tuple[object, ...]]:
+    async with db.reader.execute(sql) as cursor:
+        return [tuple(row) for row in await cursor.fetchall()]
+
+
+async def test_a_storage_with_no_root_yet_reports_empty_until_caddy_makes_it(
+    db: Database, settings: Settings, clock: FakeClock, tenant: Tenant, tmp_path: Path
+) -> None:
+    """Caddy makes its storage with its first certificate: before, the edge's storage holds
+    nothing (its domains' certificates are gone), and domaingate does not make the root for it.
+    Once the root appears the edge reports under the storage's own identity, and its empty
+    report of before is forgotten rather than left to hold removals back for a day."""
+    storage = tmp_path / "edge-a" / "caddy"
+    own = dataclasses.replace(settings, caddy_storage=storage, edge_name="edge-a")
+    edge = Reconciler(own, db, clock=clock, holder="edge-a")
+    try:
+        await edge.renew_leases()
+        domain = await attach(db, tenant, "gone.shop.test", clock, status=Status.ACTIVE)
+
+        assert await edge.scan_certs() == 1
+        assert await status(db, domain) is Status.VERIFIED  # no storage, no certificate
+        assert not storage.exists()
+        assert await rows_of(db, "SELECT id FROM cert_storages") == [("absent:edge-a",)]
+
+        put(storage, "gone.shop.test", clock())  # Caddy's first certificate makes the root
+        clock.advance(60)
+        assert await edge.scan_certs() == 1
+        assert await status(db, domain) is Status.ACTIVE
+        identity = (storage / IDENTITY_FILE).read_text().strip()
+        assert await rows_of(db, "SELECT id FROM cert_storages") == [(identity,)]
+    finally:
+        await edge.close()
