@@ -32,7 +32,7 @@ from gateway.timing import timing_middleware
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    async with await open_database(app[SETTINGS].db) as db:
+    async with await open_database(app[SETTINGS].db, role="gateway") as db:
         app[DB] = db
         yield
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 from domaingate.store.abc import ChangeFeed
 from domaingate.store.backends import feed_for
-from domaingate.targets import DatabaseTarget, described
+from domaingate.targets import DatabaseTarget, PostgresServer, described
 from gateway.gate.allowlist import Allowlist, Loading, Upstream
 from gateway.gate.feed import FeedReads
 
@@ -59,10 +59,13 @@ class Follower:
         allowlist: Allowlist,
         upstream: Upstream,
         *,
+        read: PostgresServer | None = None,
         on_error: Callable[[], object] | None = None,
     ) -> Follower:
-        """The follower of settings.db."""
-        return cls(feed_for(db), allowlist, upstream, described_as=described(db), on_error=on_error)
+        """The follower of settings.db (from settings.db_read, its standby, if `read`)."""
+        feed = feed_for(db, read=read)
+        where = described(db if read is None else read)
+        return cls(feed, allowlist, upstream, described_as=where, on_error=on_error)
 
     async def open(self) -> None:
         loading = Loading(self._allowlist, self._upstream)
