@@ -51,6 +51,15 @@ class Allowlist:
     def __contains__(self, hostname: object) -> bool:
         return hostname in self._hosts
 
+    def entries(self) -> list[tuple[str, tuple[int, str, str]]]:
+        """Every (hostname, (domain id, app, upstream)), as of now: a copy, for the relay to
+        send its gate workers (`gateway.gate.relay`) while this one goes on changing."""
+        return list(self._hosts.items())
+
+    def replace(self, other: Allowlist) -> None:
+        """Answer from `other`'s hostnames from now on (a load made again, in full)."""
+        self._hosts = other._hosts
+
     def load(
         self,
         rows: Iterable[tuple[int, str, str, int]],

@@ -2,7 +2,9 @@
 
 The gateway's API application (`gateway.app`, in its cleanup context), each gate worker
 (`gateway.gate.worker`) and the tests all run a `Gate`, so the gate runs the same way in
-each: the same Settings, the same follower, the same listener.
+each: the same Settings, the same follower, the same listener. The gateway's follows the
+database (settings.db_read's standby if set); with gate workers, it serves what it reads to
+them over its relay (`gateway.gate.relay`), and each worker's follows that instead.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from domaingate.settings import Settings
 from gateway.gate.allowlist import Allowlist
 from gateway.gate.follow import Follower
 from gateway.gate.listener import GateListener
+from gateway.gate.relay import Relay
+from gateway.gate.relay_feed import RelayFeed
 from gateway.gate.routes import GateRoutes
 from gateway.metrics import Metrics
 
@@ -22,18 +27,42 @@ from gateway.metrics import Metrics
 @dataclass(frozen=True, slots=True)
 class Gate:
     """One process's gate: the allowlist it answers from, the follower keeping it current,
-    and the metrics it counts in. Until it runs, its allowlist is not loaded and it denies
-    everything."""
+    and the metrics it counts in; the gateway's has a relay for its workers. Until it runs,
+    its allowlist is not loaded and it denies everything."""
 
     allowlist: Allowlist
     follower: Follower
     metrics: Metrics
+    relay: Relay | None = None
 
     @classmethod
     def of(cls, settings: Settings, metrics: Metrics) -> Gate:
+        """The gateway's gate, following the database."""
         allowlist = Allowlist()
         follower = Follower.of(
-            settings.db, allowlist, settings.upstream, on_error=metrics.sync_errors.inc
+            settings.db,
+            allowlist,
+            settings.upstream,
+            read=settings.db_read,
+            on_error=metrics.sync_errors.inc,
+        )
+        relay = None
+        if settings.gate_workers > 1:
+            relay = Relay(allowlist)
+            follower.feed = relay.tee(follower.feed)
+            relay.counts = follower.count_by_status
+        return cls(allowlist, follower, metrics, relay)
+
+    @classmethod
+    def worker(cls, settings: Settings, metrics: Metrics, relay: Path) -> Gate:
+        """A gate worker's gate, following its gateway's relay at `relay`."""
+        allowlist = Allowlist()
+        follower = Follower(
+            RelayFeed(relay),
+            allowlist,
+            settings.upstream,
+            described_as="the gateway's relay",
+            on_error=metrics.sync_errors.inc,
         )
         return cls(allowlist, follower, metrics)
 
@@ -45,14 +74,11 @@ class Gate:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Gate]:
-        """Load the allowlist from settings.db, then follow its changes until the context
-        ends."""
+        """Load the allowlist, then follow its changes (serving them to the workers, if a
+        relay) until the context ends."""
         async with self.follower.running():
-            yield self
-
-
-def gate_context(
-    settings: Settings, metrics: Metrics
-) -> contextlib.AbstractAsyncContextManager[Gate]:
-    """A gate for `settings`, running for as long as the context lasts."""
-    return Gate.of(settings, metrics).running()
+            if self.relay is None:
+                yield self
+                return
+            async with self.relay.serving():
+                yield self

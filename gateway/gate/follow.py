@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 from domaingate.store.abc import ChangeFeed
 from domaingate.store.backends import feed_for
+from domaingate.store.errors import FeedDiverged
 from domaingate.targets import DatabaseTarget, PostgresServer, described
 from gateway.gate.allowlist import Allowlist, Loading, Upstream
 from gateway.gate.feed import FeedReads
@@ -135,20 +136,39 @@ class Follower:
         self._allowlist.synced_at = time.monotonic()
         return len(rows)
 
+    async def _reload(self) -> int:
+        # Into an allowlist of its own, answering from the old one meanwhile: none of the old
+        # rows is kept, since the feed's history is no longer what they were read from.
+        fresh = Allowlist()
+        loading = Loading(fresh, self._upstream)
+        await self.feed.load(loading.apps, loading.chunk)
+        self._allowlist.replace(fresh)
+        self._apply([])
+        return len(fresh)
+
     async def run(self) -> None:
-        """Follow until cancelled."""
+        """Follow until cancelled; load everything again when the feed has diverged."""
         while True:
             try:
                 await self.poll()
                 await self.feed.wait()
+            except FeedDiverged as exc:
+                log.warning("%s started over (%s): loading everything again", self._described, exc)
+                try:
+                    await self._reads.read(self._reload)
+                except Exception as failed:
+                    await self._failed(failed)
             except Exception as exc:
-                self.errors += 1
-                if self._on_error is not None:
-                    self._on_error()
-                log.warning("cannot follow domain changes in %s: %s", self._described, exc)
-                with contextlib.suppress(Exception):
-                    await self.feed.reset()
-                await asyncio.sleep(RECONNECT_DELAY)
+                await self._failed(exc)
+
+    async def _failed(self, exc: Exception) -> None:
+        self.errors += 1
+        if self._on_error is not None:
+            self._on_error()
+        log.warning("cannot follow domain changes in %s: %s", self._described, exc)
+        with contextlib.suppress(Exception):
+            await self.feed.reset()
+        await asyncio.sleep(RECONNECT_DELAY)
 
 
 def _retrieve(future: asyncio.Future[dict[str, int]]) -> None:
