@@ -9,9 +9,10 @@ trigger notifies `domaingate_domains`. The notification is only a hint: none arr
 pooler in transaction mode (PgBouncer accepts LISTEN and delivers nothing), a hot standby takes
 no LISTEN, and one can be lost while the connection is down; the poll covers all three.
 
-Followed from a hot standby (`DB_READ`, `primary` naming `DB`): no LISTEN, and a writer's read
-(`aside`) first waits for the standby to replay the primary's WAL past the writer's commit
-(`domaingate.store.postgres.standby`), so what it reads includes the write.
+Followed from a hot standby (`DB_READ`, `primary` naming `DB`): no LISTEN, and each read first
+waits for the standby to replay the primary's WAL up to where the primary was when the read
+began (`domaingate.store.postgres.standby`), so a read begun after a write (a writer waiting for
+its own commit to hold at the gate) includes it, and a standby too far behind fails the read.
 
 Connections of its own, each opened when first needed: the follower's; one for writers' reads
 (`aside`) and `/metrics` counts, since the follower's is mostly waiting for a notification and
@@ -33,8 +34,8 @@ from domaingate.store.postgres.adapter import store_error
 from domaingate.store.postgres.database import connect
 
 POLL_INTERVAL = 0.25
-# How long a writer's read waits for a standby to replay its commit (the writer's own wait,
-# `gateway.gate.feed.CATCH_UP_TIMEOUT`, is the same).
+# How long a read waits for a standby to replay what its primary had committed when the read
+# began (a writer's own wait, `gateway.gate.feed.CATCH_UP_TIMEOUT`, is the same).
 REPLAY_TIMEOUT = 3.0
 _ALLOWED_VALUES = tuple(status.value for status in ALLOWED)
 
@@ -99,25 +100,29 @@ class PostgresFeed(ChangeFeed):
             raise store_error(exc) from exc
 
     async def changes(self, *, aside: bool = False) -> list[GateRow]:
-        if not aside:
-            conn = await self._following()
-            try:
-                rows, self._cursor = await changes.read_since(conn, self._cursor)
-            except psycopg.Error as exc:
-                raise store_error(exc) from exc
-            return rows
+        name = "_aside_conn" if aside else "_conn"
         try:
-            conn = await self._own("_aside_conn", self._url, "feed-aside")
+            if aside:
+                conn = await self._own(name, self._url, "feed-aside")
+            else:
+                conn = await self._following()
             if self._primary is not None:
-                primary = await self._own("_primary_conn", self._primary, "feed-primary")
-                lsn = await standby.current_lsn(primary)
-                await standby.replayed(conn, lsn, REPLAY_TIMEOUT)
+                await self._replayed(conn)
             rows, self._cursor = await changes.read_since(conn, self._cursor)
         except psycopg.Error as exc:
-            await self._drop("_aside_conn")
+            if aside:
+                await self._drop(name)
             await self._drop("_primary_conn")
             raise store_error(exc) from exc
         return rows
+
+    async def _replayed(self, conn: Conn) -> None:
+        # A read of a standby is as of its primary's position when the read began: so a read
+        # begun after a write committed sees it, as on the primary (`gateway.gate.feed`), and a
+        # standby lagging past REPLAY_TIMEOUT fails the read, and the gate's age shows it.
+        assert self._primary is not None
+        primary = await self._own("_primary_conn", self._primary, "feed-primary")
+        await standby.replayed(conn, await standby.current_lsn(primary), REPLAY_TIMEOUT)
 
     async def wait(self) -> None:
         """Until a notification arrives or the poll interval has passed."""

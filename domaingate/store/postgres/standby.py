@@ -56,8 +56,10 @@ async def check_standby_schema(conn: psycopg.AsyncConnection[Any], server: Postg
 
 
 async def current_lsn(primary: psycopg.AsyncConnection[Any]) -> str:
-    """The primary's WAL position now: past the commit of every write committed before."""
-    return str(await _one(primary, "SELECT pg_current_wal_lsn()::text"))
+    """The primary's WAL position now: past the commit of every write committed before. The
+    insert position, not the write position: an asynchronous commit (synchronous_commit=off)
+    may not be written out yet, and is past the write position until it is."""
+    return str(await _one(primary, "SELECT pg_current_wal_insert_lsn()::text"))
 
 
 async def replayed(standby: psycopg.AsyncConnection[Any], lsn: str, patience: float) -> None:
