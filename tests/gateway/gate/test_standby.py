@@ -162,4 +162,4 @@ def reading_primary(primary: str) -> bool:
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'domaingate-feed-primary'"
         " AND datname = current_database()",
     )
-    return rows[0][0] >= 1
+    return int(rows[0][0]) >= 1
