@@ -1,6 +1,6 @@
 """Run every benchmark and write the run's report to a file of its own.
 
-    python -m bench.run [--quick] [--only gate,dns,gate-pass,certs,caddy-flood,postgres]
+    python -m bench.run [--quick] [--only gate,dns,gate-pass,certs,caddy-flood,postgres,fleet]
                         [--candidate /path/to/patched/repo] [--output FILE] [--record]
 
 The report goes to `--output` (by default a file named for the run's start in the work folder),
@@ -33,6 +33,7 @@ from bench import (
     common,
     dnsbench,
     findings,
+    fleet_freshness,
     gatebench,
     gatedb,
     passbench,
@@ -403,7 +404,7 @@ def certs_section(report: Report, quick: bool, candidate: Path | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer domains")
-    parser.add_argument("--only", default="gate,dns,gate-pass,certs,caddy-flood,postgres")
+    parser.add_argument("--only", default="gate,dns,gate-pass,certs,caddy-flood,postgres,fleet")
     parser.add_argument("--candidate", type=Path, help="a patched checkout to compare")
     parser.add_argument("--output", type=Path, help="where to write the report")
     parser.add_argument(
@@ -428,6 +429,8 @@ def main() -> None:
         caddyreport.caddy_flood_section(report, args.quick)
     if "postgres" in only:
         pgreport.postgres_section(report, args.quick, py)
+    if "fleet" in only:
+        fleet_freshness.fleet_section(report, args.quick, py)
     took = (datetime.datetime.now(datetime.UTC) - started).seconds
     header = [
         "# domaingate benchmarks",
