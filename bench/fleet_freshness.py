@@ -47,6 +47,7 @@ POLL = 0.02  # seconds between two rounds of asks at one gateway
 WORKERS = 3  # GATE_WORKERS of every gateway
 ADMIN = "bench-admin-token-0123456789abcdef"
 SAMPLE = 0.02
+ROUND = 16  # asks at once at one gateway
 
 
 class NewConnectionAsker(freshness.Asker):
@@ -99,17 +100,24 @@ async def measure(
 async def _follow(
     asker: freshness.Asker, pending: dict[str, float], result: freshness.Result, done: asyncio.Event
 ) -> None:
-    while not (done.is_set() and not pending):
-        for name, committed in list(pending.items()):
+    """Each round asks for every pending name at once (at most ROUND at a time): a round asked
+    one name after another would take longer with each name pending, and count its own time."""
+    turns = asyncio.Semaphore(ROUND)
+
+    async def one(name: str, committed: float) -> None:
+        async with turns:
             status = await asker.ask(name)
-            result.asks += 1
-            now = time.monotonic()
-            if status == 200:
-                result.delays.append(now - committed)
-                del pending[name]
-            elif now - committed > freshness.TIMEOUT:
-                result.timeouts += 1
-                del pending[name]
+        result.asks += 1
+        now = time.monotonic()
+        if status == 200:
+            result.delays.append(now - committed)
+            pending.pop(name, None)
+        elif now - committed > freshness.TIMEOUT:
+            result.timeouts += 1
+            pending.pop(name, None)
+
+    while not (done.is_set() and not pending):
+        await asyncio.gather(*(one(name, at) for name, at in list(pending.items())))
         await asyncio.sleep(POLL)
 
 
@@ -121,10 +129,30 @@ def gateways(url: str, count: int) -> Iterator[list[gatebench.Server]]:
             servers.append(
                 gatebench.start_gate(url, core=None, DOMAINGATE_GATE_WORKERS=str(WORKERS))
             )
+        for server in servers:
+            all_listening(server.port)
         yield servers
     finally:
         for server in servers:
             common.stop(server.process)
+
+
+def listening(port: int) -> int:
+    """How many sockets listen on the loopback `port` (one per gate process, SO_REUSEPORT)."""
+    wanted = f":{port:04X}"
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        rows = [row.split() for row in table][1:]
+    return sum(1 for row in rows if row[1].endswith(wanted) and row[3] == "0A")
+
+
+def all_listening(port: int, timeout: float = 300) -> None:
+    """Until every process of the gateway on `port` has loaded and listens: a measurement of
+    the steady state, not of the workers' start-up."""
+    deadline = time.monotonic() + timeout
+    while listening(port) < WORKERS:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the gate workers on :{port} did not start")
+        time.sleep(0.1)
 
 
 def fresh(url: str, writer_url: str, targets: list[tuple[int, str]], rate: float) -> dict[str, Any]:
@@ -209,6 +237,12 @@ def connections(url: str, targets: list[tuple[int, str]], rate: float) -> dict[s
     reconciler = passbench.start(url, common.free_port())
     try:
         with psycopg.connect(url, autocommit=True, application_name="bench") as admin:
+            all_listening(internal)
+            deadline = time.monotonic() + 120
+            while "domaingate-reconciler" not in _roles(admin, database):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the reconciler did not connect")
+                time.sleep(0.1)
             time.sleep(3.0)  # start-up over: the reconciler's first jobs have run
             idle = _roles(admin, database)
             peak: Counter[str] = Counter()
