@@ -12,6 +12,7 @@ import pytest
 from domaingate.store import domains
 from domaingate.store.abc import Database
 from domaingate.store.backends import open_database
+from domaingate.targets import PostgresServer
 from tests.conftest import both_backends, sql, target
 
 INSERT = (
@@ -61,3 +62,29 @@ async def test_the_kept_counts_follow_every_kind_of_write(db: Database, where: P
     # Spread over slots: many rows per status, never one hot row.
     [(slots,)] = sql(where, "SELECT count(*) FROM domain_counts WHERE status = 'pending'")
     assert slots > 1
+
+
+async def test_an_upgrade_to_007_counts_the_domains_already_there(where: Path | str) -> None:
+    async with await open_database(target(where)):
+        pass
+    sql(where, "INSERT INTO tenants (name, token_hash, created_at) VALUES ('acme', ?, 0)", (b"h",))
+    for n in range(30):
+        sql(where, INSERT, (f"d{n}.acme.com", ("pending", "active", "removed")[n % 3]))
+    # Back to schema version 6: no counts table, no triggers.
+    if isinstance(target(where), PostgresServer):
+        for statement in (
+            "DROP FUNCTION domain_counts_keep() CASCADE",
+            "DROP TABLE domain_counts",
+            "DELETE FROM schema_migrations WHERE version >= 7",
+        ):
+            sql(where, statement)
+    else:
+        for op in ("insert", "update", "delete"):
+            sql(where, f"DROP TRIGGER domain_counts_on_{op}")
+        sql(where, "DROP TABLE domain_counts")
+        sql(where, "PRAGMA user_version = 6")
+    async with await open_database(target(where)) as db:
+        assert await domains.count_by_status(db) == counted(where)
+        assert counted(where) == {"pending": 10, "active": 10, "removed": 10}
+        sql(where, INSERT, ("after.acme.com", "active"))
+        assert (await domains.count_by_status(db))["active"] == 11
