@@ -4,8 +4,10 @@ feed (`domaingate.store.abc.ChangeFeed`; SQLite's or PostgreSQL's, `feed_for`).
 It loads every allowed domain at start-up, then reads the rows changed since, in order, whenever
 the feed says something may have changed. A failed read is logged and counted, the feed's
 connections are made again, and the feed read on from where it was: meanwhile the gate answers
-from what it has. Nothing else writes to the allowlist: a write through this process's API waits
-for a read of its own commit (`caught_up`, `gateway.gate.feed`).
+from what it has. A feed that raises FeedDiverged (its source started over) is loaded again in
+full, into a fresh allowlist that replaces the old one: no row of the old history is kept.
+Nothing else writes to the allowlist: a write through this process's API waits for a read of
+its own commit (`caught_up`, `gateway.gate.feed`).
 """
 
 from __future__ import annotations
