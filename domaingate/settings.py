@@ -34,6 +34,7 @@ from domaingate.settings_values import (
     as_webhook_secret,
     as_zone,
     parse_db,
+    parse_db_read,
     parse_listen,
     webhook_key,
 )
@@ -66,6 +67,8 @@ class SettingsError(ValueError):
 class Settings:
     # A SQLite file, or a PostgreSQL server by its URL (domaingate.targets).
     db: DatabaseTarget = SqliteFile(Path("./domaingate.db"))
+    # A hot standby of DB's PostgreSQL the gate loads and follows from; writes go to DB.
+    db_read: PostgresServer | None = None
     api_listen: Listen = Listen("127.0.0.1", 8080)
     internal_listen: Listen = Listen("127.0.0.1", 9123)
     # The internal listener answers /tls-ask without authentication: binding it anywhere but
@@ -133,6 +136,8 @@ class Settings:
         # unauthenticated gate to a public address without consent either.
         if not isinstance(self.db, SqliteFile | PostgresServer):
             raise TypeError(f"db must be a typed database target, not {type(self.db).__name__}")
+        if self.db_read is not None and not isinstance(self.db_read, PostgresServer):
+            raise TypeError(f"db_read must be a PostgresServer, not {type(self.db_read).__name__}")
         _check_consistency(self)
 
     @property
@@ -170,6 +175,7 @@ def fill_upstream(template: str, app: str, tenant: str) -> str:
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "db": parse_db,
+    "db_read": parse_db_read,
     "api_listen": parse_listen,
     "internal_listen": parse_listen,
     "internal_allow_public": as_bool,
@@ -257,6 +263,12 @@ def load_settings(
 
 
 def _check_consistency(settings: Settings) -> None:
+    if settings.db_read is not None and not isinstance(settings.db, PostgresServer):
+        raise SettingsError(
+            "DB_READ",
+            "is a PostgreSQL standby of DB, and DB is a SQLite file: unset DB_READ, or set DB "
+            "to the standby's primary",
+        )
     if not settings.internal_listen.is_loopback and not settings.internal_allow_public:
         raise SettingsError(
             "INTERNAL_LISTEN",

@@ -240,6 +240,21 @@ def parse_db(value: Any) -> DatabaseTarget:
     return PostgresServer(text)
 
 
+def parse_db_read(value: Any) -> PostgresServer | None:
+    """DB_READ: a PostgreSQL URL as DB takes one, or empty for none (a SQLite file is refused:
+    there is no standby of one)."""
+    if value is None or isinstance(value, PostgresServer):
+        return value
+    if str(value).strip() == "":
+        return None
+    target = parse_db(value)
+    if not isinstance(target, PostgresServer):
+        raise ValueError(
+            "expected a postgresql://user:password@host:port/database URL of a hot standby"
+        )
+    return target
+
+
 def as_path(value: Any) -> Path:
     text = str(value).strip()
     if not text:

@@ -43,10 +43,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     target = app[SETTINGS].db
     db: Database
     try:
-        db = await open_database(target)
+        db = await open_database(target, role="gateway")
     except StoreUnreachable as exc:
         log.error("%s; the API answers 503 STORE_UNAVAILABLE until it is reachable", exc)
-        late = LateDatabase(target, lambda: open_database(target))
+        late = LateDatabase(target, lambda: open_database(target, role="gateway"))
         late.start()
         db = late
     async with db:

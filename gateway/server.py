@@ -16,7 +16,7 @@ from gateway import sd_notify
 from gateway.api_site import CONNECTIONS, ApiSite
 from gateway.app import create_app, create_internal_listener
 from gateway.gate.workers import Workers
-from gateway.keys import CAPS
+from gateway.keys import CAPS, GATE
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     # With gate workers, every process binds the port itself (SO_REUSEPORT) and the kernel
     # spreads new connections over them.
     caps = api[CAPS]
-    workers = Workers(settings) if settings.gate_workers > 1 else None
+    relay = api[GATE].relay
+    workers = Workers(settings, relay.path) if relay is not None else None
     try:
         await internal.start(listen.host, listen.port, reuse_port=workers is not None)
         try:

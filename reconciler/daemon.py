@@ -348,7 +348,7 @@ async def run(
     """
     metrics = ReconcilerMetrics()
     async with contextlib.AsyncExitStack() as stack:
-        db = await open_database(settings.db, on_error=metrics.database_error)
+        db = await open_database(settings.db, on_error=metrics.database_error, role="reconciler")
         stack.push_async_callback(db.close)
         reconciler = Reconciler(
             settings,

@@ -47,7 +47,7 @@ def reconcile(settings: Settings) -> int:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    async with await open_database(settings.db) as db:
+    async with await open_database(settings.db, role="cli") as db:
         if args.command == "migrate":
             say(f"{described(settings.db)}: schema version {await db.schema_version()}")
             return 0

@@ -11,8 +11,11 @@ from domaingate.store.abc import ChangeFeed, Database, ErrorHook
 from domaingate.targets import DatabaseTarget, PostgresServer, SqliteFile
 
 
-async def open_database(target: DatabaseTarget, *, on_error: ErrorHook | None = None) -> Database:
-    """Open (and migrate) the database settings.db names."""
+async def open_database(
+    target: DatabaseTarget, *, on_error: ErrorHook | None = None, role: str = "store"
+) -> Database:
+    """Open (and migrate) the database settings.db names; `role` names its connections
+    (PostgreSQL's `application_name`)."""
     match target:
         case SqliteFile(path):
             from domaingate.store.sqlite.database import SqliteDatabase
@@ -21,11 +24,12 @@ async def open_database(target: DatabaseTarget, *, on_error: ErrorHook | None = 
         case PostgresServer(url):
             from domaingate.store.postgres.database import PostgresDatabase
 
-            return await PostgresDatabase.connect(url, on_error=on_error)
+            return await PostgresDatabase.connect(url, on_error=on_error, role=role)
 
 
-def feed_for(target: DatabaseTarget) -> ChangeFeed:
-    """The gate's change feed of the database settings.db names (opened by its first read)."""
+def feed_for(target: DatabaseTarget, *, read: PostgresServer | None = None) -> ChangeFeed:
+    """The gate's change feed of the database settings.db names (opened by its first read);
+    from `read` (settings.db_read, a hot standby of it) if given."""
     match target:
         case SqliteFile(path):
             from domaingate.store.sqlite.feed import SqliteFeed
@@ -34,4 +38,6 @@ def feed_for(target: DatabaseTarget) -> ChangeFeed:
         case PostgresServer(url):
             from domaingate.store.postgres.feed import PostgresFeed
 
+            if read is not None:
+                return PostgresFeed(read.url, primary=url)
             return PostgresFeed(url)

@@ -30,7 +30,7 @@ from domaingate import backoff
 from domaingate.store.abc import ChangeFeed
 from domaingate.store.backends import feed_for
 from domaingate.store.errors import FeedDiverged, StoreUnavailable
-from domaingate.targets import DatabaseTarget, described
+from domaingate.targets import DatabaseTarget, PostgresServer, described
 from gateway.gate.allowlist import Allowlist, Loading, Upstream
 from gateway.gate.feed import FeedReads
 from gateway.gate.snapshot import WRITE_EVERY, Origin, Snapshot, SnapshotRefused
@@ -82,16 +82,17 @@ class Follower:
         allowlist: Allowlist,
         upstream: Upstream,
         *,
+        read: PostgresServer | None = None,
         on_error: Callable[[], object] | None = None,
         snapshot: Snapshot | None = None,
         writes_snapshot: bool = True,
     ) -> Follower:
-        """The follower of settings.db."""
+        """The follower of settings.db (from settings.db_read, its standby, if `read`)."""
         return cls(
-            feed_for(db),
+            feed_for(db, read=read),
             allowlist,
             upstream,
-            described_as=described(db),
+            described_as=described(db if read is None else read),
             on_error=on_error,
             snapshot=snapshot,
             writes_snapshot=writes_snapshot,

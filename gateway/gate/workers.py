@@ -2,11 +2,13 @@
 
 Each worker binds the internal port with SO_REUSEPORT, so the kernel spreads new connections over
 the gateway and the workers; a dead worker's socket leaves the group at once and the others
-go on answering. Each worker gets the gateway's own Settings over a pipe it inherits (only the
-descriptor's number is on its command line) and an environment without the DOMAINGATE_*
-variables: the database password and the admin token stay out of what other local users can
-read of its process. The supervisor restarts a worker that exits, waiting longer each time one
-dies soon after starting, so a worker that cannot start does not spin.
+go on answering. The workers follow the gateway's own follower, over its relay's socket
+(`gateway.gate.relay`), not the database. Each worker gets the gateway's own Settings over a
+pipe it inherits (only the descriptor's number is on its command line) and an environment
+without the DOMAINGATE_* variables: the database password and the admin token stay out of what
+other local users can read of its process. The supervisor restarts a worker that exits,
+waiting longer each time one dies soon after starting, so a worker that cannot start does not
+spin.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 from domaingate.settings import ENV_PREFIX, Settings
 from domaingate.settings_json import settings_to_json
-from gateway.gate.worker import SETTINGS_FD
+from gateway.gate.worker import RELAY, SETTINGS_FD
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +35,12 @@ HEALTHY_AFTER = 30.0
 
 
 class Workers:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, relay: Path) -> None:
         self._settings = settings_to_json(settings).encode()
         # The worker's settings are the pipe's alone: none of them from the environment.
         self._environ = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         self._count = settings.gate_workers - 1
+        self._relay = str(relay)
         self._tasks: list[asyncio.Task[None]] = []
         self.processes: list[asyncio.subprocess.Process | None] = [None] * self._count
         self.restarts = 0
@@ -56,6 +60,8 @@ class Workers:
                 "gateway.gate.worker",
                 SETTINGS_FD,
                 str(read_end),
+                RELAY,
+                self._relay,
                 stdin=asyncio.subprocess.DEVNULL,
                 pass_fds=(read_end,),
                 env=self._environ,

@@ -20,6 +20,12 @@ KEYS: dict[str, tuple[str, Any, Any]] = {
         "/srv/dg/domaingate.db",
         SqliteFile(Path("/srv/dg/domaingate.db")),
     ),
+    # With a PostgreSQL DB only (the tests below give it one).
+    "DB_READ": (
+        "postgresql://dg:secret@standby.example:5432/dg",
+        "postgresql://dg:secret@standby.example:5432/dg",
+        PostgresServer("postgresql://dg:secret@standby.example:5432/dg"),
+    ),
     "API_LISTEN": ("0.0.0.0:8443", "0.0.0.0:8443", Listen("0.0.0.0", 8443)),
     "INTERNAL_LISTEN": ("127.0.0.2:9999", "127.0.0.2:9999", Listen("127.0.0.2", 9999)),
     "INTERNAL_ALLOW_PUBLIC": ("true", True, True),
@@ -95,6 +101,7 @@ KEYS: dict[str, tuple[str, Any, Any]] = {
 }
 SPEC_KEYS = {
     "DB",
+    "DB_READ",
     "REMOVED_RETENTION",
     "API_LISTEN",
     "INTERNAL_LISTEN",
@@ -191,15 +198,40 @@ def test_every_key_parses_from_the_environment(key: str) -> None:
         env["DOMAINGATE_WEBHOOK_SECRET"] = "whsec-0123456789abcdef"
     if key == "API_LISTEN":
         env["DOMAINGATE_INTERNAL_LISTEN"] = "127.0.0.1:9123"
+    if key == "DB_READ":
+        env["DOMAINGATE_DB"] = PRIMARY
     settings = load_settings(env=env)
     assert getattr(settings, key.lower()) == expected
 
 
 def test_every_key_parses_from_toml(tmp_path: Path) -> None:
-    config = write_toml(tmp_path, {key: toml for key, (_, toml, _) in KEYS.items()})
+    # DB_READ needs a PostgreSQL DB, where KEYS' DB is a file: its own test follows.
+    keys = {key: value for key, value in KEYS.items() if key != "DB_READ"}
+    config = write_toml(tmp_path, {key: toml for key, (_, toml, _) in keys.items()})
     settings = load_settings(config=config, env={})
-    for key, (_, _, expected) in KEYS.items():
+    for key, (_, _, expected) in keys.items():
         assert getattr(settings, key.lower()) == expected, key
+
+
+PRIMARY = "postgresql://dg:secret@primary.example:5432/dg"
+
+
+def test_db_read_parses_from_toml_beside_a_postgresql_db(tmp_path: Path) -> None:
+    _, toml, expected = KEYS["DB_READ"]
+    config = write_toml(tmp_path, {"DB": PRIMARY, "DB_READ": toml})
+    settings = load_settings(config=config, env={})
+    assert settings.db_read == expected
+    assert settings.db == PostgresServer(PRIMARY)
+    # Shown without its password, as DB is.
+    assert "secret" not in repr(settings.db_read) and "secret" not in str(settings.db_read)
+    assert load_settings(env={"DOMAINGATE_DB": PRIMARY, "DOMAINGATE_DB_READ": ""}).db_read is None
+
+
+def test_db_read_is_refused_beside_a_sqlite_db() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env={"DOMAINGATE_DB_READ": PRIMARY})
+    assert caught.value.key == "DB_READ"
+    assert "SQLite" in str(caught.value)
 
 
 def test_toml_keys_may_be_written_like_the_environment(tmp_path: Path) -> None:
@@ -288,6 +320,8 @@ def test_other_environment_variables_are_ignored() -> None:
         ("DB", ""),
         ("DB", "mysql://user@db.example/domaingate"),
         ("DB", "sqlite:///var/lib/domaingate.db"),
+        ("DB_READ", "/var/lib/standby.db"),
+        ("DB_READ", "mysql://user@db.example/domaingate"),
         ("FOO", "1"),
         ("RESOLVER", "1.1.1.1"),
     ],

@@ -12,12 +12,16 @@ import pytest
 from domaingate.settings import Settings, load_settings
 from domaingate.settings_json import settings_from_json, settings_to_json
 from domaingate.settings_values import parse_db
+from domaingate.targets import PostgresServer
 from tests.domaingate.test_settings import KEYS
 
 
 def every_key_set() -> Settings:
     """Settings with every key given, none at its default."""
-    settings = load_settings(env={f"DOMAINGATE_{key}": env for key, (env, _, _) in KEYS.items()})
+    env = {f"DOMAINGATE_{key}": env for key, (env, _, _) in KEYS.items()}
+    # DB_READ is a standby of a PostgreSQL DB.
+    env["DOMAINGATE_DB"] = "postgresql://dg:s3cret@db.internal:5432/dg"
+    settings = load_settings(env=env)
     left = [f.name for f in fields(Settings) if getattr(settings, f.name) == f.default]
     assert not left, f"give these keys a value other than their default in KEYS: {left}"
     return settings
@@ -27,7 +31,11 @@ def every_key_set() -> Settings:
     "db", [Path("/srv/dg/domaingate.db"), "postgresql://dg:s3cret@db.internal:5432/dg"]
 )
 def test_settings_come_back_the_same(db: Path | str) -> None:
-    settings = replace(every_key_set(), db=parse_db(db))
+    target = parse_db(db)
+    # A SQLite DB has no standby.
+    full = every_key_set()
+    read = full.db_read if isinstance(target, PostgresServer) else None
+    settings = replace(full, db=target, db_read=read)
     again = settings_from_json(settings_to_json(settings))
     assert again == settings
     for field in fields(Settings):

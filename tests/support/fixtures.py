@@ -1,6 +1,7 @@
 """The processes as pytest fixtures, for every test directory (tests/conftest.py loads this
 plugin): `knot_factory`, `blackhole`, `daemons`, and PostgreSQL's `pg_cluster` (one per session)
-and `pg_url` (a fresh database per test). Each stops what it started at teardown,
+and `pg_url` (a fresh database per test), and `pgbouncer` (PgBouncer in transaction mode in front
+of the cluster, per test). Each stops what it started at teardown,
 whatever state the test left it in.
 """
 
@@ -15,6 +16,7 @@ from domaingate.settings import Listen
 from tests.support.blackhole import Blackhole
 from tests.support.domaingate import Daemons
 from tests.support.knot import Knot
+from tests.support.pgbouncer import PgBouncer
 from tests.support.postgres import Cluster, postgres_bin
 
 
@@ -75,3 +77,14 @@ def pg_url(pg_cluster: Cluster) -> Iterator[str]:
         yield url
     finally:
         pg_cluster.drop(url)
+
+
+@pytest.fixture
+def pgbouncer(pg_cluster: Cluster) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction pooling mode in front of the session's cluster."""
+    bouncer = PgBouncer(pg_cluster)
+    bouncer.start()
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()

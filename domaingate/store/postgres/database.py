@@ -11,6 +11,13 @@ writer of the same scope. A write that names no scope takes the fleet lock exclu
 for every other writer and holds them all back, as SQLite's `BEGIN IMMEDIATE` does, so a write
 nobody has scoped keeps the guarantee it had. Reads run concurrently on the pool and never wait
 for a lock.
+
+Every connection works through a pooler in transaction mode (PgBouncer's `pool_mode =
+transaction`), where consecutive transactions may run on different server connections: no
+prepared statements (`prepare_threshold=None`: psycopg would prepare a repeated query on one
+server connection and run it on another), and no session state (the lock timeout is set with
+`SET LOCAL` in each write transaction, not once per connection). Each connection names its role
+in `application_name`, so `pg_stat_activity` tells an edge's connections apart.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from domaingate.store.abc import Cursor as StoreCursor
 from domaingate.store.errors import MigrationError, StoreUnavailable, StoreUnreachable
 from domaingate.store.migrations import migrations
 from domaingate.store.postgres.adapter import Connection, row_factory, store_error, translated
+from domaingate.store.postgres.standby import check_standby_schema, in_recovery
 from domaingate.store.scopes import Scope, keys
 from domaingate.targets import PostgresServer
 
@@ -60,14 +68,25 @@ _LOCK_SCOPES = (
     " FROM unnest(%s::int4[], %s::int4[]) AS k (c, o)) AS taken"
 )
 _LOCK_FLEET = "SELECT pg_advisory_xact_lock(%s)"
+# `application_name` of each role's connections (`pg_stat_activity`).
+APPLICATION = "domaingate"
 
 
-async def connect(url: str, **kwargs: Any) -> psycopg.AsyncConnection[Any]:
-    """One autocommit connection; StoreUnreachable (saying why, naming the server) if none."""
+def connection_options(role: str) -> dict[str, Any]:
+    """What every connection the product opens is opened with (see the module's docstring)."""
+    return {
+        "autocommit": True,
+        "connect_timeout": int(CONNECT_TIMEOUT),
+        "prepare_threshold": None,
+        "application_name": f"{APPLICATION}-{role}",
+    }
+
+
+async def connect(url: str, *, role: str, **kwargs: Any) -> psycopg.AsyncConnection[Any]:
+    """One autocommit connection for `role` (its `application_name`); StoreUnreachable
+    (saying why, naming the server) if none."""
     try:
-        return await psycopg.AsyncConnection.connect(
-            url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT), **kwargs
-        )
+        return await psycopg.AsyncConnection.connect(url, **connection_options(role), **kwargs)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise StoreUnreachable(
@@ -106,10 +125,6 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> int:
             )
             current = version
     return current
-
-
-async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
 
 
 class PostgresReader(Reader):
@@ -153,16 +168,26 @@ class PostgresDatabase(Database):
 
     @classmethod
     async def connect(
-        cls, url: str, *, on_error: ErrorHook | None = None, scoped: bool = True
+        cls,
+        url: str,
+        *,
+        on_error: ErrorHook | None = None,
+        role: str = "store",
+        scoped: bool = True,
     ) -> PostgresDatabase:
         """Migrate and open the pool. StoreUnreachable, with the reason, if the server is not
-        there: a start-up fails at once with a message rather than retrying in silence."""
-        conn = await connect(url)
+        there: a start-up fails at once with a message rather than retrying in silence. A hot
+        standby is never migrated (it is read-only; its primary is): its schema is checked."""
+        conn = await connect(url, role="migrate")
         try:
             with translated():
-                await migrate(conn)
+                if await in_recovery(conn):
+                    await check_standby_schema(conn, PostgresServer(url))
+                else:
+                    await migrate(conn)
         finally:
             await conn.close()
+        options = connection_options(role)
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url,
             min_size=1,
@@ -170,12 +195,7 @@ class PostgresDatabase(Database):
             open=False,
             timeout=POOL_TIMEOUT,
             name="domaingate",
-            configure=_configure,
-            kwargs={
-                "autocommit": True,
-                "row_factory": row_factory,
-                "connect_timeout": int(CONNECT_TIMEOUT),
-            },
+            kwargs={**options, "row_factory": row_factory},
         )
         with translated():
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
@@ -207,6 +227,8 @@ class PostgresDatabase(Database):
         async with self._writers:
             try:
                 async with self._pool.connection() as raw, raw.transaction():
+                    # Per transaction: a session's SET would not follow it through a pooler.
+                    await raw.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
                     await self._lock(raw, scopes)
                     yield Connection(raw)
             except psycopg.Error as exc:

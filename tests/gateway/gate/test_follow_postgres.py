@@ -67,10 +67,10 @@ async def following(
     db: str,
     allowlist: Allowlist,
     *,
-    safety_interval: float,
+    poll_interval: float,
     on_error: Callable[[], object] | None = None,
 ) -> AsyncIterator[Follower]:
-    feed = PostgresFeed(db, safety_interval=safety_interval)
+    feed = PostgresFeed(db, poll_interval=poll_interval)
     async with Follower(feed, allowlist, upstream, on_error=on_error).running() as sync:
         yield sync
 
@@ -80,7 +80,7 @@ async def test_loads_what_is_allowed_and_is_woken_by_a_commit(db: str) -> None:
     sql(db, INSERT.replace("%s", "?"), ("gone.acme.com", "removed"))
     allowlist = Allowlist()
     # No safety poll to speak of: only the notification can bring the change in time.
-    async with following(db, allowlist, safety_interval=3600) as sync:
+    async with following(db, allowlist, poll_interval=3600) as sync:
         assert "old.acme.com" in allowlist
         assert "gone.acme.com" not in allowlist
         sql(db, INSERT.replace("%s", "?"), ("new.acme.com", "verified"))
@@ -93,7 +93,7 @@ async def test_loads_what_is_allowed_and_is_woken_by_a_commit(db: str) -> None:
 
 async def test_a_change_committed_out_of_sequence_order_is_not_skipped(db: str) -> None:
     allowlist = Allowlist()
-    sync = Follower(PostgresFeed(db, safety_interval=3600), allowlist, upstream)
+    sync = Follower(PostgresFeed(db, poll_interval=3600), allowlist, upstream)
     await sync.open()
     try:
         async with (
@@ -121,7 +121,7 @@ async def test_a_change_committed_out_of_sequence_order_is_not_skipped(db: str) 
 async def test_an_out_of_order_commit_is_caught_while_following(db: str) -> None:
     allowlist = Allowlist()
     async with (
-        following(db, allowlist, safety_interval=3600),
+        following(db, allowlist, poll_interval=3600),
         await psycopg.AsyncConnection.connect(db) as early,
     ):
         await early.execute(INSERT, ("early.acme.com", "active"))
@@ -150,7 +150,7 @@ async def test_changes_made_while_the_listener_was_down_are_read_on_reconnect(db
         errors += 1
 
     # No safety poll: only the re-read on reconnecting can bring the change in.
-    async with following(db, allowlist, safety_interval=3600, on_error=counted):
+    async with following(db, allowlist, poll_interval=3600, on_error=counted):
         assert await terminate_listeners(db) >= 1
         # Committed while the follower's connection is gone: its notification reaches no one.
         sql(db, INSERT.replace("%s", "?"), ("meanwhile.acme.com", "active"))
@@ -163,7 +163,7 @@ async def test_changes_made_while_the_listener_was_down_are_read_on_reconnect(db
 
 async def test_a_wakeup_that_never_comes_is_covered_by_the_slow_poll(db: str) -> None:
     allowlist = Allowlist()
-    async with following(db, allowlist, safety_interval=0.5) as sync:
+    async with following(db, allowlist, poll_interval=0.5) as sync:
         listening = feed_of(sync)._conn
         assert listening is not None
         # The follower stops hearing notifications (as if one were lost on the way).
@@ -178,7 +178,7 @@ async def test_a_wakeup_that_never_comes_is_covered_by_the_slow_poll(db: str) ->
 async def test_an_apps_new_upstream_reaches_the_gate_by_notification(db: str) -> None:
     sql(db, INSERT.replace("%s", "?"), ("shop.acme.com", "active"))
     allowlist = Allowlist()
-    async with following(db, allowlist, safety_interval=3600) as sync:
+    async with following(db, allowlist, poll_interval=3600) as sync:
         assert allowlist.route_for("shop.acme.com") == ("shop", "shop.acme.svc:80")
         seq = allowlist.last_seq
         # Only the app's row changes: 003's trigger moves its domains' sequence on.
@@ -198,7 +198,7 @@ async def test_a_domain_whose_app_is_not_its_tenants_is_never_allowed(db: str) -
     )
     sql(db, INSERT.replace("%s", "?"), ("shop.acme.com", "active"))
     allowlist = Allowlist()
-    async with following(db, allowlist, safety_interval=3600):
+    async with following(db, allowlist, poll_interval=3600):
         assert "shop.acme.com" in allowlist
         assert "x.globex.com" not in allowlist
         # The app removed: its domains are withdrawn at the gate, by notification.

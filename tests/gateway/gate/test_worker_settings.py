@@ -48,9 +48,23 @@ async def test_a_worker_gone_before_reading_is_no_error(tmp_path: Path) -> None:
     await await_until(closed, timeout=5, what="the pipe's write end to be closed")
 
 
-@pytest.mark.parametrize("argv", [[], ["{}"], ["--settings-fd"], ["--settings-fd", "x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["{}"],
+        ["--settings-fd"],
+        ["--settings-fd", "x"],
+        ["--settings-fd", "3"],
+        ["--settings-fd", "3", "--relay"],
+        ["--settings-fd", "3", "--relay", ""],
+    ],
+)
 def test_a_worker_takes_its_settings_from_a_descriptor_alone(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["worker", *argv]) == 2
-    assert "usage: python -m gateway.gate.worker --settings-fd N" in capsys.readouterr().err
+    assert (
+        "usage: python -m gateway.gate.worker --settings-fd N --relay PATH"
+        in capsys.readouterr().err
+    )

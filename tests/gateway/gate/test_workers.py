@@ -1,5 +1,6 @@
-"""GATE_WORKERS=3: the gateway and two gate workers share the internal port. Each follows the
-database (SQLite's file, or PostgreSQL's notifications); a worker killed under load is restarted,
+"""GATE_WORKERS=3: the gateway and two gate workers share the internal port. The gateway follows
+the database (SQLite's file, or PostgreSQL's cursor) and its workers follow it over its relay:
+one follower per edge, whatever its workers; a worker killed under load is restarted,
 and no answer is ever wrong meanwhile; they all stop with the gateway, or on their own when it
 dies."""
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, bearer, both_backends, set_status, sql
+from tests.conftest import ADMIN_TOKEN, bearer, both_backends, sample, set_status, sql
 from tests.domaingate.cli.test_cli import ROOT, prepare
 from tests.support.domaingate import clean_environ
 from tests.support.net import HOST, free_port
@@ -223,3 +224,44 @@ async def test_workers_stop_when_the_gateway_dies(running: Gateway) -> None:
         return not any(map(alive, workers))
 
     await await_until(gone, timeout=5)
+
+
+def roles(db: Path | str) -> Counter[str]:
+    """The database's connections by application_name (each role names its own)."""
+    rows = sql(
+        db,
+        "SELECT application_name, count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid != pg_backend_pid() GROUP BY 1",
+    )
+    return Counter({str(name): int(n) for name, n in rows})
+
+
+@pytest.mark.parametrize("db_target", ["postgresql"], indirect=True)
+async def test_one_follower_per_edge_whatever_its_workers(running: Gateway) -> None:
+    """Three gate processes, one follower: the workers hold no database connection, and their
+    /metrics counts come from the gateway."""
+    idle = roles(running.db)
+    assert idle["domaingate-feed"] == 1
+    assert set(idle) <= {"domaingate-gateway", "domaingate-feed", "domaingate-feed-aside"}, idle
+    sql(
+        running.db,
+        "INSERT INTO domains (hostname, tenant_id, app, status, kind, method, txt_token,"
+        " created_at, updated_at) SELECT 'shop.acme.com', id, 'web', 'active', 'subdomain',"
+        " 'cname', 'dg_x', 0, 0 FROM tenants WHERE name = 'acme'",
+    )
+
+    async def everywhere() -> bool:
+        return await all_say(running.port, "shop.acme.com", 200)
+
+    await await_until(everywhere, timeout=5)
+    # Scrapes on new connections reach every process; each answers the gateway's counts.
+    for _ in range(12):
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://{HOST}:{running.port}/metrics") as response,
+        ):
+            text = await response.text()
+        assert sample(text, "domaingate_domains", status="active") == 1
+    busy = roles(running.db)
+    assert busy["domaingate-feed"] == 1
+    assert set(busy) <= {"domaingate-gateway", "domaingate-feed", "domaingate-feed-aside"}, busy
