@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from domaingate.store import leases as store
 from domaingate.store.abc import Database
-from domaingate.store.errors import StoreUnavailable
+from domaingate.store.errors import StoreUnreachable
 from domaingate.store.fencing import Fence
 from domaingate.store.leases import RECONCILER_LEASE, Held
 from domaingate.store.runs import short_error
@@ -138,13 +138,13 @@ class Lease:
         except Exception as exc:
             self.error = short_error(exc)
             # Keep what we had until it expires on its own; a busy database is not a lost lease.
-            # An outage's message says it all; for anything else (a bug) the traceback says
-            # which failure it was and where.
+            # A lost connection's message says it all; for anything else (locked, full, a bug)
+            # the traceback says which failure it was and where.
             log.warning(
                 "cannot renew the %s lease: %s",
                 self.name,
                 exc,
-                exc_info=not isinstance(exc, StoreUnavailable),
+                exc_info=not isinstance(exc, StoreUnreachable),
             )
             return self.held()
         self._took(taken, asked_at)
