@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from domaingate.store import upgrades
@@ -72,21 +73,29 @@ _LOCK_FLEET = "SELECT pg_advisory_xact_lock(%s)"
 APPLICATION = "domaingate"
 
 
-def connection_options(role: str) -> dict[str, Any]:
-    """What every connection the product opens is opened with (see the module's docstring)."""
-    return {
+def connection_options(url: str, role: str) -> dict[str, Any]:
+    """What every connection the product opens is opened with (see the module's docstring). An
+    `application_name` the operator put in the URL is theirs to keep: only a URL that names none
+    gets the role's."""
+    options: dict[str, Any] = {
         "autocommit": True,
         "connect_timeout": int(CONNECT_TIMEOUT),
         "prepare_threshold": None,
-        "application_name": f"{APPLICATION}-{role}",
     }
+    try:
+        named = "application_name" in conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        named = False  # a malformed URL: connecting says what is wrong with it
+    if not named:
+        options["application_name"] = f"{APPLICATION}-{role}"
+    return options
 
 
 async def connect(url: str, *, role: str, **kwargs: Any) -> psycopg.AsyncConnection[Any]:
     """One autocommit connection for `role` (its `application_name`); StoreUnreachable
     (saying why, naming the server) if none."""
     try:
-        return await psycopg.AsyncConnection.connect(url, **connection_options(role), **kwargs)
+        return await psycopg.AsyncConnection.connect(url, **connection_options(url, role), **kwargs)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise StoreUnreachable(
@@ -187,7 +196,7 @@ class PostgresDatabase(Database):
                     await migrate(conn)
         finally:
             await conn.close()
-        options = connection_options(role)
+        options = connection_options(url, role)
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url,
             min_size=1,
