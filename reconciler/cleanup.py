@@ -127,7 +127,11 @@ async def clean_own_storage(
     if not edge.held() and not await edge.renew():
         return result
     assert edge.identity is not None
-    for domain in await store.uncleaned_removals(db):
+    # And the removals marked cleaned while this storage was not counted (its edge silent past
+    # EDGE_STALE_AFTER): their copies here would be served again after a Caddy restart.
+    late = await store.removals_still_stored(db, edge.identity)
+    marked = {domain.id for domain in late}
+    for domain in [*await store.uncleaned_removals(db), *late]:
         if domain.verified_at is None or hostnames.is_reserved(domain.hostname, reserved_zones):
             continue  # nothing to delete: the lease holder marks it cleaned
         try:
@@ -143,6 +147,9 @@ async def clean_own_storage(
                 await edges.drop_certificate(
                     conn, edge.identity, domain.hostname, domain.id, clock()
                 )
+                if domain.id in marked:
+                    # Marked cleaned already: nobody waits for this word, nor would forget it.
+                    await edges.forget_cleanups(conn, domain.id)
             edge.forget(domain.hostname)
             result.cleaned += 1
         except (OSError, ValueError) as exc:
