@@ -31,6 +31,7 @@ import os
 import stat
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,10 @@ VERSION = 1
 # Seconds between snapshots while changes come in: a snapshot of a million names costs about a
 # second of a thread, and the one at stop (or the next one) catches up.
 WRITE_EVERY = 60.0
+# How far in this host's future a snapshot's sync time may be (clocks adjusted by a hair between
+# its write and its read). Further, its age is unknown: taken as none, it would be served fresh
+# past GATE_MAX_STALENESS for as long as the clock was ahead when it was written.
+FUTURE_TOLERANCE = 5.0
 
 
 class SnapshotRefused(Exception):
@@ -177,3 +182,5 @@ def _check(header: Any, newline: bytes, body: bytes, *, database: str, template:
     for key, kind in (("apps", list), ("count", int), ("seq", int), ("synced_at", float | int)):
         if not isinstance(header.get(key), kind):
             raise SnapshotRefused(f"its header's {key} is malformed")
+    if header["synced_at"] > time.time() + FUTURE_TOLERANCE:
+        raise SnapshotRefused("it says it matched the database in the future: its age is unknown")

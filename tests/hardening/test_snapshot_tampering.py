@@ -113,3 +113,15 @@ def test_written_private_under_any_umask(snapshot: Snapshot) -> None:
         os.umask(previous)
     assert snapshot.path.stat().st_mode & 0o777 == 0o600
     assert snapshot.read()[0] == HOSTS
+
+
+def test_a_snapshot_from_the_future_is_refused(snapshot: Snapshot) -> None:
+    # Written while the clock was an hour ahead: taken at its word, it would count as fresh for
+    # an hour past GATE_MAX_STALENESS.
+    ahead = Origin(database=DATABASE, identity="7716/dg/2", seq=41, synced_at=time.time() + 3600)
+    snapshot.write(HOSTS, ahead)
+    with pytest.raises(SnapshotRefused, match="in the future"):
+        snapshot.read()
+    # A hair ahead (clocks adjusted between write and read) is read, as just synced.
+    snapshot.write(HOSTS, Origin(database=DATABASE, identity="", seq=1, synced_at=time.time() + 1))
+    assert snapshot.read()[0] == HOSTS
