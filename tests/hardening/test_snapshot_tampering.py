@@ -13,9 +13,14 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from domaingate.errors import DomaingateError
+from domaingate.hostnames import gate_key, normalize
 from gateway.gate.allowlist import Entry
 from gateway.gate.snapshot import Origin, Snapshot, SnapshotRefused
 
@@ -125,3 +130,31 @@ def test_a_snapshot_from_the_future_is_refused(snapshot: Snapshot) -> None:
     # A hair ahead (clocks adjusted between write and read) is read, as just synced.
     snapshot.write(HOSTS, Origin(database=DATABASE, identity="", seq=1, synced_at=time.time() + 1))
     assert snapshot.read()[0] == HOSTS
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.lists(st.text(min_size=1, max_size=40), max_size=20))
+def test_every_name_accepted_round_trips_exactly(raw: list[str], tmp_path_factory: Any) -> None:
+    """What an edge restarted in an outage allows is exactly what it allowed: each name the
+    hostname rules accept reads back as itself, under the gate's own lookup key."""
+    names: dict[str, Entry] = {}
+    for text in raw:
+        try:
+            name = normalize(text)
+        except DomaingateError:
+            continue
+        names[name] = (len(names) + 1, "shop", "shop.internal:80")
+    snapshot = Snapshot(tmp_path_factory.mktemp("s") / "gate.snapshot", DATABASE, TEMPLATE)
+    snapshot.write(names, origin())
+    hosts = snapshot.read()[0]
+    assert hosts == names
+    assert all(gate_key(name) == name for name in hosts)
+
+
+# Characters str.splitlines() breaks a line at besides "\n": a row holding one (the API stores
+# none) must read back as itself, never as two lines or a refused snapshot.
+@pytest.mark.parametrize("odd", ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028"])
+def test_a_name_with_a_line_break_of_another_kind_round_trips(snapshot: Snapshot, odd: str) -> None:
+    hosts: dict[str, Entry] = {f"a{odd}bank.example": (1, "shop", "shop.internal:80"), **HOSTS}
+    snapshot.write(hosts, origin())
+    assert snapshot.read()[0] == hosts
