@@ -32,6 +32,7 @@ from domaingate import hostnames
 from domaingate.store import certificates as store
 from domaingate.store import edges
 from domaingate.store.abc import Connection, Database
+from domaingate.store.errors import LeaseLost
 from domaingate.store.scopes import Scope
 from domaingate.times import Clock
 from reconciler.certificates.report import EdgeStorage
@@ -127,6 +128,8 @@ async def clean_own_storage(
     if not edge.held() and not await edge.renew():
         return result
     assert edge.identity is not None
+    # The storage's lease orders who deletes from it: its token checked in each transaction.
+    fenced = edge.fenced(db)
     # And the removals marked cleaned while this storage was not counted (its edge silent past
     # EDGE_STALE_AFTER): their copies here would be served again after a Caddy restart.
     late = await store.removals_still_stored(db, edge.identity)
@@ -136,7 +139,7 @@ async def clean_own_storage(
             continue  # nothing to delete: the lease holder marks it cleaned
         try:
             # The name's lock: no rival claim on it can be verified while its certificates go.
-            async with db.write(Scope.hostname(domain.hostname)) as conn:
+            async with fenced.write(Scope.hostname(domain.hostname)) as conn:
                 if await store.hostname_is_held(conn, domain.hostname):
                     continue  # the holder's certificate now; the lease holder marks it cleaned
                 if await edges.said_cleaned(conn, edge.identity, domain.id, domain.hostname):
@@ -152,6 +155,11 @@ async def clean_own_storage(
                     await edges.forget_cleanups(conn, domain.id)
             edge.forget(domain.hostname)
             result.cleaned += 1
+        except LeaseLost:
+            if edge.held():
+                raise  # the reconciler's lease, not the storage's: the daemon stands by
+            log.warning("the storage %s is another reconciler's now: not cleaning it", edge.storage)
+            break
         except (OSError, ValueError) as exc:
             # Not said, so the domain stays uncleaned and the next run tries again (after the
             # operator fixes permissions).
