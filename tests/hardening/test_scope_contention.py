@@ -4,18 +4,23 @@ Another node's writer stuck inside its transaction (frozen, or slow) holds the l
 tenant's, or a name's. Only writes that need one of those wait; the others run. A write that
 waits past the lock timeout is answered 503 STORE_UNAVAILABLE with Retry-After and does not
 happen, never 500. A name whose lock key another name shares (the key is a 32-bit hash) waits
-too: a collision costs a wait, never a skipped lock.
+too: a collision costs a wait, never a skipped lock. And a tenant's flood of writes queued on its
+own lock does not take every writer place of the process: another tenant's write through the same
+gateway goes through meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import psycopg
 import pytest
 
+from domaingate.store.postgres.database import WRITERS
 from domaingate.store.scopes import Scope
 from tests.conftest import Api, sql
+from tests.support.wait import await_until
 
 pytestmark = pytest.mark.postgres
 
@@ -87,3 +92,40 @@ async def test_a_name_whose_lock_key_another_shares_waits_and_is_503(api: Api) -
     finally:
         await other.close()
     assert (await api.post_domain(globex, second)).status == 201
+
+
+async def _waiting_on_the_server(url: str) -> int:
+    async with await psycopg.AsyncConnection.connect(url) as probe:
+        cursor = await probe.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        )
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_a_tenants_flood_on_its_own_lock_leaves_the_gateway_to_others(api: Api) -> None:
+    acme = await api.tenant("acme")
+    globex = await api.tenant("globex")
+    await api.attach(acme, "first.acme.com")
+    await api.attach(globex, "first.globex.com")
+    acme_app, globex_app = await api.default_app(acme), await api.default_app(globex)
+    assert isinstance(api.db_target, str)
+    url = api.db_target
+    other = await _stuck_holding(url, Scope.tenant(_tenant_id(api, "acme")))
+    try:
+        flood = [
+            asyncio.create_task(api.post_domain(acme, f"f{i}.acme.com", acme_app, register=False))
+            for i in range(2 * WRITERS)
+        ]
+        await await_until(
+            lambda: _waiting_on_the_server(url), timeout=5, what="acme's writes waiting"
+        )
+        answered = await api.post_domain(globex, "second.globex.com", globex_app, register=False)
+        assert answered.status == 201
+        # Answered while acme's writes were all still waiting for acme's lock.
+        assert [task.done() for task in flood] == [False] * len(flood)
+    finally:
+        await other.close()
+    replies = await asyncio.gather(*flood)
+    assert {reply.status for reply in replies} <= {201, 429, 503}
+    assert any(reply.status == 201 for reply in replies)
