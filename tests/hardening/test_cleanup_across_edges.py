@@ -16,6 +16,7 @@ from domaingate.lifecycle.limits import COOLDOWN_SECONDS
 from domaingate.models import Tenant
 from domaingate.states import Status
 from domaingate.store import domains as domain_store
+from domaingate.store import edges as edges_store
 from domaingate.store import tenants
 from domaingate.store.abc import Database
 from reconciler.daemon import Reconciler
@@ -119,3 +120,28 @@ async def test_an_edge_back_from_silence_keeps_a_reclaimed_names_certificate(
     assert held(b.edge.storage, NAME)  # the name is the new holder's: nothing of it is deleted
     await a.clean_up()
     assert held(a.edge.storage, NAME)
+
+
+async def test_a_purged_domain_leaves_no_storage_word_for_a_reused_id(
+    db: Database, tenant: Tenant, clock: FakeClock, tmp_path: Path, edges: Edges
+) -> None:
+    a = await edges("edge-a", tmp_path / "a")
+    b = await edges("edge-b", tmp_path / "b")
+    domain_id = await _active_on_both(db, tenant, clock, a, b)
+    await domain_store.remove(db, await domain_store.get_by_id(db, domain_id), clock)
+    await a.clean_up()
+    await b.edge_duties()
+    await a.clean_up()
+    assert await cleaned_at(db, await domain_store.get_by_id(db, domain_id)) is not None
+    # Edge B's clean-up ran on a list read before the domain was marked cleaned: its word
+    # lands after the lease holder forgot the domain's.
+    async with db.write() as conn:
+        await edges_store.drop_certificate(conn, str(b.edge.identity), NAME, domain_id, clock())
+    clock.advance(a.settings.removed_retention + 1)
+    await a.renew_leases()
+    await a.clean_up()  # and the purge
+    for table, column in (("domains", "id"), ("edge_cleanups", "domain_id")):
+        found = await db.read_number(
+            f"SELECT count(*) FROM {table} WHERE {column} = ?", (domain_id,)
+        )
+        assert (table, found) == (table, 0)
