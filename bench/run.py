@@ -2,7 +2,7 @@
 
     python -m bench.run [--quick]
                         [--only gate,dns,gate-pass,certs,edges,caddy-flood,postgres,fleet-writes,
-                                fence,fleet-snapshot,fleet]
+                                fence,fleet-snapshot,fleet,tenant-flood]
                         [--candidate /path/to/patched/repo] [--output FILE] [--record]
 
 The report goes to `--output` (by default a file named for the run's start in the work folder),
@@ -45,6 +45,7 @@ from bench import (
     passbench,
     pgreport,
     profiling,
+    tenant_flood,
 )
 from bench.common import WORK
 
@@ -413,7 +414,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="gate,dns,gate-pass,certs,edges,caddy-flood,postgres,fleet-writes,fence,"
-        "fleet-snapshot,fleet",
+        "fleet-snapshot,fleet,tenant-flood",
     )
     parser.add_argument("--candidate", type=Path, help="a patched checkout to compare")
     parser.add_argument("--output", type=Path, help="where to write the report")
@@ -449,6 +450,8 @@ def main() -> None:
         fleet_snapshot.section(report, args.quick)
     if "fleet" in only:
         fleet_freshness.fleet_section(report, args.quick, py)
+    if "tenant-flood" in only:
+        tenant_flood.section(report, args.quick, py)
     took = (datetime.datetime.now(datetime.UTC) - started).seconds
     header = [
         "# domaingate benchmarks",

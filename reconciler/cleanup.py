@@ -32,6 +32,7 @@ from domaingate import hostnames
 from domaingate.store import certificates as store
 from domaingate.store import edges
 from domaingate.store.abc import Connection, Database
+from domaingate.store.errors import LeaseLost
 from domaingate.store.scopes import Scope
 from domaingate.times import Clock
 from reconciler.certificates.report import EdgeStorage
@@ -127,12 +128,18 @@ async def clean_own_storage(
     if not edge.held() and not await edge.renew():
         return result
     assert edge.identity is not None
-    for domain in await store.uncleaned_removals(db):
+    # The storage's lease orders who deletes from it: its token checked in each transaction.
+    fenced = edge.fenced(db)
+    # And the removals marked cleaned while this storage was not counted (its edge silent past
+    # EDGE_STALE_AFTER): their copies here would be served again after a Caddy restart.
+    late = await store.removals_still_stored(db, edge.identity)
+    marked = {domain.id for domain in late}
+    for domain in [*await store.uncleaned_removals(db), *late]:
         if domain.verified_at is None or hostnames.is_reserved(domain.hostname, reserved_zones):
             continue  # nothing to delete: the lease holder marks it cleaned
         try:
             # The name's lock: no rival claim on it can be verified while its certificates go.
-            async with db.write(Scope.hostname(domain.hostname)) as conn:
+            async with fenced.write(Scope.hostname(domain.hostname)) as conn:
                 if await store.hostname_is_held(conn, domain.hostname):
                     continue  # the holder's certificate now; the lease holder marks it cleaned
                 if await edges.said_cleaned(conn, edge.identity, domain.id, domain.hostname):
@@ -143,8 +150,16 @@ async def clean_own_storage(
                 await edges.drop_certificate(
                     conn, edge.identity, domain.hostname, domain.id, clock()
                 )
+                if domain.id in marked:
+                    # Marked cleaned already: nobody waits for this word, nor would forget it.
+                    await edges.forget_cleanups(conn, domain.id)
             edge.forget(domain.hostname)
             result.cleaned += 1
+        except LeaseLost:
+            if edge.held():
+                raise  # the reconciler's lease, not the storage's: the daemon stands by
+            log.warning("the storage %s is another reconciler's now: not cleaning it", edge.storage)
+            break
         except (OSError, ValueError) as exc:
             # Not said, so the domain stays uncleaned and the next run tries again (after the
             # operator fixes permissions).

@@ -6,8 +6,9 @@ webhook delivery when `WEBHOOK_URL` is set, and this edge's own storage report (
 lease or not). Each job's work lives in its own module; this one schedules them. The lease's
 work does nothing unless this process holds the lease, and writes through a `FencedDatabase`
 (`domaingate.store.fencing`), which checks the fencing token in each write's own transaction: a
-job stopped by a refused write ends as `fenced` and the process stands by. Not fenced: the
-lease's own compare-and-set writes, the edge's report of its own storage, and the webhook POSTs
+job stopped by a refused write ends as `fenced` and the process stands by. The edge's report
+and clean-up of its own storage are fenced by the storage's lease instead. Not fenced: the
+lease's own compare-and-set writes, and the webhook POSTs
 (a paused holder may repeat a delivery after waking, which receivers deduplicate by event id,
 but cannot mark it). The metrics listener opens before the lease is first tried, so a second
 reconciler on the same address stops at once. Shutdown is graceful: running jobs get a few
@@ -95,7 +96,7 @@ class Reconciler:
             on_error=self.metrics.check_errors.inc,
         )
         # This edge's storage: every reconciler reports and cleans its own, lease or not, so
-        # its reports are not fenced by the reconciler's lease (its storage's lease orders them).
+        # its reports are fenced by its storage's lease, not the reconciler's.
         self.edge = EdgeStorage(
             db,
             settings.caddy_storage,

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
+import tempfile
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +139,12 @@ def settings(db_target: Path | str, storage: Path) -> Settings:
     return make_settings(
         db_target, caddy_storage=storage, reconciler_listen=Listen(HOST, free_port())
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A state directory of the run's own: a gate on PostgreSQL writes its snapshot there by
+    default (`Settings.gate_snapshot_path`), never into the working directory, the checkout."""
+    os.environ["STATE_DIRECTORY"] = tempfile.mkdtemp(prefix="domaingate-state-")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

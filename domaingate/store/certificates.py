@@ -108,6 +108,21 @@ async def uncleaned_removals(db: Database, limit: int = 500) -> list[Domain]:
         return [rows.domain(row) async for row in cursor]
 
 
+async def removals_still_stored(db: Database, storage: str, limit: int = 500) -> list[Domain]:
+    """Removed domains marked cleaned whose certificate `storage` still reports, under a name no
+    claim the gate allows holds: the storage was not counted when they were marked (its edge
+    silent past EDGE_STALE_AFTER) and is reporting again, copies and all."""
+    async with db.reader.execute(
+        f"{DOMAIN_SELECT} WHERE d.status = 'removed' AND d.certs_cleaned_at IS NOT NULL"
+        " AND d.verified_at IS NOT NULL AND EXISTS (SELECT 1 FROM edge_certificates c"
+        " WHERE c.storage = ? AND c.hostname = d.hostname) AND NOT EXISTS (SELECT 1 FROM"
+        f" domains h WHERE h.hostname = d.hostname AND h.status IN {HELD})"
+        " ORDER BY d.removed_at, d.id LIMIT ?",
+        (storage, limit),
+    ) as cursor:
+        return [rows.domain(row) async for row in cursor]
+
+
 async def hostname_is_held(conn: Connection, hostname: str) -> bool:
     """Whether a claim the gate allows (verified, active, expiring) holds `hostname`: the one
     claim whose certificate the one directory per name in Caddy's storage may be. A pending or

@@ -35,6 +35,9 @@ async def purge_removed(db: Database, *, before: float, batch: int = PURGE_BATCH
                 ids,
             )
             await conn.execute(f"DELETE FROM domain_events WHERE domain_id IN ({marks})", ids)
+            # A storage's word about a purged domain (one written late, by an edge whose clean-up
+            # ran as the domain was marked cleaned): SQLite may give its id to the next domain.
+            await conn.execute(f"DELETE FROM edge_cleanups WHERE domain_id IN ({marks})", ids)
             await conn.execute(f"DELETE FROM domains WHERE id IN ({marks})", ids)
         purged += len(ids)
         if len(ids) < batch:

@@ -165,12 +165,9 @@ class GateRoutes:
             # Exactly one name: with several, which one Caddy meant is unknowable.
             if len(values) == 1 and allowlist.loaded:
                 key = gate_key(values[0])
-                allowed = key is not None and key in allowlist
-                limit = self._max_staleness
-                # GATE_MAX_STALENESS: nothing not seen fresh within it is allowed. Read only
-                # for a name held, so a flood of unknown names costs no clock.
-                if allowed and limit is not None:
-                    allowed = time.monotonic() - allowlist.synced_at <= limit
+                # GATE_MAX_STALENESS read only for a name held: a flood of unknown names
+                # costs no clock.
+                allowed = key is not None and key in allowlist and self._fresh_enough()
         except Exception:
             log.exception("tls-ask failed; denying")
         if allowed:
@@ -181,6 +178,11 @@ class GateRoutes:
             answer = DENIED
         metrics.ask_latency.observe(time.perf_counter() - started)
         return answer
+
+    def _fresh_enough(self) -> bool:
+        """GATE_MAX_STALENESS: nothing not seen fresh within it is allowed or routed."""
+        limit = self._max_staleness
+        return limit is None or time.monotonic() - self._allowlist.synced_at <= limit
 
     def refuse_ask(self) -> Reply:
         self._metrics.ask_denied.inc()
@@ -197,7 +199,9 @@ class GateRoutes:
                 host = forwarded[0].strip(b" \t").decode("latin-1")
                 key = gate_key(_strip_port(host))
                 found = allowlist.route_for(key) if key is not None else None
-                if found is not None:
+                # Past GATE_MAX_STALENESS too: a certificate Caddy holds in memory is served
+                # without asking /tls-ask, and this refusal is what stops its requests.
+                if found is not None and self._fresh_enough():
                     answer = self._routed.get(found) or self._route_reply(*found)
         except Exception:
             log.exception("route failed; refusing")

@@ -6,6 +6,12 @@ every `WRITE_EVERY` seconds while changes come in, and reads it only when the da
 loaded at start. It is written whole to a temporary file beside it, flushed (fsync) and renamed
 over the old one, so a crash leaves either the old snapshot or the new one, never half of one.
 
+Its checksum is no signature: whoever can write the file, or put another in its place, chooses
+the names an edge restarted in an outage allows. So it is read only if it is a regular file, not a
+link, owned by this process's user and writable by no one else; and the temporary file is made
+with a random name, exclusively (`tempfile.mkstemp`), so nothing another user planted beside it
+is written through or renamed into place.
+
 The format: one line of JSON (the format tag and version, the database it came from as settings
 name it, the server's identity (`ChangeFeed.identity`), the change sequence, when the view last
 matched the database, UPSTREAM_TEMPLATE, the apps, the count and the SHA-256 of the body), then
@@ -18,10 +24,14 @@ starts empty and denies until it has loaded, as without one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import stat
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +43,10 @@ VERSION = 1
 # Seconds between snapshots while changes come in: a snapshot of a million names costs about a
 # second of a thread, and the one at stop (or the next one) catches up.
 WRITE_EVERY = 60.0
+# How far in this host's future a snapshot's sync time may be (clocks adjusted by a hair between
+# its write and its read). Further, its age is unknown: taken as none, it would be served fresh
+# past GATE_MAX_STALENESS for as long as the clock was ahead when it was written.
+FUTURE_TOLERANCE = 5.0
 
 
 class SnapshotRefused(Exception):
@@ -77,8 +91,9 @@ class Snapshot:
             "count": len(lines),
             "sha256": hashlib.sha256(body).hexdigest(),
         }
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd, temporary = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(json.dumps(header).encode() + b"\n")
@@ -99,12 +114,7 @@ class Snapshot:
     def read(self) -> tuple[dict[str, Entry], Origin]:
         """The snapshot's hostnames and origin; SnapshotRefused if it is missing, damaged, or
         not of this database and UPSTREAM_TEMPLATE."""
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            raise SnapshotRefused("there is none") from None
-        except OSError as exc:
-            raise SnapshotRefused(f"cannot read it: {exc.strerror}") from exc
+        data = _read_own(self.path)
         head, newline, body = data.partition(b"\n")
         try:
             header = json.loads(head)
@@ -114,7 +124,9 @@ class Snapshot:
         hosts: dict[str, Entry] = {}
         try:
             apps = [(sys.intern(a), sys.intern(u)) for a, u in header["apps"]]
-            for line in body.decode().splitlines():
+            # "\n" only: str.splitlines() also breaks at \r, \x1c, \x85 and others, which would
+            # refuse a snapshot over one odd row (the API stores none, the database may hold one).
+            for line in body.decode().split("\n")[:-1]:
                 hostname, domain_id, number = line.split("\t")
                 app, upstream = apps[int(number)]
                 hosts[hostname] = (int(domain_id), app, upstream)
@@ -131,6 +143,33 @@ class Snapshot:
         return hosts, origin
 
 
+def _read_own(path: Path) -> bytes:
+    """The file's bytes, if only this process's user could have written them."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise SnapshotRefused("there is none") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SnapshotRefused("it is a symbolic link") from None
+        raise SnapshotRefused(f"cannot read it: {exc.strerror}") from exc
+    try:
+        # Checked on the open file: what is read is what was checked.
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            raise SnapshotRefused("it is not a regular file")
+        if found.st_uid != os.geteuid():
+            raise SnapshotRefused(f"it is owned by uid {found.st_uid}, not this process's user")
+        if found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise SnapshotRefused(f"it is writable by other users (mode {found.st_mode & 0o777:o})")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise SnapshotRefused(f"cannot read it: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
 def _check(header: Any, newline: bytes, body: bytes, *, database: str, template: str) -> None:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise SnapshotRefused("it is not a gate snapshot")
@@ -145,3 +184,5 @@ def _check(header: Any, newline: bytes, body: bytes, *, database: str, template:
     for key, kind in (("apps", list), ("count", int), ("seq", int), ("synced_at", float | int)):
         if not isinstance(header.get(key), kind):
             raise SnapshotRefused(f"its header's {key} is malformed")
+    if header["synced_at"] > time.time() + FUTURE_TOLERANCE:
+        raise SnapshotRefused("it says it matched the database in the future: its age is unknown")

@@ -6,10 +6,13 @@ Caddy's standard build has only `file_system` storage, so each edge usually has 
 own, and a certificate Caddy obtained on one edge exists there only. Edges may also mount one
 shared directory: the first scanner writes a random identity into its root
 (`domaingate-storage-id`), and a lease per identity lets one reconciler at a time scan, report
-and clean that storage, so nothing in it is read or deleted twice. A storage whose root does not
-exist yet (Caddy makes it with its first certificate, and domaingate must not make it for Caddy,
-under another owner) holds nothing: the edge reports it empty under an identity of its own
-(`absent:` and the edge's name) until the root appears.
+and clean that storage, so nothing in it is read or deleted twice. Its writes (the report, the
+clean-up's word) carry that lease's fencing token (`fenced`): a reconciler that froze between its
+scan and its report, and woke after another edge took the storage over, has its report refused
+rather than writing an older scan over the new holder's. A storage whose root does not exist yet
+(Caddy makes it with its first certificate, and domaingate must not make it for Caddy, under
+another owner) holds nothing: the edge reports it empty under an identity of its own (`absent:`
+and the edge's name) until the root appears.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from pathlib import Path
 
 from domaingate.store import edges as store
 from domaingate.store.abc import Database
+from domaingate.store.errors import LeaseLost
+from domaingate.store.fencing import Fence, FencedDatabase
 from domaingate.times import Clock
 from reconciler.certificates.storage import (
     CertScanner,
@@ -102,6 +107,18 @@ class EdgeStorage:
         """Whether this process scans, reports and cleans the storage now."""
         return self.lease is not None and self.lease.held()
 
+    def fenced(self, db: Database) -> Database:
+        """`db` with each write checked, in its transaction, against the storage lease's token."""
+        return FencedDatabase(db, self._fence, on_refused=self._lost, idle_timeout=self._lease_ttl)
+
+    def _fence(self) -> Fence | None:
+        return self.lease.fence() if self.lease is not None else None
+
+    def _lost(self, exc: LeaseLost) -> None:
+        if self.lease is not None:
+            self.lease.lost(exc.token)
+        self._reported = None  # another process reports it now: read its rows when back
+
     async def renew(self) -> bool:
         """Say this edge is alive, and take or renew the storage's lease; True if held."""
         if self.lease is None or self._absent():
@@ -167,9 +184,20 @@ class EdgeStorage:
             if name not in before or not _same(before[name], held)
         }
         gone = before.keys() - now.keys()
-        await store.report(
-            self.db, self.identity, self.edge, self.clock(), changed=changed, gone=gone
-        )
+        try:
+            await store.report(
+                self.fenced(self.db),
+                self.identity,
+                self.edge,
+                self.clock(),
+                changed=changed,
+                gone=gone,
+            )
+        except LeaseLost:
+            log.warning(
+                "the storage %s is another reconciler's now: not reporting it", self.storage
+            )
+            return None
         self._reported = now
         return found
 

@@ -48,9 +48,14 @@ class ApiResponse:
 
 
 def clean_environ() -> dict[str, str]:
-    """This process's environment without its DOMAINGATE_* variables: a domaingate process a test
-    starts is configured by what the test sets alone, never by the shell running the tests."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("DOMAINGATE_")}
+    """This process's environment without its DOMAINGATE_* variables (nor systemd's
+    STATE_DIRECTORY): a domaingate process a test starts is configured by what the test sets
+    alone, never by the shell running the tests, and keeps its state in its working directory."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DOMAINGATE_") and k != "STATE_DIRECTORY"
+    }
 
 
 def run_domaingate(

@@ -3,14 +3,15 @@
 A write transaction takes its locks before its first statement and keeps them until it commits
 (`domaingate.store.scopes`): the fleet lock, shared, then an advisory lock for each scope it
 names (a hostname, a tenant, a row), in one order. Writers that name a common scope take turns
-across every process on every node; the others run at once. Every read-then-write in the store
-(the claim check before an insert, the quota count, the rate-limit count, the compare-and-set
-reads of a batch) names the scopes its reads depend on, so it keeps the guarantee it was written
-for, at READ COMMITTED: each statement after the locks sees everything committed before it by a
-writer of the same scope. A write that names no scope takes the fleet lock exclusively: it waits
-for every other writer and holds them all back, as SQLite's `BEGIN IMMEDIATE` does, so a write
-nobody has scoped keeps the guarantee it had. Reads run concurrently on the pool and never wait
-for a lock.
+across every process on every node (within a process, one of them at a time waits on the server
+with a pooled connection: `domaingate.store.postgres.turns`); the others run at once. Every
+read-then-write in the store (the claim check before an insert, the quota count, the rate-limit
+count, the compare-and-set reads of a batch) names the scopes its reads depend on, so it keeps
+the guarantee it was written for, at READ COMMITTED: each statement after the locks sees
+everything committed before it by a writer of the same scope. A write that names no scope takes
+the fleet lock exclusively: it waits for every other writer and holds them all back, as SQLite's
+`BEGIN IMMEDIATE` does, so a write nobody has scoped keeps the guarantee it had. Reads run
+concurrently on the pool and never wait for a lock.
 
 Every connection works through a pooler in transaction mode (PgBouncer's `pool_mode =
 transaction`), where consecutive transactions may run on different server connections: no
@@ -40,6 +41,7 @@ from domaingate.store.errors import MigrationError, StoreUnavailable, StoreUnrea
 from domaingate.store.migrations import migrations
 from domaingate.store.postgres.adapter import Connection, row_factory, store_error, translated
 from domaingate.store.postgres.standby import check_standby_schema, in_recovery
+from domaingate.store.postgres.turns import Turns
 from domaingate.store.scopes import Scope, keys
 from domaingate.targets import PostgresServer
 
@@ -170,6 +172,7 @@ class PostgresDatabase(Database):
         self._pool = pool
         self._reader = PostgresReader(pool)
         self._writers = asyncio.Semaphore(WRITERS)
+        self._turns = Turns(LOCK_TIMEOUT_MS / 1000)
         self._on_error = on_error
         # False: every write takes the fleet lock exclusively, scopes or not (how writes were
         # before scopes; bench.fleet_writes measures both).
@@ -233,26 +236,32 @@ class PostgresDatabase(Database):
         """A write transaction holding the locks of `scopes` (none: the fleet lock, exclusive):
         commits on success, rolls back on any exception. A deadlock or a lock not granted
         within LOCK_TIMEOUT_MS is StoreBusy, like any other wait for a turn."""
-        async with self._writers:
-            try:
-                async with self._pool.connection() as raw, raw.transaction():
-                    # Per transaction: a session's SET would not follow it through a pooler.
-                    await raw.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
-                    await self._lock(raw, scopes)
-                    yield Connection(raw)
-            except psycopg.Error as exc:
-                mapped = store_error(exc)
-                self._report(mapped)
-                raise mapped from exc
-            except Exception as exc:
-                self._report(exc)
-                raise
+        taken = keys(scopes) if scopes and self._scoped else []
+        try:
+            # This process's writers of a common key wait for their turn here, holding no
+            # pooled connection (`domaingate.store.postgres.turns`).
+            async with (
+                self._turns.of(taken),
+                self._writers,
+                self._pool.connection() as raw,
+                raw.transaction(),
+            ):
+                # Per transaction: a session's SET would not follow it through a pooler.
+                await raw.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+                await self._lock(raw, taken)
+                yield Connection(raw)
+        except psycopg.Error as exc:
+            mapped = store_error(exc)
+            self._report(mapped)
+            raise mapped from exc
+        except Exception as exc:
+            self._report(exc)
+            raise
 
-    async def _lock(self, raw: psycopg.AsyncConnection[Any], scopes: tuple[Scope, ...]) -> None:
-        if not scopes or not self._scoped:
+    async def _lock(self, raw: psycopg.AsyncConnection[Any], taken: list[tuple[int, int]]) -> None:
+        if not taken:
             await raw.execute(_LOCK_FLEET, (WRITE_LOCK,))
             return
-        taken = keys(scopes)
         await raw.execute(
             _LOCK_SCOPES, (WRITE_LOCK, [kind for kind, _ in taken], [key for _, key in taken])
         )
