@@ -81,6 +81,7 @@ def gateway(tmp_path: Path, db_target: Path | str) -> Iterator[Gateway]:
         DOMAINGATE_ADMIN_TOKEN=ADMIN_TOKEN,
         DOMAINGATE_GATE_WORKERS="3",
         DOMAINGATE_LOG_LEVEL="INFO",
+        DOMAINGATE_GATE_SNAPSHOT=str(tmp_path / "gate.snapshot"),
     )
     with log.open("wb") as out:
         process = subprocess.Popen(
