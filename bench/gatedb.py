@@ -40,9 +40,15 @@ def status_of(i: int) -> str:
     return ALLOWED[bucket % 3]
 
 
+# Dropped for the load and made again after it; the others (009's counts) keep counting.
+_SEQ_TRIGGERS = ("domains_seq_on_insert", "domains_seq_on_update")
+
+
 def _triggers(conn: sqlite3.Connection) -> list[str]:
     rows = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'domains'"
+        f" AND name IN ({', '.join('?' for _ in _SEQ_TRIGGERS)})",
+        _SEQ_TRIGGERS,
     ).fetchall()
     return [str(row[0]) for row in rows]
 
@@ -57,7 +63,7 @@ def build(path: Path, count: int, dns_due: int) -> float:
         conn.execute("PRAGMA synchronous = OFF")
         triggers = _triggers(conn)
         conn.execute("BEGIN")
-        for name in ("domains_seq_on_insert", "domains_seq_on_update"):
+        for name in _SEQ_TRIGGERS:
             conn.execute(f"DROP TRIGGER {name}")
         conn.execute(
             "INSERT INTO tenants (id, name, token_hash, created_at) VALUES (1, 'bench', ?, 0)",
