@@ -111,7 +111,11 @@ def cached(path: Path, count: int, dns_due: int) -> tuple[Path, float | None]:
     pristine = path.with_name(f"pristine-{count}-{dns_due}-v{len(migrations())}.db")
     took = None
     if not pristine.exists():
-        took = build(pristine, count, dns_due)
+        # Built under another name and renamed once complete: a build cut short (an error, ^C)
+        # must not be taken for the pristine copy by the next run.
+        partial = pristine.with_name(f"{pristine.name}.partial")
+        took = build(partial, count, dns_due)
+        partial.replace(pristine)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(pristine, path)
