@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 import threading
 import time
 import urllib.request
@@ -69,32 +68,9 @@ class NewConnectionAsker(freshness.Asker):
 async def measure(
     writer_url: str, ports: list[int], targets: list[tuple[int, str]], rate: float
 ) -> freshness.Result:
-    names = dict(targets)
-    askers = [NewConnectionAsker(port) for port in ports]
+    askers: list[freshness.Asker] = [NewConnectionAsker(port) for port in ports]
     ids = common.WORK / "fleet-ids.txt"
-    ids.write_text("\n".join(str(i) for i, _ in targets), encoding="utf-8")
-    writer = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.freshness", "write", writer_url, str(rate), str(ids),
-        stdout=asyncio.subprocess.PIPE, cwd=common.REPO,
-    )  # fmt: skip
-    assert writer.stdout is not None
-    result = freshness.Result(changes=len(targets), gates=len(ports))
-    pending: list[dict[str, float]] = [{} for _ in ports]
-    done = asyncio.Event()
-    followers = [
-        asyncio.create_task(_follow(asker, waiting, result, done))
-        for asker, waiting in zip(askers, pending, strict=True)
-    ]
-    async for line in writer.stdout:
-        domain_id, committed = line.decode().split()
-        for waiting in pending:
-            waiting[names[int(domain_id)]] = float(committed)
-    done.set()
-    await writer.wait()
-    await asyncio.gather(*followers)
-    if writer.returncode:
-        raise RuntimeError(f"the writer exited with {writer.returncode}")
-    return result
+    return await freshness.follow_writes(writer_url, askers, targets, rate, _follow, ids)
 
 
 async def _follow(

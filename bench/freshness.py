@@ -21,9 +21,10 @@ import contextlib
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -99,27 +100,45 @@ async def _follow(
         await asyncio.sleep(POLL)
 
 
+# How one gateway's asker follows the pending changes until the writer is done (`_follow`).
+Follow = Callable[[Asker, dict[str, float], Result, asyncio.Event], Coroutine[Any, Any, None]]
+
+
 async def measure(
     url: str, ports: list[int], targets: list[tuple[int, str]], rate: float
 ) -> Result:
-    names = dict(targets)
     askers = [Asker(port) for port in ports]
     for asker in askers:
         for _, name in targets[:5]:
             if await asker.ask(name) != 403:
                 raise RuntimeError(f"{name} is allowed at :{asker.port} before its change")
-    ids = Path(common.WORK / "freshness-ids.txt")
+    return await follow_writes(
+        url, askers, targets, rate, _follow, Path(common.WORK / "freshness-ids.txt")
+    )
+
+
+async def follow_writes(
+    url: str,
+    askers: list[Asker],
+    targets: list[tuple[int, str]],
+    rate: float,
+    follow: Follow,
+    ids: Path,
+) -> Result:
+    """Commit `targets` at `rate` a second from a writer process, while each asker follows
+    (`follow`) the changes committed and not yet allowed at its gateway."""
+    names = dict(targets)
     ids.write_text("\n".join(str(i) for i, _ in targets), encoding="utf-8")
     writer = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.freshness", "write", url, str(rate), str(ids),
         stdout=asyncio.subprocess.PIPE, cwd=common.REPO,
     )  # fmt: skip
     assert writer.stdout is not None
-    result = Result(changes=len(targets), gates=len(ports))
-    pending: list[dict[str, float]] = [{} for _ in ports]
+    result = Result(changes=len(targets), gates=len(askers))
+    pending: list[dict[str, float]] = [{} for _ in askers]
     done = asyncio.Event()
     followers = [
-        asyncio.create_task(_follow(asker, waiting, result, done))
+        asyncio.create_task(follow(asker, waiting, result, done))
         for asker, waiting in zip(askers, pending, strict=True)
     ]
     async for line in writer.stdout:

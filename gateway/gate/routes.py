@@ -106,11 +106,11 @@ def ask_values(query: bytes) -> list[str]:
     # The common case, exactly what Caddy sends for a hostname: nothing to decode.
     if text.startswith("domain=") and not any(c in text for c in "&%+"):
         return [text[7:]]
-    pairs = parse_qsl(text, keep_blank_values=True, errors="replace")
-    return [value for key, value in pairs if key == "domain"]
+    return _query_values(query, "domain")
 
 
 def _query_values(query: bytes, name: str) -> list[str]:
+    """Every `name` value of a raw query string (none from one that is not ASCII)."""
     if not query.isascii():
         return []
     pairs = parse_qsl(query.decode("ascii"), keep_blank_values=True, errors="replace")
